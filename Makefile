@@ -1,0 +1,33 @@
+# hilobench: `make run` sets everything up and runs a short demo; `make test` runs the tests.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+SUITE   ?= suites/ci_smoke.yaml
+BASE    ?= HEAD
+
+.PHONY: install run test lint gate clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[plot,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Default job: every attention at the paper's single-layer setting (14x14 tokens, dim 768,
+# 12 heads), reference and fused paths, on the CPU; under 2 minutes on 2 cores.
+run: $(STAMP)
+	$(BIN)/hilobench layer --attn all --res 224 --impl both --batch 16 --budget 1.5
+
+test: $(STAMP)
+	$(BIN)/ruff check hilobench tests benchmarks
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check hilobench tests benchmarks
+	$(BIN)/ruff format --check hilobench tests benchmarks
+
+clean:
+	rm -rf $(VENV) results/runs .pytest_cache

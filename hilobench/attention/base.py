@@ -1,0 +1,63 @@
+"""The attention contract every layer follows: ``forward(x, H, W)`` and analytic ``macs(H, W)``."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hilobench.errors import ConfigError
+
+IMPLS = ("reference", "fused")
+
+
+class Attention(nn.Module):
+    """Base of all attention layers.
+
+    ``x`` is ``(B, H*W, C)``; the output has the same shape. ``impl`` selects the published
+    formulation (explicit matmul + softmax) or the fused ``scaled_dot_product_attention`` path;
+    both use the same parameters, so state dicts load into either.
+    """
+
+    #: How many attention layers one forward call runs (Twins' T-MSA pair runs two), so that
+    #: per-layer figures can be reported.
+    layers_per_call: int = 1
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, impl: str = "reference"):
+        super().__init__()
+        if not isinstance(dim, int) or dim < 1:
+            raise ConfigError(f"dim must be a positive integer, got {dim!r}")
+        if not isinstance(num_heads, int) or num_heads < 1:
+            raise ConfigError(f"heads must be a positive integer, got {num_heads!r}")
+        if dim % num_heads:
+            raise ConfigError(f"heads={num_heads} does not divide dim={dim}")
+        if impl not in IMPLS:
+            raise ConfigError(f"unknown impl {impl!r}; choose from: {', '.join(IMPLS)}")
+        self.dim = dim
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim**-0.5
+        self.impl = impl
+
+    def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def macs(self, H: int, W: int) -> int:  # pragma: no cover
+        """Multiply-accumulates of one image (batch 1) on an ``H x W`` token map."""
+        raise NotImplementedError
+
+
+def check_window(window: object) -> int:
+    """Validate a window size; return it as int."""
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ConfigError(f"window must be an integer >= 1, got {window!r}")
+    return window
+
+
+def set_impl(module: nn.Module, impl: str) -> nn.Module:
+    """Switch every attention inside ``module`` to ``impl`` (reference or fused)."""
+    if impl not in IMPLS:
+        raise ConfigError(f"unknown impl {impl!r}; choose from: {', '.join(IMPLS)}")
+    for m in module.modules():
+        if isinstance(m, Attention):
+            m.impl = impl
+    return module

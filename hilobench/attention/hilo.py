@@ -1,0 +1,134 @@
+"""HiLo attention (LITv2): heads split into local Hi-Fi windows and global Lo-Fi pooled attention.
+
+Hi-Fi heads capture high-frequency detail by attending inside each non-overlapping ``s×s``
+window; Lo-Fi heads capture low-frequency structure by letting every query attend to keys and
+values computed from the ``s×s`` average-pooled input. Outputs are concatenated, Hi-Fi first.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hilobench.attention.base import Attention, check_window
+from hilobench.attention.msa import attend
+from hilobench.attention.registry import register_attention
+from hilobench.errors import ConfigError
+
+
+def check_alpha(alpha: object) -> float:
+    """Validate the Lo-Fi head fraction; return it as float."""
+    if isinstance(alpha, bool) or not isinstance(alpha, Real) or not 0 <= alpha <= 1:
+        raise ConfigError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    return float(alpha)
+
+
+def lofi_heads(num_heads: int, alpha: float) -> int:
+    """``floor(num_heads·alpha)``, immune to float error such as ``100 * 0.29 = 28.999…``."""
+    return min(num_heads, math.floor(num_heads * alpha + 1e-9))
+
+
+@register_attention(
+    "hilo",
+    "HiLo attention (LITv2): Hi-Fi window heads + Lo-Fi pooled global heads",
+    knobs=("window", "alpha"),
+    window=2,
+    alpha=0.9,
+)
+class HiLo(Attention):
+    """HiLo attention with window size ``window`` (the paper's ``s``) and Lo-Fi fraction ``alpha``.
+
+    ``l_heads = floor(num_heads·alpha)`` heads are Lo-Fi, the rest Hi-Fi. ``window=1`` is plain
+    global MSA (all heads Lo-Fi, no pooling, ``alpha`` ignored); ``alpha=0`` leaves only Hi-Fi
+    (window attention), ``alpha=1`` only Lo-Fi. A branch with no heads has no parameters. Maps
+    whose sides are not multiples of ``window`` are zero-padded right/bottom, attended at the
+    padded size, and cropped back, so dense-prediction resolutions run unchanged.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        qkv_bias: bool = True,
+        impl: str = "reference",
+        window: int = 2,
+        alpha: float = 0.9,
+    ) -> None:
+        super().__init__(dim, num_heads, qkv_bias, impl)
+        self.window = check_window(window)
+        self.alpha = check_alpha(alpha)
+        self.l_heads = num_heads if self.window == 1 else lofi_heads(num_heads, self.alpha)
+        self.h_heads = num_heads - self.l_heads
+        self.l_dim = self.l_heads * self.head_dim
+        self.h_dim = self.h_heads * self.head_dim
+        if self.h_heads:
+            self.h_qkv = nn.Linear(dim, 3 * self.h_dim, bias=qkv_bias)
+            self.h_proj = nn.Linear(self.h_dim, self.h_dim)
+        if self.l_heads:
+            self.l_q = nn.Linear(dim, self.l_dim, bias=qkv_bias)
+            self.l_kv = nn.Linear(dim, 2 * self.l_dim, bias=qkv_bias)
+            self.l_proj = nn.Linear(self.l_dim, self.l_dim)
+
+    def _hifi(self, x: torch.Tensor) -> torch.Tensor:
+        """Attention inside each ``s×s`` window; ``x`` is ``(B, Hp, Wp, C)``, sides divisible."""
+        B, Hp, Wp, _ = x.shape
+        s, nh, hd = self.window, self.h_heads, self.head_dim
+        hg, wg = Hp // s, Wp // s
+        qkv = self.h_qkv(x).reshape(B, hg, s, wg, s, 3, nh, hd)
+        # -> (3, B, windows, heads, s*s, head_dim)
+        qkv = qkv.permute(5, 0, 1, 3, 6, 2, 4, 7).reshape(3, B, hg * wg, nh, s * s, hd)
+        q, k, v = qkv.unbind(0)
+        out = attend(q, k, v, self.scale, self.impl)
+        out = out.reshape(B, hg, wg, nh, s, s, hd).permute(0, 1, 4, 2, 5, 3, 6)
+        return self.h_proj(out.reshape(B, Hp, Wp, self.h_dim))
+
+    def _lofi(self, x: torch.Tensor) -> torch.Tensor:
+        """Every query attends to keys/values of the ``s×s`` average-pooled map."""
+        B, Hp, Wp, C = x.shape
+        nl, hd = self.l_heads, self.head_dim
+        tokens = x.reshape(B, Hp * Wp, C)
+        q = self.l_q(tokens).reshape(B, Hp * Wp, nl, hd).transpose(1, 2)
+        if self.window > 1:
+            pooled = F.avg_pool2d(x.permute(0, 3, 1, 2), self.window, self.window)
+            kv_in = pooled.flatten(2).transpose(1, 2)
+        else:
+            kv_in = tokens
+        kv = self.l_kv(kv_in).reshape(B, -1, 2, nl, hd).permute(2, 0, 3, 1, 4)
+        k, v = kv.unbind(0)
+        out = attend(q, k, v, self.scale, self.impl)
+        return self.l_proj(out.transpose(1, 2).reshape(B, Hp, Wp, self.l_dim))
+
+    def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        B, N, C = x.shape
+        x = x.reshape(B, H, W, C)
+        s = self.window
+        pad_h, pad_w = (-H) % s, (-W) % s
+        if pad_h or pad_w:
+            x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+        outs = []
+        if self.h_heads:
+            outs.append(self._hifi(x))
+        if self.l_heads:
+            outs.append(self._lofi(x))
+        out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
+        if pad_h or pad_w:
+            out = out[:, :H, :W, :]
+        return out.reshape(B, N, C)
+
+    def macs(self, H: int, W: int) -> int:
+        """The paper's count on the padded map (softmax, scaling, pooling, biases excluded).
+
+        With ``Np`` padded tokens and ``G`` windows: Hi-Fi
+        ``Np·dim·3h_dim + G·(s²)²·2h_dim + Np·h_dim²``; Lo-Fi
+        ``Np·dim·l_dim + G·dim·2l_dim + Np·l_dim·G·2 + Np·l_dim²``.
+        """
+        s, c, hdim, ldim = self.window, self.dim, self.h_dim, self.l_dim
+        hp, wp = -(-H // s) * s, -(-W // s) * s
+        n, g = hp * wp, (hp // s) * (wp // s)
+        hifi = n * c * 3 * hdim + g * (s * s) ** 2 * 2 * hdim + n * hdim * hdim
+        lofi = n * c * ldim + g * c * 2 * ldim + n * ldim * g * 2 + n * ldim * ldim
+        return hifi + lofi

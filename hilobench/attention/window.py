@@ -1,0 +1,222 @@
+"""Swin-style window attention (W-MSA) and its shifted variant (SW-MSA).
+
+Tokens attend only inside non-overlapping ``w x w`` windows, optionally with a learned relative
+position bias. The shifted variant cyclically rolls the map by ``-shift`` first (and back by
+``+shift`` afterwards) so windows straddle the previous layer's borders; a region mask stops
+tokens that were not neighbours before the roll from attending to each other.
+
+Edge cases, chosen so each one has a single clear meaning:
+
+* A map no larger than the window (``H <= w`` **and** ``W <= w``) is one ``H x W`` window with
+  no shift and no padding, so the layer is global attention plus the relative bias (the bias
+  table covers every offset such a map can have).
+* Otherwise a map not divisible by ``w`` is zero-padded right/bottom to ``Hp x Wp``. Padded
+  tokens go through ``qkv`` like real ones (their keys/values are the projection biases), are
+  attended to without a mask, as Swin and LITv2 do, and their outputs are cropped away. That is
+  why the MAC count uses the padded token count.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hilobench.attention.base import Attention, check_window
+from hilobench.attention.registry import register_attention
+from hilobench.errors import ConfigError
+
+#: Additive logit for keys in another region of a shifted window. Swin's value: exp(-100)
+#: underflows to zero in float32, and a finite value keeps bias + mask sums free of NaN.
+MASK_VALUE = -100.0
+
+
+def relative_position_index(wh: int, ww: int, window: int, device: torch.device) -> torch.Tensor:
+    """``(wh*ww, wh*ww)`` indices into a ``(2*window-1)**2`` table, built from shapes only so it
+    works on the ``meta`` device; a window smaller than ``window`` uses a subset of the table."""
+    ys = torch.arange(wh, device=device).repeat_interleave(ww)
+    xs = torch.arange(ww, device=device).repeat(wh)
+    dy = ys[:, None] - ys[None, :] + (window - 1)
+    dx = xs[:, None] - xs[None, :] + (window - 1)
+    return dy * (2 * window - 1) + dx
+
+
+def shift_region_mask(
+    hp: int, wp: int, window: int, shift: int, device: torch.device
+) -> torch.Tensor:
+    """Additive ``(num_windows, w*w, w*w)`` mask for a map rolled by ``-shift``.
+
+    Along each axis the rolled map has three regions, ``[0, L-w)``, ``[L-w, L-shift)`` and
+    ``[L-shift, L)``; two tokens of one window may attend to each other only if they share a
+    region on both axes. Built with tensor ops from shapes (no values read back to Python).
+    """
+
+    def regions(length: int) -> torch.Tensor:
+        pos = torch.arange(length, device=device)
+        return (pos >= length - window).long() + (pos >= length - shift).long()
+
+    ids = regions(hp)[:, None] * 3 + regions(wp)[None, :]
+    ids = ids.view(hp // window, window, wp // window, window).permute(0, 2, 1, 3)
+    ids = ids.reshape(-1, window * window)
+    differ = ids[:, :, None] != ids[:, None, :]
+    return torch.zeros(differ.shape, device=device).masked_fill(differ, MASK_VALUE)
+
+
+@register_attention(
+    "wmsa",
+    "Swin window attention (w x w windows, relative position bias)",
+    knobs=("window", "rel_pos"),
+    window=7,
+    shift=0,
+    rel_pos=True,
+)
+class WindowAttention(Attention):
+    """Multi-head self-attention inside non-overlapping ``window x window`` windows.
+
+    ``qkv: C -> 3C`` and ``proj: C -> C`` act on every (padded) token; ``rel_pos`` adds a learned
+    ``(2w-1)^2 x heads`` bias indexed by relative coordinates; ``shift > 0`` makes it SW-MSA.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        qkv_bias: bool = True,
+        impl: str = "reference",
+        window: int = 7,
+        shift: int = 0,
+        rel_pos: bool = True,
+    ):
+        super().__init__(dim, num_heads, qkv_bias, impl)
+        window = check_window(window)
+        if isinstance(shift, bool) or not isinstance(shift, int) or not 0 <= shift < window:
+            raise ConfigError(f"shift must be an integer in [0, window={window}), got {shift!r}")
+        if not isinstance(rel_pos, bool):
+            raise ConfigError(f"rel_pos must be true or false, got {rel_pos!r}")
+        self.window = window
+        self.shift = shift
+        self.rel_pos = rel_pos
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        if rel_pos:
+            table = torch.zeros((2 * window - 1) ** 2, num_heads)
+            # non-zero from the start, so tests and benchmarks exercise a real bias
+            self.relative_position_bias_table = nn.Parameter(nn.init.trunc_normal_(table, std=0.02))
+            index = relative_position_index(window, window, window, table.device)
+            # derived from the window size, so kept out of the state dict
+            self.register_buffer("relative_position_index", index, persistent=False)
+        else:
+            self.relative_position_bias_table = None
+            self.relative_position_index = None
+        self._mask_cache: dict[tuple, torch.Tensor] = {}
+
+    def extra_repr(self) -> str:
+        return (
+            f"dim={self.dim}, heads={self.num_heads}, window={self.window}, shift={self.shift}, "
+            f"rel_pos={self.rel_pos}, impl={self.impl}"
+        )
+
+    def _layout(self, H: int, W: int) -> tuple[int, int, int, int, int]:
+        """Window height/width, padded map size and effective shift for an ``H x W`` map."""
+        w = self.window
+        if H <= w and W <= w:  # the whole map is one window: global attention + bias
+            return H, W, H, W, 0
+        return w, w, -(-H // w) * w, -(-W // w) * w, self.shift
+
+    def _bias(self, wh: int, ww: int) -> torch.Tensor | None:
+        """``(heads, n, n)`` relative position bias for a ``wh x ww`` window."""
+        table = self.relative_position_bias_table
+        if table is None:
+            return None
+        if (wh, ww) == (self.window, self.window):
+            index = self.relative_position_index
+        else:
+            index = relative_position_index(wh, ww, self.window, table.device)
+        n = wh * ww
+        return table[index.reshape(-1)].view(n, n, -1).permute(2, 0, 1)
+
+    def _shift_mask(self, hp: int, wp: int, shift: int, device: torch.device) -> torch.Tensor:
+        # Cached per shape like Swin's precomputed buffer; keyed on inference mode because an
+        # inference tensor must not be saved for backward in a later training step.
+        key = (hp, wp, shift, str(device), torch.is_inference_mode_enabled())
+        mask = self._mask_cache.get(key)
+        if mask is None:
+            if len(self._mask_cache) >= 8:
+                self._mask_cache.clear()
+            mask = shift_region_mask(hp, wp, self.window, shift, device)
+            self._mask_cache[key] = mask
+        return mask
+
+    def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        B, N, C = x.shape
+        wh, ww, hp, wp, shift = self._layout(H, W)
+        nh, nw, n = hp // wh, wp // ww, wh * ww
+        heads, hd = self.num_heads, self.head_dim
+
+        x = x.reshape(B, H, W, C)
+        if hp != H or wp != W:
+            x = F.pad(x, (0, 0, 0, wp - W, 0, hp - H))
+        if shift:
+            x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
+
+        # (B, hp, wp, 3C) -> (3, B, windows*heads, n, hd): windows fold into the head axis, so a
+        # per-window mask broadcasts over the batch without being copied B times
+        qkv = self.qkv(x).view(B, nh, wh, nw, ww, 3, heads, hd)
+        qkv = qkv.permute(5, 0, 1, 3, 6, 2, 4, 7).reshape(3, B, nh * nw * heads, n, hd)
+        q, k, v = qkv.unbind(0)
+
+        bias = self._bias(wh, ww)  # (heads, n, n) or None
+        mask = None
+        if shift:
+            region = self._shift_mask(hp, wp, shift, x.device)[:, None]  # (windows, 1, n, n)
+            mask = region if bias is None else region + bias
+            mask = mask.expand(nh * nw, heads, n, n).reshape(nh * nw * heads, n, n)
+        elif bias is not None:
+            mask = bias.expand(nh * nw, heads, n, n).reshape(nh * nw * heads, n, n)
+
+        if self.impl == "fused":
+            if mask is not None:
+                mask = mask.to(q.dtype)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+        else:
+            attn = (q * self.scale) @ k.transpose(-2, -1)
+            if mask is not None:
+                attn = attn + mask
+            out = attn.softmax(dim=-1) @ v
+
+        # (B, windows*heads, n, hd) -> (B, hp, wp, C)
+        out = out.view(B, nh, nw, heads, wh, ww, hd).permute(0, 1, 4, 2, 5, 3, 6)
+        out = self.proj(out.reshape(B, hp, wp, C))
+        if shift:
+            out = torch.roll(out, shifts=(shift, shift), dims=(1, 2))
+        if hp != H or wp != W:
+            out = out[:, :H, :W, :]
+        return out.reshape(B, H * W, C)
+
+    def macs(self, H: int, W: int) -> int:
+        """``4*Np*C^2 + 2*Np*n*C``: qkv and proj over the ``Np`` padded tokens, plus ``q@k^T`` and
+        ``attn@v`` within windows of ``n`` tokens (``w^2``, or ``H*W`` for a map no larger than
+        the window). Bias, mask, softmax and roll are not counted."""
+        wh, ww, hp, wp, _ = self._layout(H, W)
+        np_, c = hp * wp, self.dim
+        return 4 * np_ * c * c + 2 * np_ * (wh * ww) * c
+
+
+@register_attention(
+    "swmsa",
+    "Swin shifted window attention (shift = window // 2, region mask)",
+    knobs=("window", "rel_pos"),
+    window=7,
+    rel_pos=True,
+)
+def shifted_window_attention(
+    dim: int,
+    num_heads: int,
+    qkv_bias: bool = True,
+    impl: str = "reference",
+    window: int = 7,
+    rel_pos: bool = True,
+) -> WindowAttention:
+    """SW-MSA: the shift follows the chosen window (``window // 2``) as in Swin."""
+    window = check_window(window)
+    return WindowAttention(dim, num_heads, qkv_bias, impl, window, window // 2, rel_pos)

@@ -1,0 +1,256 @@
+"""Measure one Case: build → count → time → memory → Row.
+
+This is the one place a Case turns into numbers; the CLI, the suite runner and the gate all
+call :func:`run_case`, so every row is measured the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from hilobench.case import LAYER_SCALE, ROW_SCHEMA_VERSION, Case, fmt_hw, parse_hw
+from hilobench.errors import ConfigError
+from hilobench.measure import memory, stats, timing
+from hilobench.measure.flops import count_macs
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+#: Layer options and the attention knob each one drives.
+LAYER_KNOBS = {"alpha": "alpha", "window": "window", "sr": "sr_ratio", "rel_pos": "rel_pos"}
+
+
+@dataclass
+class Subject:
+    """What gets timed: a module, how to call it, and its counts."""
+
+    module: nn.Module
+    make_inputs: Callable[[str, int], tuple[Any, ...]]  # (device, batch) -> forward args
+    tokens: tuple[int, int] | None
+    layers_per_call: int
+    analytic_macs: int | None
+    attention: str
+
+
+def check_device(device: str) -> None:
+    """Refuse a device this machine cannot run, before anything is built or written."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device {device!r} requested but CUDA is not available here; use --device cpu"
+        )
+
+
+def check_dtype(dtype: str, device: str) -> None:
+    if dtype == "float16" and not device.startswith("cuda"):
+        raise ConfigError(
+            "dtype 'float16' is supported on cuda only; on cpu use float32 or bfloat16"
+        )
+
+
+def layer_tokens(case: Case) -> tuple[int, int]:
+    """Token map of a layer case: explicit ``tokens`` option, else the 1/16-scale map of ``res``."""
+    opts = case.opts
+    if opts.get("tokens") is not None:
+        return parse_hw(opts["tokens"], "tokens")
+    h, w = case.res[0] // LAYER_SCALE, case.res[1] // LAYER_SCALE
+    if h < 1 or w < 1:
+        raise ConfigError(
+            f"resolution {fmt_hw(case.res)} is too small: its 1/{LAYER_SCALE}-scale token map "
+            f"would be {h}x{w}; use a resolution >= {LAYER_SCALE} or --tokens HxW"
+        )
+    return h, w
+
+
+def build_subject(case: Case) -> Subject:
+    """Build the module a case measures (on the CPU, float32)."""
+    torch.manual_seed(0)
+    opts = case.opts
+    if case.kind == "layer":
+        from hilobench.attention import build_attention
+
+        h, w = layer_tokens(case)
+        knobs = {LAYER_KNOBS[k]: opts[k] for k in LAYER_KNOBS if opts.get(k) is not None}
+        dim = int(opts.get("dim", 768))
+        module = build_attention(
+            case.name, dim, int(opts.get("heads", 12)), impl=case.impl, **knobs
+        )
+        lpc = int(getattr(module, "layers_per_call", 1))
+
+        def make_inputs(device: str, batch: int) -> tuple[Any, ...]:
+            return (torch.randn(batch, h * w, dim, device=device), h, w)
+
+        return Subject(module, make_inputs, (h, w), lpc, int(module.macs(h, w)), case.name)
+
+    from hilobench.models import analytic_macs, build_model
+
+    model = build_model(
+        case.name,
+        res=case.res,
+        impl=case.impl,
+        attn=opts.get("attn"),
+        alpha=opts.get("alpha"),
+        window=opts.get("window"),
+        dtm=opts.get("dtm", "deform"),
+    )
+    rh, rw = case.res
+
+    def make_model_inputs(device: str, batch: int) -> tuple[Any, ...]:
+        return (torch.randn(batch, 3, rh, rw, device=device),)
+
+    macs = analytic_macs(model, case.res)
+    return Subject(model, make_model_inputs, None, 1, macs, opts.get("attn") or "")
+
+
+def _autocast(case: Case) -> contextlib.AbstractContextManager[Any]:
+    if case.dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(case.device.split(":")[0], dtype=_DTYPES[case.dtype])
+
+
+def make_step(case: Case, subject: Subject, inputs: tuple[Any, ...]) -> Callable[[], Any]:
+    """The callable that is timed: inference, or a full training step for ``mode=train``."""
+    module = subject.module
+    if case.mode == "infer":
+        module.eval()
+
+        def infer() -> Any:
+            with torch.inference_mode(), _autocast(case):
+                return module(*inputs)
+
+        return infer
+
+    module.train()
+    opt = torch.optim.AdamW(module.parameters(), lr=1e-4)
+    labels = None
+    if case.kind == "model":
+        gen = torch.Generator().manual_seed(0)
+        n_cls = int(getattr(module, "num_classes", 1000))
+        labels = torch.randint(0, n_cls, (case.batch,), generator=gen).to(case.device)
+
+    def train_step() -> Any:
+        opt.zero_grad(set_to_none=True)
+        with _autocast(case):
+            out = module(*inputs)
+            if labels is not None:
+                loss = nn.functional.cross_entropy(out.float(), labels)
+            else:
+                loss = out.float().square().mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    return train_step
+
+
+def _bytes_of(tensors: Any) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+
+
+def base_row(case: Case) -> dict[str, Any]:
+    """Identity columns of a row: known before anything is measured."""
+    opts = case.opts
+    return {
+        "schema": ROW_SCHEMA_VERSION,
+        "case_key": case.key,
+        "kind": case.kind,
+        "name": case.name,
+        "attention": case.name if case.kind == "layer" else (opts.get("attn") or ""),
+        "impl": case.impl,
+        "mode": case.mode,
+        "res": fmt_hw(case.res),
+        "tokens": "",
+        "batch": case.batch,
+        "device": case.device,
+        "dtype": case.dtype,
+        "threads": case.threads,
+        "compile": case.compile,
+        "channels_last": case.channels_last,
+        "options": {k: v for k, v in case.options},
+        "case": case.to_json(),
+    }
+
+
+def run_case(case: Case, *, env_id: str = "", count: bool = True) -> dict[str, Any]:
+    """Measure ``case`` and return its row. OOM and runtime failures become rows with a status
+    (``OOM`` / ``error``) keeping whatever was measured before; bad settings raise ConfigError.
+    """
+    check_device(case.device)
+    check_dtype(case.dtype, case.device)
+    row = base_row(case)
+    row["env_id"] = env_id
+    row["threads"] = timing.set_threads(case.threads)
+    t0 = time.perf_counter()
+    subject = build_subject(case)
+    lpc = subject.layers_per_call
+    if subject.tokens:
+        row["tokens"] = f"{subject.tokens[0]}x{subject.tokens[1]}"
+    row["params"] = sum(p.numel() for p in subject.module.parameters()) // lpc
+    row["macs"] = subject.analytic_macs // lpc if subject.analytic_macs is not None else None
+    row["layers_per_call"] = lpc
+    if count:
+        mc = count_macs(subject.module, subject.make_inputs("cpu", 1))
+        row["macs_traced"] = mc.total // lpc
+        row["uncounted_ops"] = list(mc.uncounted)
+    row["status"] = "ok"
+    row["message"] = ""
+    try:
+        _measure(case, subject, row)
+    except Exception as exc:  # a failed measurement is a row, never a lost run
+        if isinstance(exc, ConfigError):
+            raise
+        row["status"] = "OOM" if memory.is_oom(exc) else "error"
+        msg = str(exc).strip().splitlines()
+        row["message"] = (msg[0] if msg else type(exc).__name__)[:300]
+        row["traceback"] = traceback.format_exc(limit=3)[-2000:]
+    finally:
+        if case.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+    row["wall_s"] = round(time.perf_counter() - t0, 3)
+    return row
+
+
+def _measure(case: Case, subject: Subject, row: dict[str, Any]) -> None:
+    device = case.device
+    module = subject.module.to(device)
+    if case.channels_last and case.kind == "model":
+        module = module.to(memory_format=torch.channels_last)
+    torch.manual_seed(1)
+    inputs = subject.make_inputs(device, case.batch)
+    if case.channels_last and case.kind == "model":
+        inputs = (inputs[0].contiguous(memory_format=torch.channels_last),)
+    step = make_step(case, subject, inputs)
+    if case.compile:
+        t = time.perf_counter()
+        subject.module.forward = torch.compile(subject.module.forward)  # type: ignore[method-assign]
+        step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        row["compile_s"] = round(time.perf_counter() - t, 3)
+
+    # Memory first: the first calls of a fresh process show the true high-water mark.
+    resident = _bytes_of(module.parameters()) + _bytes_of(module.buffers()) + _bytes_of(inputs)
+    if device.startswith("cuda"):
+        step()
+        torch.cuda.synchronize()
+        # absolute, like the paper's max_memory_allocated: what is resident + the step's peak
+        row["peak_mem_bytes"] = torch.cuda.memory_allocated(device) + memory.cuda_peak_bytes(
+            step, device
+        )
+        row["peak_rss_bytes"] = None
+    else:
+        row["peak_rss_bytes"] = memory.peak_rss_rise(step)
+        row["peak_mem_bytes"] = resident + memory.peak_tensor_bytes(step)
+
+    tm = timing.time_fn(step, device=device, budget_s=case.budget)
+    samples = [s / subject.layers_per_call for s in tm.samples_s]
+    row["samples_s"] = samples
+    row["calls_per_sample"] = tm.calls_per_sample
+    row["warmup_calls"] = tm.warmup_calls
+    row.update(stats.summarize(samples, case.batch))

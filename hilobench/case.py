@@ -1,0 +1,147 @@
+"""Case: the full, hashable description of one measurement.
+
+Everything that changes a number is part of the identity (``key``); how long we spend
+measuring (``budget``) is not, so a re-measurement matches its baseline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from hilobench.errors import ConfigError
+
+KINDS = ("layer", "model")
+MODES = ("infer", "train")
+DTYPES = ("float32", "bfloat16", "float16")
+DEVICES = ("cpu", "cuda")
+IMPLS = ("reference", "fused")
+
+#: Image-to-token scale at which the paper benchmarks a single layer (stage 3 of a 4-stage net).
+LAYER_SCALE = 16
+
+
+def parse_hw(
+    text: str | int | tuple[int, int] | list[int], what: str = "resolution"
+) -> tuple[int, int]:
+    """Parse ``N`` or ``HxW`` (height first): ``"800x1280"`` → (800, 1280)."""
+    if isinstance(text, (tuple, list)) and len(text) == 2:
+        h, w = text
+    elif isinstance(text, int) and not isinstance(text, bool):
+        h = w = text
+    else:
+        s = str(text).strip().lower()
+        parts = s.split("x")
+        try:
+            if len(parts) == 1:
+                h = w = int(parts[0])
+            elif len(parts) == 2:
+                h, w = int(parts[0]), int(parts[1])
+            else:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(
+                f"bad {what} {text!r}; expected N or HxW, e.g. 224 or 800x1280"
+            ) from None
+    if not (isinstance(h, int) and isinstance(w, int)) or h < 1 or w < 1:
+        raise ConfigError(f"bad {what} {text!r}; both sides must be positive integers")
+    return int(h), int(w)
+
+
+def fmt_hw(hw: tuple[int, int]) -> str:
+    return f"{hw[0]}" if hw[0] == hw[1] else f"{hw[0]}x{hw[1]}"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measurement. ``options`` holds the layer/model knobs as sorted (key, value) pairs.
+
+    Layer options: dim, heads, alpha, window, sr_ratio, shift, rel_pos, tokens (explicit map).
+    Model options: attn (stage-3 attention override), alpha, window, dtm, num_classes.
+    """
+
+    kind: str
+    name: str
+    res: tuple[int, int] = (224, 224)
+    batch: int = 64
+    device: str = "cpu"
+    dtype: str = "float32"
+    impl: str = "reference"
+    mode: str = "infer"
+    threads: int | None = None
+    compile: bool = False
+    channels_last: bool = False
+    options: tuple[tuple[str, Any], ...] = ()
+    budget: float = field(default=5.0, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"unknown kind {self.kind!r}; choose from: {', '.join(KINDS)}")
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown mode {self.mode!r}; choose from: {', '.join(MODES)}")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype {self.dtype!r}; choose from: {', '.join(DTYPES)}")
+        if self.device.split(":")[0] not in DEVICES:
+            raise ConfigError(f"unknown device {self.device!r}; choose from: {', '.join(DEVICES)}")
+        if self.impl not in IMPLS:
+            raise ConfigError(f"unknown impl {self.impl!r}; choose from: {', '.join(IMPLS)}")
+        if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
+            raise ConfigError(f"batch must be an integer >= 1, got {self.batch!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ConfigError(f"threads must be an integer >= 1, got {self.threads!r}")
+        if not self.budget > 0:
+            raise ConfigError(f"budget must be > 0 seconds, got {self.budget!r}")
+        object.__setattr__(self, "res", parse_hw(self.res))
+        object.__setattr__(self, "options", tuple(sorted(dict(self.options).items())))
+
+    @property
+    def opts(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    def with_(self, **changes: Any) -> Case:
+        return replace(self, **changes)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that define what is measured (JSON-ready)."""
+        d = asdict(self)
+        d.pop("budget")
+        d["res"] = list(self.res)
+        d["options"] = {k: v for k, v in self.options}
+        return d
+
+    @property
+    def key(self) -> str:
+        """Stable short id: equal cases on any machine get the same key."""
+        blob = json.dumps(self.identity(), sort_keys=True, default=str)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+    def label(self) -> str:
+        """Short human label, e.g. ``hilo/fused 224 b64``."""
+        extra = ",".join(f"{k}={v}" for k, v in self.options if k not in ("dim", "heads"))
+        s = f"{self.name}/{self.impl} {fmt_hw(self.res)} b{self.batch} {self.dtype} {self.mode}"
+        return s + (f" [{extra}]" if extra else "")
+
+    def to_json(self) -> dict[str, Any]:
+        d = self.identity()
+        d["budget"] = self.budget
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Case:
+        d = dict(d)
+        d["res"] = tuple(d["res"])
+        d["options"] = tuple(sorted(d.get("options", {}).items()))
+        return cls(**d)
+
+
+#: Columns every row has, in display order. Rows are plain dicts (JSON lines on disk).
+ROW_SCHEMA_VERSION = 1
+ROW_COLUMNS = (
+    "kind", "name", "attention", "impl", "mode", "res", "tokens", "batch", "device", "dtype",
+    "threads", "compile", "channels_last", "params", "macs", "macs_traced", "uncounted_ops",
+    "throughput_median", "throughput_ci_low", "throughput_ci_high", "latency_ms_p50",
+    "latency_ms_p90", "latency_ms_iqr", "cov", "noisy", "n_samples", "peak_mem_bytes",
+    "peak_rss_bytes", "status", "message", "case_key", "env_id",
+)  # fmt: skip

@@ -1,0 +1,260 @@
+"""Command line: parse → Cases → measure → store → render. Thin on purpose.
+
+Every user error ends as one line on stderr and exit code 2; measurements never raise past
+the run loop, so an interrupted run keeps every row it finished.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from hilobench import __version__
+from hilobench.case import Case, parse_hw
+from hilobench.errors import ConfigError, check_choice
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="Measure vision attention layers and backbones honestly: counts, speed with its "
+    "uncertainty, and memory, on this machine.",
+)
+err = Console(stderr=True)
+out = Console()
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def split_list(text: str) -> list[str]:
+    return [p.strip() for p in str(text).split(",") if p.strip()]
+
+
+def parse_impls(impl: str) -> list[str]:
+    check_choice("impl", impl, ("reference", "fused", "both"))
+    return ["reference", "fused"] if impl == "both" else [impl]
+
+
+def parse_res_list(text: str) -> list[tuple[int, int]]:
+    items = split_list(text)
+    if not items:
+        raise ConfigError(f"bad resolution {text!r}; expected N or HxW, e.g. 224 or 800x1280")
+    return [parse_hw(r) for r in items]
+
+
+def execute(
+    cases: list[Case],
+    *,
+    out_dir: Path | None,
+    fmt: str,
+    title: str,
+    validate: Callable[[Case], Any],
+    count: bool = True,
+) -> list[dict[str, Any]]:
+    """Validate every case, then measure them one by one, saving each row as it lands."""
+    from hilobench.bench import check_device, check_dtype
+    from hilobench.render import FORMATS, render_text, rich_table
+    from hilobench.store import RunDir, check_writable, new_run_dir
+
+    check_choice("format", fmt, FORMATS)
+    for c in cases:
+        check_device(c.device)
+        check_dtype(c.dtype, c.device)
+    target = check_writable(out_dir if out_dir is not None else new_run_dir())
+    for c in cases:
+        validate(c)
+
+    from hilobench.bench import run_case
+    from hilobench.measure.env import env_id, fingerprint
+    from hilobench.measure.timing import set_threads
+
+    threads = set_threads(cases[0].threads)
+    env = fingerprint(cases[0].device, threads)
+    eid = env_id(env)
+    run = RunDir(target).create({**env, "env_id": eid})
+    rows: list[dict[str, Any]] = []
+    try:
+        for i, c in enumerate(cases, 1):
+            err.print(f"[dim][{i}/{len(cases)}][/dim] {c.label()}", highlight=False)
+            row = run_case(c, env_id=eid, count=count)
+            run.append(row)
+            rows.append(row)
+    except KeyboardInterrupt:
+        run.write_tables()
+        err.print(f"interrupted: {len(rows)} of {len(cases)} rows kept in {run.path}")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    run.write_tables()
+    if fmt == "table":
+        out.print(rich_table(rows, title))
+        err.print(f"saved {len(rows)} rows to {run.path}")
+    else:
+        sys.stdout.write(render_text(rows, fmt) + "\n")
+    return rows
+
+
+@app.command()
+def layer(
+    attn: str = typer.Option("all", help="Attention: one name, a comma list, or 'all'."),
+    res: str = typer.Option("224", help="Image resolution(s): N or HxW, comma separated."),
+    tokens: str | None = typer.Option(None, help="Token map HxW (bypasses the 1/16 image scale)."),
+    dim: int = typer.Option(768, help="Channels."),
+    heads: int = typer.Option(12, help="Attention heads."),
+    alpha: float | None = typer.Option(None, help="HiLo: share of heads in Lo-Fi [0,1] (0.9)."),
+    window: int | None = typer.Option(None, help="Window size (HiLo 2, Swin/Twins 7)."),
+    sr: int | None = typer.Option(None, help="SRA / GSA spatial reduction ratio (2)."),
+    rel_pos: bool = typer.Option(True, help="W-MSA / SW-MSA relative position bias."),
+    batch: int = typer.Option(64, help="Batch size."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    dtype: str = typer.Option("float32", help="float32, bfloat16, float16 (cuda)."),
+    impl: str = typer.Option("reference", help="reference, fused or both."),
+    threads: int | None = typer.Option(None, help="CPU threads (default: physical cores)."),
+    train: bool = typer.Option(False, "--train", help="Time forward+backward+step instead."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile (time reported apart)."),
+    budget: float = typer.Option(3.0, help="Seconds of timed samples per case."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Run directory for the results."),
+    fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
+) -> None:
+    """Benchmark single attention layers where the paper does: the 1/16-scale map of an image."""
+    from hilobench.attention import available_attentions
+
+    names = available_attentions() if attn.strip() == "all" else split_list(attn)
+    if not names:
+        raise ConfigError(f"no attention given; choose from: {', '.join(available_attentions())}")
+    for n in names:
+        check_choice("attention", n, available_attentions())
+    if alpha is not None and not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"alpha must be within [0, 1], got {alpha}")
+    if window is not None and window < 1:
+        raise ConfigError(f"window must be an integer >= 1, got {window}")
+    if tokens is not None:
+        parse_hw(tokens, "tokens")
+    options = {"dim": dim, "heads": heads, "alpha": alpha, "window": window, "sr": sr,
+               "rel_pos": None if rel_pos else False, "tokens": tokens}  # fmt: skip
+    opts = tuple((k, v) for k, v in options.items() if v is not None)
+    cases = [
+        Case(
+            "layer",
+            n,
+            res=r,
+            batch=batch,
+            device=device,
+            dtype=dtype,
+            impl=i,
+            mode="train" if train else "infer",
+            threads=threads,
+            compile=compile,
+            options=opts,
+            budget=budget,
+        )  # fmt: skip
+        for r in parse_res_list(res)
+        for n in names
+        for i in parse_impls(impl)
+    ]
+    from hilobench.bench import build_subject
+
+    execute(cases, out_dir=out_dir, fmt=fmt, title="attention layers", validate=build_subject)
+
+
+@app.command()
+def model(
+    names: str | None = typer.Argument(None, help="Model name(s), comma separated; see --list."),
+    list_: bool = typer.Option(False, "--list", help="List the models and exit."),
+    res: str | None = typer.Option(None, help="Resolution(s) N or HxW (model default: 224/384)."),
+    batch: int = typer.Option(64, help="Batch size."),
+    attn: str | None = typer.Option(None, help="LITv2: stage-3 attention, e.g. msa."),
+    alpha: float | None = typer.Option(None, help="LITv2: HiLo alpha of stage 3."),
+    window: int | None = typer.Option(None, help="LITv2: stage-3 window size."),
+    dtm: str = typer.Option("deform", help="DTM: deform (paper) or conv."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    dtype: str = typer.Option("float32", help="float32, bfloat16, float16 (cuda)."),
+    impl: str = typer.Option("reference", help="reference, fused or both (our models)."),
+    threads: int | None = typer.Option(None, help="CPU threads (default: physical cores)."),
+    train: bool = typer.Option(False, "--train", help="Also measure a training step (AdamW)."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile (time reported apart)."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="NHWC memory format."),
+    budget: float = typer.Option(5.0, help="Seconds of timed samples per case."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Run directory for the results."),
+    fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
+) -> None:
+    """Benchmark full backbones: LITv2 / LITv1 / PVT built here, the paper's others from timm."""
+    from hilobench.models import available_models, get_model
+
+    if list_:
+        _print_models(available_models())
+        return
+    if not names:
+        raise ConfigError("no model given; see `hilobench model --list`")
+    check_choice("dtm", dtm, ("deform", "conv"))
+    options = {"attn": attn, "alpha": alpha, "window": window,
+               "dtm": None if dtm == "deform" else dtm}  # fmt: skip
+    opts = tuple((k, v) for k, v in options.items() if v is not None)
+    cases = []
+    for name in split_list(names):
+        entry = get_model(name)
+        for r in parse_res_list(res) if res else [(entry.default_res, entry.default_res)]:
+            for mode in ("infer", "train") if train else ("infer",):
+                for i in parse_impls(impl) if entry.source == "hilobench" else ["reference"]:
+                    cases.append(
+                        Case("model", name, res=r, batch=batch, device=device, dtype=dtype,
+                             impl=i, mode=mode, threads=threads, compile=compile,
+                             channels_last=channels_last, options=opts, budget=budget)
+                    )  # fmt: skip
+    from hilobench.models import validate_case
+
+    execute(cases, out_dir=out_dir, fmt=fmt, title="backbones", validate=validate_case)
+
+
+def _print_models(entries: list[Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title="models", header_style="bold")
+    for c in ("name", "paper name", "family", "source", "res", "note"):
+        table.add_column(c)
+    for e in entries:
+        note = e.reason if e.source == "unavailable" else (e.timm_name or "")
+        table.add_row(e.name, e.display, e.family, e.source, str(e.default_res), note)
+    out.print(table)
+
+
+def _register_commands() -> None:
+    """Attach the commands defined in ``hilobench.commands`` (suite, show, report, compare...)."""
+    import importlib
+    import pkgutil
+
+    from hilobench import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"hilobench.commands.{info.name}").register(app)
+
+
+_register_commands()
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    """Entry point: maps user errors to one line + exit 2, Ctrl-C to exit 130."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    if args in (["--version"], ["-V"]):
+        print(f"hilobench {__version__}")
+        sys.exit(0)
+    try:
+        rv = app(args=args, prog_name="hilobench", standalone_mode=False)
+    except ConfigError as e:
+        _die(str(e))
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except typer.TyperException as e:  # typer's own usage errors (unknown option, bad type)
+        fmt = getattr(e, "format_message", None)
+        _die(fmt() if callable(fmt) else str(e), int(getattr(e, "exit_code", EXIT_USAGE) or 2))
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _die(message: str, code: int = EXIT_USAGE) -> None:
+    sys.stderr.write(f"hilobench: error: {' '.join(message.split())}\n")
+    sys.exit(code)

@@ -1,0 +1,487 @@
+"""Traced multiply-accumulate counts: fvcore plus the operators it leaves out.
+
+The paper's "FLOPs" are multiply-accumulates (MACs), and fvcore already counts one fused
+multiply-add as one. What it misses is exactly what modern attention code runs:
+``scaled_dot_product_attention`` (the fused path of every layer here) and torchvision's
+``deform_conv2d`` (the LITv2 token merging). We add those, replace fvcore's ``matmul`` and
+``einsum`` handles (the first is wrong for broadcast and 1-D operands, the second builds
+arrays the size of the operands), and make the rest of the trace explicit:
+
+* ``by_op``: MACs per operator, from matmul-like ops (linear, matmul, bmm, conv, sdpa, ...).
+* ``ignored``: operators that do arithmetic but are *not* MACs by the paper's convention:
+  softmax, scaling, biases and other elementwise ops, pooling, interpolation, and the
+  normalisations unless ``count_norms=True``. Pure data movement (view, permute, roll, pad,
+  cat, ...) is skipped silently.
+* ``uncounted``: operators that appeared, have no handle and are not known to be free or
+  ignored; they may hide MACs, so a non-empty list means the total is a lower bound.
+
+Counting runs on the ``meta`` device by default: a copy of the module whose parameters are
+meta tensors (no parameter data is copied) is traced with meta inputs, so a 1536x1536 image
+costs no activation memory. Should a module refuse meta (data-dependent Python, a kernel
+without a meta implementation), the count falls back to a real CPU trace at batch 1, scaled by
+the batch; every MAC-carrying op here is linear in the batch, so the total is unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten, tree_unflatten
+
+with warnings.catch_warnings():  # fvcore scripts a loss function on import: a jit warning
+    warnings.simplefilter("ignore")
+    from fvcore.nn import FlopCountAnalysis
+    from fvcore.nn.jit_handles import batchnorm_flop_jit, get_shape, norm_flop_counter
+
+__all__ = ["Handle", "MacCount", "count_macs", "layer_macs"]
+
+#: fvcore handle: ``(jit input values, jit output values) -> count`` (a number or a Counter).
+Handle = Callable[[list[Any], list[Any]], Any]
+
+# ---------------------------------------------------------------------------------------------
+# operator classification
+# ---------------------------------------------------------------------------------------------
+
+#: Arithmetic that the paper's convention does not count as MACs (reported in ``ignored``).
+CONVENTION_IGNORED: frozenset[str] = frozenset(
+    "aten::" + op
+    for op in (
+        # softmax / scaling / biases / activations / elementwise
+        "softmax _softmax log_softmax add add_ sub sub_ rsub mul mul_ div div_ neg exp log "
+        "sqrt rsqrt pow square reciprocal abs sign erf gelu silu sigmoid tanh elu leaky_relu "
+        "hardswish hardsigmoid hardtanh mish softplus addcmul addcdiv lerp maximum minimum "
+        "clamp_min clamp_max where masked_fill_ cumsum mean sum var std "
+        "linalg_vector_norm frobenius_norm norm "
+        # pooling and interpolation
+        "avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d "
+        "adaptive_avg_pool3d max_pool1d max_pool2d max_pool3d adaptive_max_pool1d "
+        "adaptive_max_pool2d adaptive_max_pool3d upsample_nearest1d upsample_nearest2d "
+        "upsample_bilinear2d upsample_bicubic2d upsample_linear1d upsample_trilinear3d "
+        "grid_sampler col2im "
+        # dropout
+        "dropout_ feature_dropout alpha_dropout"
+    ).split()
+)
+
+#: Normalisations: ignored by default, counted with fvcore's handles when ``count_norms``.
+NORM_HANDLES: dict[str, Handle] = {
+    "aten::layer_norm": norm_flop_counter(2),
+    "aten::group_norm": norm_flop_counter(2),
+    "aten::instance_norm": norm_flop_counter(1),
+    "aten::batch_norm": batchnorm_flop_jit,
+    "aten::rms_norm": norm_flop_counter(2),
+}
+
+#: Zero-arithmetic ops (shape, copy, indexing, comparison, factories) beyond fvcore's own list.
+DATA_MOVEMENT: frozenset[str] = frozenset(
+    "aten::" + op
+    for op in (
+        "pad reflection_pad1d reflection_pad2d replication_pad1d replication_pad2d "
+        "circular_pad2d view_as expand_as repeat repeat_interleave tile movedim swapaxes "
+        "swapdims clone tensor_split unflatten flip im2col pixel_shuffle pixel_unshuffle "
+        "ones_like empty_like rand rand_like randn randn_like randint lift_fresh _unsafe_view "
+        "alias as_strided index_select embedding meshgrid linspace lt le ne logical_and "
+        "logical_or logical_not any all item zero_ fill_ new_ones detach_ argmax argmin sort "
+        "scalar_tensor tensor one_hot unfold diagonal triu tril masked_select empty_strided "
+        "resolve_conj resolve_neg"
+    ).split()
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# handles
+# ---------------------------------------------------------------------------------------------
+
+
+def _shape(value: Any) -> list[int]:
+    shape = get_shape(value)
+    if shape is None:
+        raise ValueError(f"no static shape for traced value {value!r}")
+    return list(shape)
+
+
+def _out_numel_times(k_of: Callable[[list[Any]], int]) -> Handle:
+    """Handle counting ``numel(output) * K``: every output element is a K-long dot product."""
+
+    def handle(inputs: list[Any], outputs: list[Any]) -> int:
+        return math.prod(_shape(outputs[0])) * k_of(inputs)
+
+    return handle
+
+
+def _last_dim(index: int) -> Callable[[list[Any]], int]:
+    return lambda inputs: _shape(inputs[index])[-1]
+
+
+def sdpa_handle(inputs: list[Any], outputs: list[Any]) -> int:
+    """``q @ kᵀ`` and ``attn @ v``: batch·heads · Lq·Lk · (d_qk + d_v).
+
+    ``attn_mask`` (added, not multiplied) and ``is_causal`` do not change the count: it is the
+    dense product count, the same the explicit matmul formulation performs.
+    """
+    q, k, v = (_shape(t) for t in inputs[:3])
+    out = get_shape(outputs[0])
+    lead = list(out[:-2]) if out is not None else q[:-2]
+    return math.prod(lead) * q[-2] * k[-2] * (q[-1] + v[-1])
+
+
+def deform_conv2d_handle(inputs: list[Any], outputs: list[Any]) -> int:
+    """Like a convolution of the same shapes: out elements x in_ch/groups x kh x kw.
+
+    The bilinear sampling at the offsets and the optional modulation mask are not MACs by the
+    convention used for interpolation; the offset-predicting conv is an ordinary conv.
+    """
+    weight = _shape(inputs[1])  # (out_ch, in_ch / groups, kh, kw)
+    return math.prod(_shape(outputs[0])) * math.prod(weight[1:])
+
+
+def _tensordot_k(inputs: list[Any]) -> int:
+    a = _shape(inputs[0])
+    dims = inputs[2].toIValue()
+    return math.prod(a[d] for d in dims)
+
+
+def _vecdot_k(inputs: list[Any]) -> int:
+    a, b = _shape(inputs[0]), _shape(inputs[1])
+    dim = inputs[2].toIValue()
+    return max(a[dim] if a else 1, b[dim] if b else 1)
+
+
+def _einsum_labels(equation: str, shapes: list[list[int]]) -> tuple[list[list[str]], list[str]]:
+    """Operand and output label lists, with ``...`` expanded to shared right-aligned labels."""
+    lhs, arrow, rhs = equation.replace(" ", "").partition("->")
+    terms = lhs.split(",")
+    n_ell = max(
+        (len(s) - (len(t) - 3) for t, s in zip(terms, shapes, strict=True) if "..." in t),
+        default=0,
+    )
+    ell = [f"<{i}>" for i in range(n_ell)]
+
+    def expand(term: str, ndim: int | None) -> list[str]:
+        head, dots, tail = term.partition("...")
+        if not dots:
+            return list(term)
+        n = n_ell if ndim is None else ndim - len(head) - len(tail)
+        return list(head) + ell[n_ell - n :] + list(tail)
+
+    ops = [expand(t, len(s)) for t, s in zip(terms, shapes, strict=True)]
+    if arrow:
+        out = expand(rhs, None)
+    else:
+        counts = Counter(label for o in ops for label in o if len(label) == 1)
+        out = ell + sorted(label for label, c in counts.items() if c == 1)
+    return ops, out
+
+
+def einsum_handle(inputs: list[Any], outputs: list[Any]) -> int:
+    """Shape-only einsum count: a pairwise contraction costs the product of all its label sizes.
+
+    More than two operands are contracted left to right (torch's order without opt_einsum).
+    """
+    equation = inputs[0].toIValue()
+    shapes = [_shape(v) for v in inputs[1].node().inputs()]
+    ops, out = _einsum_labels(equation, shapes)
+    size: dict[str, int] = {}
+    for labels, shape in zip(ops, shapes, strict=True):
+        for label, n in zip(labels, shape, strict=True):
+            size[label] = max(size.get(label, 1), n)
+    if len(ops) < 2:
+        return 0
+    macs, cur = 0, ops[0]
+    for i in range(1, len(ops)):
+        involved = list(dict.fromkeys(cur + ops[i]))
+        macs += math.prod(size[label] for label in involved)
+        later = set(out).union(*ops[i + 1 :])
+        cur = [label for label in involved if label in later]
+    return macs
+
+
+#: Our MAC handles; they replace or extend fvcore's defaults.
+MAC_HANDLES: dict[str, Handle] = {
+    "aten::linear": _out_numel_times(lambda i: _shape(i[1])[-1]),
+    "aten::matmul": _out_numel_times(_last_dim(0)),
+    "aten::mm": _out_numel_times(_last_dim(0)),
+    "aten::bmm": _out_numel_times(_last_dim(0)),
+    "aten::addmm": _out_numel_times(_last_dim(1)),
+    "aten::baddbmm": _out_numel_times(_last_dim(1)),
+    "aten::addbmm": lambda i, o: math.prod(_shape(i[1])) * _shape(i[2])[-1],
+    "aten::mv": lambda i, o: math.prod(_shape(i[0])),
+    "aten::addmv": lambda i, o: math.prod(_shape(i[1])),
+    "aten::dot": lambda i, o: math.prod(_shape(i[0])),
+    "aten::vdot": lambda i, o: math.prod(_shape(i[0])),
+    "aten::outer": _out_numel_times(lambda i: 1),
+    "aten::ger": _out_numel_times(lambda i: 1),
+    "aten::addr": _out_numel_times(lambda i: 1),
+    "aten::tensordot": _out_numel_times(_tensordot_k),
+    "aten::linalg_vecdot": _out_numel_times(_vecdot_k),
+    "aten::einsum": einsum_handle,
+    "aten::scaled_dot_product_attention": sdpa_handle,
+    "torchvision::deform_conv2d": deform_conv2d_handle,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# counting
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MacCount:
+    """Multiply-accumulates of one call, per operator, and what the count did not cover."""
+
+    total: int
+    by_op: dict[str, int] = field(default_factory=dict)
+    #: ops seen in the trace with no handle that may carry MACs: non-empty = lower bound
+    uncounted: list[str] = field(default_factory=list)
+    #: ops seen in the trace that do arithmetic but are not MACs by convention
+    ignored: list[str] = field(default_factory=list)
+    #: device the trace ran on ("meta", or the fallback "cpu" at batch 1, scaled)
+    traced_on: str = "meta"
+
+
+class _Bound(nn.Module):
+    """Calls ``inner`` with the original arguments, taking only their tensors as inputs."""
+
+    def __init__(self, inner: nn.Module, leaves: list[Any], spec: Any, slots: list[int]):
+        super().__init__()
+        self.inner = inner
+        self._leaves, self._spec, self._slots = leaves, spec, slots
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        leaves = list(self._leaves)
+        for slot, t in zip(self._slots, tensors, strict=True):
+            leaves[slot] = t
+        args = tree_unflatten(leaves, self._spec)
+        out = self.inner(*args)
+        return tuple(t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor))
+
+
+_CONV_FUNCS: dict[Any, tuple[int, bool]] = {
+    torch.conv1d: (1, False),
+    torch.conv2d: (2, False),
+    torch.conv3d: (3, False),
+    torch.conv_transpose1d: (1, True),
+    torch.conv_transpose2d: (2, True),
+    torch.conv_transpose3d: (3, True),
+}
+
+
+def _ntuple(v: Any, n: int) -> list[int]:
+    return [int(x) for x in v] if isinstance(v, (list, tuple)) else [int(v)] * n
+
+
+def _as_convolution(n: int, transposed: bool, *args: Any, **kwargs: Any) -> torch.Tensor:
+    names = ["input", "weight", "bias", "stride", "padding"]
+    names += ["output_padding", "groups", "dilation"] if transposed else ["dilation", "groups"]
+    p = dict(zip(names, args, strict=False)) | kwargs
+    x, w, bias = p["input"], p["weight"], p.get("bias")
+    stride = _ntuple(p.get("stride", 1), n)
+    dilation = _ntuple(p.get("dilation", 1), n)
+    groups = int(p.get("groups", 1))
+    out_pad = _ntuple(p.get("output_padding", 0), n)
+    padding = p.get("padding", 0)
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = [0] * n
+        else:  # "same": torch pads the extra element of an odd total on the right
+            totals = [d * (k - 1) for d, k in zip(dilation, w.shape[2:], strict=True)]
+            padding = [t // 2 for t in totals]
+            extra = [t - 2 * (t // 2) for t in totals]
+            if any(extra):
+                x = torch.nn.functional.pad(x, [v for e in reversed(extra) for v in (0, e)])
+    padding = _ntuple(padding, n)
+    unbatched = x.dim() == n + 1
+    if unbatched:
+        x = x.unsqueeze(0)
+    # trailing flags: cudnn benchmark, deterministic, cudnn enabled, allow tf32 (shape-neutral)
+    flags = (False, False, True, True)
+    y = torch._convolution(
+        x, w, bias, stride, padding, dilation, transposed, out_pad, groups, *flags
+    )
+    return y.squeeze(0) if unbatched else y
+
+
+class _MetaConvolution(TorchFunctionMode):
+    """Route ``conv*d`` calls to ``aten::_convolution`` while tracing on meta.
+
+    The JIT tracer records convolutions at ``aten::_convolution``, which the CPU/CUDA kernels
+    reach through ``aten::convolution``; on meta, ``aten::convolution`` has its own Python
+    kernel that never reaches ``_convolution`` and trips over the tracer's tensor-valued sizes.
+    Calling ``_convolution`` directly records the same node a real-device trace records.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        spec = _CONV_FUNCS.get(func)
+        if spec is not None:
+            return _as_convolution(*spec, *args, **(kwargs or {}))
+        return func(*args, **(kwargs or {}))
+
+
+def _ignore_recorder(name: str, seen: set[str]) -> Handle:
+    def handle(inputs: list[Any], outputs: list[Any]) -> int:
+        seen.add(name)
+        return 0
+
+    return handle
+
+
+def _meta_copy(module: nn.Module) -> nn.Module:
+    """Deep copy with every tensor replaced by a meta tensor, without copying tensor data."""
+    memo: dict[int, Any] = {}
+    for m in module.modules():
+        for p in m._parameters.values():
+            if p is not None and id(p) not in memo:
+                memo[id(p)] = nn.Parameter(p.detach().to("meta"), requires_grad=p.requires_grad)
+        tensors = list(m._buffers.values()) + list(vars(m).values())
+        for t in tensors:
+            if isinstance(t, torch.Tensor) and id(t) not in memo:
+                memo[id(t)] = t.detach().to("meta")
+    return copy.deepcopy(module, memo)
+
+
+def _on_device(module: nn.Module, device: torch.device) -> nn.Module:
+    tensors = list(module.parameters()) + list(module.buffers())
+    if all(t.device == device for t in tensors):
+        return module  # tracing adds and removes hooks only; no copy needed
+    return copy.deepcopy(module).to(device)
+
+
+def _materialize(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    if t.device.type != "meta":
+        return t.to(device)
+    if t.is_floating_point() or t.is_complex():
+        return torch.randn(t.shape, dtype=t.dtype, device=device)
+    return torch.zeros(t.shape, dtype=t.dtype, device=device)
+
+
+def _trace_count(
+    module: nn.Module,
+    leaves: list[Any],
+    spec: Any,
+    device: torch.device,
+    count_norms: bool,
+    extra_handles: dict[str, Handle | None] | None,
+) -> MacCount:
+    slots = [i for i, v in enumerate(leaves) if isinstance(v, torch.Tensor)]
+    tensors = tuple(leaves[i] for i in slots)
+    consts = [None if i in slots else v for i, v in enumerate(leaves)]
+    seen_ignored: set[str] = set()
+    handles: dict[str, Handle | None] = {op: None for op in DATA_MOVEMENT}
+    handles |= {op: _ignore_recorder(op, seen_ignored) for op in CONVENTION_IGNORED}
+    for op, h in NORM_HANDLES.items():
+        handles[op] = h if count_norms else _ignore_recorder(op, seen_ignored)
+    handles |= MAC_HANDLES
+    for op, h in (extra_handles or {}).items():
+        handles[op] = h if h is not None else _ignore_recorder(op, seen_ignored)
+
+    analysis = (
+        FlopCountAnalysis(_Bound(module, consts, spec, slots), tensors)
+        .set_op_handle(**handles)
+        .unsupported_ops_warnings(False)
+        .uncalled_modules_warnings(False)
+        .tracer_warnings("none")
+    )
+    mode = _MetaConvolution() if device.type == "meta" else None
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if mode is not None:
+            with mode:
+                by_op = analysis.by_operator()
+        else:
+            by_op = analysis.by_operator()
+        unsupported = analysis.unsupported_ops()
+    counts = {op: int(round(n)) for op, n in sorted(by_op.items())}
+    return MacCount(
+        total=sum(counts.values()),
+        by_op=counts,
+        uncounted=sorted(unsupported),
+        ignored=sorted(seen_ignored),
+        traced_on=device.type,
+    )
+
+
+def _scaled(count: MacCount, factor: int) -> MacCount:
+    by_op = {op: n * factor for op, n in count.by_op.items()}
+    return MacCount(sum(by_op.values()), by_op, count.uncounted, count.ignored, count.traced_on)
+
+
+def count_macs(
+    module: nn.Module,
+    inputs: tuple | torch.Tensor,
+    *,
+    device: str = "meta",
+    count_norms: bool = False,
+    extra_handles: dict[str, Handle | None] | None = None,
+) -> MacCount:
+    """MACs of ``module(*inputs)``, traced with fvcore plus our handles.
+
+    ``inputs`` may mix tensors with other values (``(x, H, W)``): only tensors are traced, the
+    rest are baked in as constants. The module is never modified; its train/eval mode is kept
+    (it matters only for batch norm with ``count_norms``). ``extra_handles`` maps an operator
+    (``"aten::cdist"``) to an fvcore handle, or to ``None`` to ignore it; it overrides ours.
+    With ``device="meta"`` (default) nothing the size of an activation is allocated; on
+    failure the count is redone on CPU at batch 1 and scaled by the batch (``traced_on="cpu"``).
+    """
+    leaves, spec = tree_flatten(inputs if isinstance(inputs, tuple) else (inputs,))
+    dev = torch.device(device)
+
+    def trace(mod: nn.Module, args: list[Any], on: torch.device) -> MacCount:
+        return _trace_count(mod, args, spec, on, count_norms, extra_handles)
+
+    if dev.type != "meta":
+        args = [_materialize(v, dev) if isinstance(v, torch.Tensor) else v for v in leaves]
+        return trace(_on_device(module, dev), args, dev)
+    try:
+        args = [v.to("meta") if isinstance(v, torch.Tensor) else v for v in leaves]
+        return trace(_meta_copy(module), args, dev)
+    except Exception as meta_error:  # any refusal on meta means: count for real, small
+        logging.getLogger(__name__).debug("meta trace failed, counting on cpu: %s", meta_error)
+        cpu = torch.device("cpu")
+        batch = _batch_of(leaves)
+        try:
+            count = trace(_on_device(module, cpu), [_first_of(v, batch, cpu) for v in leaves], cpu)
+        except Exception as cpu_error:
+            raise cpu_error from meta_error
+        return _scaled(count, batch)
+
+
+def _batch_of(leaves: Iterable[Any]) -> int:
+    for v in leaves:
+        if isinstance(v, torch.Tensor) and v.dim() > 0:
+            return int(v.shape[0])
+    return 1
+
+
+def _first_of(v: Any, batch: int, device: torch.device) -> Any:
+    if not isinstance(v, torch.Tensor):
+        return v
+    if batch > 1 and v.dim() > 0 and v.shape[0] == batch:
+        v = v[:1]
+    return _materialize(v, device)
+
+
+def layer_macs(
+    module: nn.Module, H: int, W: int, batch: int = 1, *, count_norms: bool = True
+) -> MacCount:
+    """Traced MACs of an attention layer on an ``H x W`` token map (``x: (batch, H*W, dim)``).
+
+    Norms are counted by default because the published single-layer figures were made with
+    fvcore, which charges a LayerNorm 5 MACs per element: SRA (dim 768, sr 2, 14x14) is
+    419.56M only with its reduced-map LayerNorm (419.37M without), and the layers' analytic
+    ``macs()`` follow the published figures.
+    """
+    dim = getattr(module, "dim", None)
+    if not isinstance(dim, int):
+        raise TypeError(f"{type(module).__name__} has no integer `dim`; use count_macs")
+    x = torch.empty(batch, H * W, dim, device="meta")
+    return count_macs(module, (x, H, W), count_norms=count_norms)

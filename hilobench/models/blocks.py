@@ -1,0 +1,163 @@
+"""Building blocks shared by the hilobench backbones (LITv1, LITv2, PVT).
+
+Every module here takes tokens ``(B, H*W, C)`` plus the map size and exposes ``macs(H, W)``, so a
+whole backbone has an analytic count that can be checked against a traced one.
+
+Counting convention (the project's): multiply-accumulates of matmuls and convolutions, biases
+not counted, LayerNorm charged ``LAYERNORM_MACS`` per element and BatchNorm (eval)
+``BATCHNORM_MACS`` per element, global average pooling one per input element; activations,
+softmax, residual adds and padding are free. These are the charges fvcore applies with its norm
+handles enabled, so ``macs()`` equals a traced count taken in ``eval()`` mode with norms counted.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: fvcore's charge for an affine LayerNorm: mean, variance, normalise, scale, shift.
+LAYERNORM_MACS = 5
+#: fvcore's charge for an affine BatchNorm in eval mode (a folded scale and shift).
+BATCHNORM_MACS = 2
+
+
+def ceil_div(a: int, b: int) -> int:
+    """Size of a side after a stride-``b`` layer on a map padded up to a multiple of ``b``."""
+    return -(-a // b)
+
+
+def to_map(x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """Tokens ``(B, H*W, C)`` to a map ``(B, C, H, W)``."""
+    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], H, W)
+
+
+def to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """Map ``(B, C, H, W)`` to tokens ``(B, H*W, C)``."""
+    return x.flatten(2).transpose(1, 2)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero-pad a map right/bottom so both sides divide ``multiple`` (dense-prediction style)."""
+    H, W = x.shape[-2:]
+    pad_h, pad_w = (-H) % multiple, (-W) % multiple
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h))
+    return x
+
+
+class Mlp(nn.Module):
+    """Plain transformer FFN ``fc1 → GELU → fc2`` (LITv1, PVT)."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.dim, self.hidden = dim, hidden
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+    def macs(self, H: int, W: int) -> int:
+        return 2 * H * W * self.dim * self.hidden
+
+
+class ConvFFN(nn.Module):
+    """LITv2 FFN ``fc1 → depthwise 3×3 conv → GELU → fc2``.
+
+    The depthwise conv gives the network its only positional cue, which is why LITv2 needs no
+    position embeddings and runs at any resolution with the same weights.
+    """
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.dim, self.hidden = dim, hidden
+        self.fc1 = nn.Linear(dim, hidden)
+        self.dwconv = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=True)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        x = self.fc1(x)
+        x = to_tokens(self.dwconv(to_map(x, H, W)))
+        return self.fc2(self.act(x))
+
+    def macs(self, H: int, W: int) -> int:
+        n = H * W
+        return 2 * n * self.dim * self.hidden + n * self.hidden * 9
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block ``x + attn(LN(x))``, then ``x + ffn(LN(x))``.
+
+    ``attn=None`` gives an FFN-only block (LITv1/LITv2 stages 1–2), which has no first norm.
+    ``attn`` follows the attention contract: ``attn(x, H, W)`` and ``attn.macs(H, W)``.
+    """
+
+    def __init__(self, dim: int, attn: nn.Module | None, ffn: nn.Module) -> None:
+        super().__init__()
+        self.dim = dim
+        self.norm1 = nn.LayerNorm(dim) if attn is not None else None
+        self.attn = attn
+        self.norm2 = nn.LayerNorm(dim)
+        self.ffn = ffn
+
+    def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        if self.attn is not None:
+            x = x + self.attn(self.norm1(x), H, W)
+        return x + self.ffn(self.norm2(x), H, W)
+
+    def macs(self, H: int, W: int) -> int:
+        n = H * W
+        total = LAYERNORM_MACS * n * self.dim + self.ffn.macs(H, W)
+        if self.attn is not None:
+            total += LAYERNORM_MACS * n * self.dim + self.attn.macs(H, W)
+        return total
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping ``patch×patch`` conv (stride = patch), then LayerNorm.
+
+    The input is zero-padded right/bottom to a multiple of ``patch`` first, so any image size
+    maps to ``ceil(H/patch) × ceil(W/patch)`` tokens instead of silently dropping a border.
+    """
+
+    def __init__(self, in_chans: int, dim: int, patch: int = 4) -> None:
+        super().__init__()
+        self.in_chans, self.dim, self.patch = in_chans, dim, patch
+        self.proj = nn.Conv2d(in_chans, dim, patch, stride=patch)
+        self.norm = nn.LayerNorm(dim)
+
+    def out_size(self, H: int, W: int) -> tuple[int, int]:
+        return ceil_div(H, self.patch), ceil_div(W, self.patch)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        """Map ``(B, C_in, H, W)`` to tokens ``(B, h*w, dim)`` and ``(h, w)``."""
+        x = self.proj(pad_to_multiple(x, self.patch))
+        h, w = x.shape[-2:]
+        return self.norm(to_tokens(x)), h, w
+
+    def macs(self, H: int, W: int) -> int:
+        h, w = self.out_size(H, W)
+        return h * w * self.dim * (self.in_chans * self.patch**2 + LAYERNORM_MACS)
+
+
+class ClassifierHead(nn.Module):
+    """LayerNorm → global average over tokens → linear classifier."""
+
+    def __init__(self, dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.dim, self.num_classes = dim, num_classes
+        self.norm = nn.LayerNorm(dim)
+        self.fc = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        x = to_map(self.norm(x), H, W)
+        # adaptive_avg_pool2d rather than mean(): a tracer charges it like the analytic count
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return self.fc(x)
+
+    def macs(self, H: int, W: int) -> int:
+        n = H * W
+        return (LAYERNORM_MACS + 1) * n * self.dim + self.dim * self.num_classes

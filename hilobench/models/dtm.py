@@ -1,0 +1,82 @@
+"""Deformable token merging (DTM): LITv1/LITv2's downsampling between stages.
+
+A 2×2 stride-2 deformable convolution (DCNv1: one offset group, no modulation) whose sampling
+offsets come from a 2×2 stride-2 conv with ``2·2·2 = 8`` channels, then BatchNorm and GELU. The
+offset conv starts at zero, so at initialisation DTM equals an ordinary stride-2 conv; training
+learns where each merged token samples from.
+
+Deformable convolution is much slower than a plain one on CPUs, so ``mode="conv"`` swaps it for
+the plain stride-2 conv with the same weight and bias (no offset conv). That variant is a
+speed/ablation probe, NOT the paper's model; its state dict is the deformable one minus
+``offset.*``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.ops import deform_conv2d
+
+from hilobench.errors import ConfigError
+from hilobench.models.blocks import BATCHNORM_MACS, ceil_div, pad_to_multiple, to_map, to_tokens
+
+DTM_MODES = ("deform", "conv")
+
+
+class DeformableTokenMerging(nn.Module):
+    """Halve the token map and map ``in_dim`` to ``out_dim`` channels.
+
+    Odd sides are zero-padded right/bottom to even first, so any map size works and the output
+    is ``ceil(H/2) × ceil(W/2)``.
+    """
+
+    kernel = 2
+
+    def __init__(self, in_dim: int, out_dim: int, mode: str = "deform") -> None:
+        super().__init__()
+        if mode not in DTM_MODES:
+            raise ConfigError(f"unknown dtm {mode!r}; choose from: {', '.join(DTM_MODES)}")
+        self.in_dim, self.out_dim, self.mode = in_dim, out_dim, mode
+        k = self.kernel
+        # weight/bias of the (deformable) conv; deform_conv2d takes them as plain tensors
+        self.conv = nn.Conv2d(in_dim, out_dim, k, stride=k)
+        if mode == "deform":
+            self.offset = nn.Conv2d(in_dim, 2 * k * k, k, stride=k)
+            nn.init.zeros_(self.offset.weight)
+            nn.init.zeros_(self.offset.bias)
+        else:
+            self.offset = None
+        self.norm = nn.BatchNorm2d(out_dim)
+        self.act = nn.GELU()
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode}"
+
+    def out_size(self, H: int, W: int) -> tuple[int, int]:
+        return ceil_div(H, self.kernel), ceil_div(W, self.kernel)
+
+    def forward(self, x: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, int, int]:
+        """Tokens ``(B, H*W, in_dim)`` → ``(B, h*w, out_dim)`` and the new ``(h, w)``."""
+        m = pad_to_multiple(to_map(x, H, W), self.kernel)
+        if self.offset is not None:
+            m = deform_conv2d(
+                m, self.offset(m), self.conv.weight, self.conv.bias, stride=self.kernel
+            )
+        else:
+            m = self.conv(m)
+        m = self.act(self.norm(m))
+        h, w = m.shape[-2:]
+        return to_tokens(m), h, w
+
+    def macs(self, H: int, W: int) -> int:
+        """The (deformable) conv as a dense conv, the offset conv, and eval-mode BatchNorm.
+
+        The bilinear sampling inside the deformable conv is not charged: it is data movement
+        the paper's count leaves out, and it makes ``deform`` and ``conv`` count alike.
+        """
+        h, w = self.out_size(H, W)
+        k2 = self.kernel**2
+        total = h * w * self.out_dim * (self.in_dim * k2 + BATCHNORM_MACS)
+        if self.offset is not None:
+            total += h * w * self.offset.out_channels * self.in_dim * k2
+        return total

@@ -1,0 +1,80 @@
+"""Rows → what a person reads (rich table) or a program reads (json / csv / md)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.table import Table
+
+from hilobench.store import table_frame, to_markdown
+
+FORMATS = ("table", "json", "csv", "md")
+
+
+def _num(v: Any, scale: float = 1.0, fmt: str = "{:.2f}") -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "-"
+    return fmt.format(v / scale)
+
+
+def _mem(v: Any) -> str:
+    return "-" if v is None else f"{v / 2**20:.1f}"
+
+
+def rich_table(rows: list[dict[str, Any]], title: str = "") -> Table:
+    """The terminal view: counts, speed with its 95% interval, memory, status."""
+    table = Table(title=title or None, header_style="bold")
+    layer_rows = all(r.get("kind") == "layer" for r in rows)
+    cols = ["name", "impl", "mode", "res", "tokens" if layer_rows else None, "batch", "dtype",
+            "params (M)", "MMACs" if layer_rows else "GMACs", "traced", "img/s", "95% CI",
+            "p50 ms", "p90 ms", "CoV", "mem MB", "status"]  # fmt: skip
+    cols = [c for c in cols if c]
+    for c in cols:
+        table.add_column(c, justify="left" if c in ("name", "impl", "mode", "status") else "right")
+    mscale = 1e6 if layer_rows else 1e9
+    for r in rows:
+        ci = (
+            f"{r['throughput_ci_low']:.1f}–{r['throughput_ci_high']:.1f}"
+            if r.get("throughput_ci_low") is not None
+            else "-"
+        )
+        status = r.get("status", "")
+        if status == "ok" and r.get("noisy"):
+            status = "ok (noisy)"
+        elif status not in ("ok", ""):
+            status = f"[red]{status}[/red] {r.get('message', '')[:40]}"
+        cells = {
+            "name": r.get("name", ""),
+            "impl": r.get("impl", ""),
+            "mode": r.get("mode", ""),
+            "res": str(r.get("res", "")),
+            "tokens": str(r.get("tokens", "")),
+            "batch": str(r.get("batch", "")),
+            "dtype": r.get("dtype", ""),
+            "params (M)": _num(r.get("params"), 1e6),
+            "MMACs": _num(r.get("macs"), mscale),
+            "GMACs": _num(r.get("macs"), mscale, "{:.3f}"),
+            "traced": _num(r.get("macs_traced"), mscale, "{:.3f}" if not layer_rows else "{:.2f}"),
+            "img/s": _num(r.get("throughput_median"), 1, "{:.1f}"),
+            "95% CI": ci,
+            "p50 ms": _num(r.get("latency_ms_p50"), 1, "{:.2f}"),
+            "p90 ms": _num(r.get("latency_ms_p90"), 1, "{:.2f}"),
+            "CoV": _num(r.get("cov"), 0.01, "{:.1f}%"),
+            "mem MB": _mem(r.get("peak_mem_bytes")),
+            "status": status,
+        }
+        table.add_row(*(cells[c] for c in cols))
+    return table
+
+
+def render_text(rows: list[dict[str, Any]], fmt: str) -> str:
+    """json: a list of row objects; csv / md: the flat results table."""
+    if fmt == "json":
+        return json.dumps(rows, indent=2, default=str)
+    df = table_frame(rows)
+    if fmt == "csv":
+        return df.to_csv(index=False)
+    if fmt == "md":
+        return to_markdown(df)
+    raise ValueError(f"unknown format {fmt!r}")

@@ -1,0 +1,154 @@
+"""Result rows ⇄ files. ``rows.jsonl`` is the source of truth (appended and flushed per row, so
+an interrupted run loses nothing); ``results.csv`` / ``results.md`` are derived with pandas.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hilobench.case import ROW_COLUMNS
+from hilobench.errors import ConfigError
+
+ROWS = "rows.jsonl"
+ENV = "env.json"
+CSV = "results.csv"
+MD = "results.md"
+DEFAULT_ROOT = Path("results") / "runs"
+
+#: Columns that hold lists or dicts: kept in JSONL, left out of (or flattened for) the tables.
+_BULKY = ("samples_s", "traceback", "case", "options")
+
+
+def new_run_dir(root: Path | str = DEFAULT_ROOT) -> Path:
+    """A fresh ``<root>/<UTC timestamp>`` path (not created yet)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    path = Path(root) / stamp
+    n = 1
+    while path.exists():
+        path = Path(root) / f"{stamp}-{n}"
+        n += 1
+    return path
+
+
+def check_writable(path: Path | str) -> Path:
+    """Refuse an output directory we could not write, before anything is measured or created."""
+    path = Path(path)
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ConfigError(
+            f"output path {str(path)!r} is not a directory ({str(probe)!r} is a file)"
+        )
+    try:  # a real probe: permission bits alone say nothing for root or read-only mounts
+        os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".hilobench-probe-"))
+    except OSError:
+        raise ConfigError(f"output directory {str(path)!r} is not writable") from None
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"output path {str(path)!r} exists and is not a directory")
+    return path
+
+
+class RunDir:
+    """One run's directory: ``env.json`` + ``rows.jsonl`` + derived tables."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    @property
+    def rows_path(self) -> Path:
+        return self.path / ROWS
+
+    def create(self, env: dict[str, Any]) -> RunDir:
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not (self.path / ENV).exists():
+            _atomic_write(self.path / ENV, json.dumps(env, indent=2, default=str) + "\n")
+        return self
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Append one row and push it to disk now: a kill after this line keeps the row."""
+        with open(self.rows_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def rows(self) -> list[dict[str, Any]]:
+        return load_rows(self.path)
+
+    def env(self) -> dict[str, Any]:
+        p = self.path / ENV
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    def write_tables(self) -> None:
+        rows = self.rows()
+        if not rows:
+            return
+        df = table_frame(rows)
+        _atomic_write(self.path / CSV, df.to_csv(index=False))
+        _atomic_write(self.path / MD, to_markdown(df) + "\n")
+
+
+def load_rows(path: Path | str) -> list[dict[str, Any]]:
+    """Rows of a run dir (or a rows.jsonl file). A torn last line from a killed run is skipped."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / ROWS
+    if not p.exists():
+        raise ConfigError(f"no results at {str(p)!r}: expected a run directory with {ROWS}")
+    rows = []
+    for line in p.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def table_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Flat table of rows: the standard columns first, lists joined, bulky fields dropped."""
+    flat = []
+    for r in rows:
+        d = {k: v for k, v in r.items() if k not in _BULKY}
+        if isinstance(d.get("uncounted_ops"), list):
+            d["uncounted_ops"] = ";".join(d["uncounted_ops"])
+        flat.append(d)
+    df = pd.DataFrame(flat)
+    first = [c for c in ROW_COLUMNS if c in df.columns]
+    rest = [c for c in df.columns if c not in first]
+    return df[first + rest]
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """Markdown table without optional dependencies (pandas' to_markdown needs tabulate)."""
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for rec in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_cell(v) for v in rec) + " |")
+    return "\n".join(lines)
+
+
+def _cell(v: Any) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v).replace("|", "\\|")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)

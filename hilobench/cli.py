@@ -26,7 +26,8 @@ app = typer.Typer(
     "uncertainty, and memory, on this machine.",
 )
 err = Console(stderr=True)
-out = Console()
+# Piped output keeps whole rows instead of folding them to 80 columns.
+out = Console() if Console().is_terminal else Console(width=220)
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

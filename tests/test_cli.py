@@ -35,7 +35,7 @@ def test_layer_json_rows_and_files(tmp_path: Path, capsys: pytest.CaptureFixture
         [
             "layer",
             "--attn",
-            "hilo,msa",
+            "hilo,sra",
             "--res",
             "224,15x13",
             "--tokens",
@@ -59,7 +59,7 @@ def test_layer_json_rows_and_files(tmp_path: Path, capsys: pytest.CaptureFixture
         assert r["uncounted_ops"] == []
         assert r["throughput_ci_low"] <= r["throughput_median"] <= r["throughput_ci_high"]
         assert r["peak_mem_bytes"] > 0
-    assert {r["attention"] for r in rows} == {"hilo", "msa"}
+    assert {r["attention"] for r in rows} == {"hilo", "sra"}
     for name in ("rows.jsonl", "results.csv", "results.md", "env.json"):
         assert (out / name).is_file(), name
     lines = (out / "rows.jsonl").read_text().splitlines()

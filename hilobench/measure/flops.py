@@ -11,7 +11,9 @@ arrays the size of the operands), and make the rest of the trace explicit:
 * ``ignored``: operators that do arithmetic but are *not* MACs by the paper's convention:
   softmax, scaling, biases and other elementwise ops, pooling, interpolation, and the
   normalisations unless ``count_norms=True``. Pure data movement (view, permute, roll, pad,
-  cat, ...) is skipped silently.
+  cat, ...) is skipped silently. fvcore itself charges adaptive average pooling and
+  interpolation per element; pass e.g. ``extra_handles={"aten::adaptive_avg_pool2d":
+  fvcore.nn.jit_handles.elementwise_flop_counter(1, 0)}`` to reproduce such a count.
 * ``uncounted``: operators that appeared, have no handle and are not known to be free or
   ignored; they may hide MACs, so a non-empty list means the total is a lower bound.
 
@@ -24,6 +26,7 @@ the batch; every MAC-carrying op here is linear in the batch, so the total is un
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -145,6 +148,12 @@ def deform_conv2d_handle(inputs: list[Any], outputs: list[Any]) -> int:
     return math.prod(_shape(outputs[0])) * math.prod(weight[1:])
 
 
+def conv_mode_handle(inputs: list[Any], outputs: list[Any]) -> Counter[str]:
+    """``aten::_convolution_mode`` (string padding, "same"/"valid"): a conv, reported as such."""
+    weight = _shape(inputs[1])
+    return Counter({"conv": math.prod(_shape(outputs[0])) * math.prod(weight[1:])})
+
+
 def _tensordot_k(inputs: list[Any]) -> int:
     a = _shape(inputs[0])
     dims = inputs[2].toIValue()
@@ -225,6 +234,7 @@ MAC_HANDLES: dict[str, Handle] = {
     "aten::tensordot": _out_numel_times(_tensordot_k),
     "aten::linalg_vecdot": _out_numel_times(_vecdot_k),
     "aten::einsum": einsum_handle,
+    "aten::_convolution_mode": conv_mode_handle,
     "aten::scaled_dot_product_attention": sdpa_handle,
     "torchvision::deform_conv2d": deform_conv2d_handle,
 }
@@ -391,14 +401,10 @@ def _trace_count(
         .uncalled_modules_warnings(False)
         .tracer_warnings("none")
     )
-    mode = _MetaConvolution() if device.type == "meta" else None
-    with torch.no_grad(), warnings.catch_warnings():
+    mode = _MetaConvolution() if device.type == "meta" else contextlib.nullcontext()
+    with torch.no_grad(), warnings.catch_warnings(), mode:
         warnings.simplefilter("ignore")
-        if mode is not None:
-            with mode:
-                by_op = analysis.by_operator()
-        else:
-            by_op = analysis.by_operator()
+        by_op = analysis.by_operator()  # runs the trace; the rest reads its cached result
         unsupported = analysis.unsupported_ops()
     counts = {op: int(round(n)) for op, n in sorted(by_op.items())}
     return MacCount(

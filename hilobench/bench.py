@@ -177,9 +177,19 @@ def base_row(case: Case) -> dict[str, Any]:
     }
 
 
-def run_case(case: Case, *, env_id: str = "", count: bool = True) -> dict[str, Any]:
+def run_case(
+    case: Case,
+    *,
+    env_id: str = "",
+    count: bool = True,
+    timed: bool = True,
+    peak_macs_per_s: float | None = None,
+) -> dict[str, Any]:
     """Measure ``case`` and return its row. OOM and runtime failures become rows with a status
     (``OOM`` / ``error``) keeping whatever was measured before; bad settings raise ConfigError.
+    ``timed=False`` stops after counts and memory (a compare group times its members together).
+    ``peak_macs_per_s`` (this device's GEMM rate at the dtype, measured once per run) adds the
+    roofline column: the achieved MAC rate of an inference row as a fraction of it.
     """
     check_device(case.device)
     check_dtype(case.dtype, case.device)
@@ -202,7 +212,7 @@ def run_case(case: Case, *, env_id: str = "", count: bool = True) -> dict[str, A
     row["status"] = "ok"
     row["message"] = ""
     try:
-        _measure(case, subject, row)
+        _measure(case, subject, row, timed=timed)
     except Exception as exc:  # a failed measurement is a row, never a lost run
         if isinstance(exc, ConfigError):
             raise
@@ -213,11 +223,26 @@ def run_case(case: Case, *, env_id: str = "", count: bool = True) -> dict[str, A
     finally:
         if case.device.startswith("cuda"):
             torch.cuda.empty_cache()
+    add_roofline(row, peak_macs_per_s)
     row["wall_s"] = round(time.perf_counter() - t0, 3)
     return row
 
 
-def _measure(case: Case, subject: Subject, row: dict[str, Any]) -> None:
+def add_roofline(row: dict[str, Any], peak_macs_per_s: float | None) -> None:
+    """Achieved MAC/s and its fraction of the device peak (inference rows: forward MACs only)."""
+    if row.get("mode") != "infer" or row.get("status") != "ok" or not peak_macs_per_s:
+        return
+    from hilobench.measure.roofline import achieved_fraction
+
+    tp = row.get("throughput_median")
+    row["achieved_macs_per_s"] = row["macs"] * tp if row.get("macs") and tp else None
+    row["roofline"] = achieved_fraction(row.get("macs"), tp, peak_macs_per_s)
+
+
+def prepare_step(
+    case: Case, subject: Subject, row: dict[str, Any]
+) -> tuple[Callable[[], Any], tuple[Any, ...]]:
+    """Move the subject to its device, draw its inputs and return (timed step, inputs)."""
     device = case.device
     module = subject.module.to(device)
     if case.channels_last and case.kind == "model":
@@ -234,6 +259,13 @@ def _measure(case: Case, subject: Subject, row: dict[str, Any]) -> None:
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         row["compile_s"] = round(time.perf_counter() - t, 3)
+    return step, inputs
+
+
+def _measure(case: Case, subject: Subject, row: dict[str, Any], timed: bool = True) -> None:
+    device = case.device
+    step, inputs = prepare_step(case, subject, row)
+    module = subject.module
 
     # Memory first: the first calls of a fresh process show the true high-water mark.
     resident = _bytes_of(module.parameters()) + _bytes_of(module.buffers()) + _bytes_of(inputs)
@@ -249,9 +281,17 @@ def _measure(case: Case, subject: Subject, row: dict[str, Any]) -> None:
         row["peak_rss_bytes"] = memory.peak_rss_rise(step)
         row["peak_mem_bytes"] = resident + memory.peak_tensor_bytes(step)
 
-    tm = timing.time_fn(step, device=device, budget_s=case.budget)
+    if timed:
+        tm = timing.time_fn(step, device=device, budget_s=case.budget)
+        row.update(timing_columns(case, subject, tm))
+
+
+def timing_columns(case: Case, subject: Subject, tm: timing.Timing) -> dict[str, Any]:
+    """Row columns of one timing: per-layer samples and their summary."""
     samples = [s / subject.layers_per_call for s in tm.samples_s]
-    row["samples_s"] = samples
-    row["calls_per_sample"] = tm.calls_per_sample
-    row["warmup_calls"] = tm.warmup_calls
-    row.update(stats.summarize(samples, case.batch))
+    return {
+        "samples_s": samples,
+        "calls_per_sample": tm.calls_per_sample,
+        "warmup_calls": tm.warmup_calls,
+        **stats.summarize(samples, case.batch),
+    }

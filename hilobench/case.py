@@ -143,5 +143,6 @@ ROW_COLUMNS = (
     "threads", "compile", "channels_last", "params", "macs", "macs_traced", "uncounted_ops",
     "throughput_median", "throughput_ci_low", "throughput_ci_high", "latency_ms_p50",
     "latency_ms_p90", "latency_ms_iqr", "cov", "noisy", "n_samples", "peak_mem_bytes",
-    "peak_rss_bytes", "status", "message", "case_key", "env_id",
+    "peak_rss_bytes", "achieved_macs_per_s", "roofline", "status", "message", "case_key",
+    "env_id",
 )  # fmt: skip

@@ -73,6 +73,7 @@ def execute(
 
     from hilobench.bench import run_case
     from hilobench.measure.env import env_id, fingerprint
+    from hilobench.measure.roofline import peak_macs_per_s
     from hilobench.measure.timing import set_threads
 
     threads = set_threads(cases[0].threads)
@@ -80,10 +81,14 @@ def execute(
     eid = env_id(env)
     run = RunDir(target).create({**env, "env_id": eid})
     rows: list[dict[str, Any]] = []
+    peaks: dict[tuple[str, str], float] = {}
     try:
         for i, c in enumerate(cases, 1):
             err.print(f"[dim][{i}/{len(cases)}][/dim] {c.label()}", highlight=False)
-            row = run_case(c, env_id=eid, count=count)
+            if (c.device, c.dtype) not in peaks:
+                peaks[c.device, c.dtype] = peak_macs_per_s(c.device, c.dtype)
+                run.record_peak(c.device, c.dtype, peaks[c.device, c.dtype])
+            row = run_case(c, env_id=eid, count=count, peak_macs_per_s=peaks[c.device, c.dtype])
             run.append(row)
             rows.append(row)
     except KeyboardInterrupt:

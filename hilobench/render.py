@@ -28,7 +28,7 @@ def rich_table(rows: list[dict[str, Any]], title: str = "") -> Table:
     layer_rows = all(r.get("kind") == "layer" for r in rows)
     cols = ["name", "impl", "mode", "res", "tokens" if layer_rows else None, "batch", "dtype",
             "params (M)", "MMACs" if layer_rows else "GMACs", "traced", "img/s", "95% CI",
-            "p50 ms", "p90 ms", "CoV", "mem MB", "status"]  # fmt: skip
+            "p50 ms", "p90 ms", "CoV", "roofline", "mem MB", "status"]  # fmt: skip
     cols = [c for c in cols if c]
     for c in cols:
         table.add_column(c, justify="left" if c in ("name", "impl", "mode", "status") else "right")
@@ -61,6 +61,7 @@ def rich_table(rows: list[dict[str, Any]], title: str = "") -> Table:
             "p50 ms": _num(r.get("latency_ms_p50"), 1, "{:.2f}"),
             "p90 ms": _num(r.get("latency_ms_p90"), 1, "{:.2f}"),
             "CoV": _num(r.get("cov"), 0.01, "{:.1f}%"),
+            "roofline": _num(r.get("roofline"), 0.01, "{:.1f}%"),
             "mem MB": _mem(r.get("peak_mem_bytes")),
             "status": status,
         }

@@ -74,6 +74,12 @@ class RunDir:
             _atomic_write(self.path / ENV, json.dumps(env, indent=2, default=str) + "\n")
         return self
 
+    def record_peak(self, device: str, dtype: str, macs_per_s: float) -> None:
+        """Keep the measured GEMM peak beside the environment, keyed ``device/dtype``."""
+        env = self.env()
+        env.setdefault("peak_macs_per_s", {})[f"{device}/{dtype}"] = macs_per_s
+        _atomic_write(self.path / ENV, json.dumps(env, indent=2, default=str) + "\n")
+
     def append(self, row: dict[str, Any]) -> None:
         """Append one row and push it to disk now: a kill after this line keeps the row."""
         with open(self.rows_path, "a", encoding="utf-8") as f:

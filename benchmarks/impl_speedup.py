@@ -1,0 +1,147 @@
+"""Fused vs reference attention, measured interleaved in one run.
+
+For every attention (and optionally whole backbones) this builds the reference module, a copy
+switched to the fused path with the same weights, checks both compute the same output, then
+times them round by round (reference, fused, fused, reference, ...) so machine drift hits both
+alike. The speed-up is summarised per round: median and 95% interval of reference/fused time.
+
+    python benchmarks/impl_speedup.py                       # 14x14 @ b64 and 56x56 @ b4, CPU
+    python benchmarks/impl_speedup.py --device cuda --dtype bfloat16 --out results/impl_speedup_cuda
+    python benchmarks/impl_speedup.py --attn none --model litv2_s --batch 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from typing import Any
+
+import torch
+
+from hilobench.attention import available_attentions, set_impl
+from hilobench.bench import Subject, build_subject, check_device, check_dtype, make_step
+from hilobench.case import Case, parse_hw
+from hilobench.measure import memory, stats, timing
+from hilobench.measure.env import env_id, fingerprint
+from hilobench.store import RunDir, check_writable, new_run_dir
+
+
+def max_rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max |a-b| / max |a|: the parity figure the fused paths are held to."""
+    a, b = a.detach().float(), b.detach().float()
+    return float((a - b).abs().max() / a.abs().max().clamp_min(1e-12))
+
+
+def parity(case: Case, ref: Subject, fused: torch.nn.Module) -> float:
+    """Output agreement of the two paths on a fresh batch-2 input (float32, CPU)."""
+    torch.manual_seed(123)
+    inputs = ref.make_inputs("cpu", 2)
+    ref.module.eval()
+    fused.eval()
+    with torch.inference_mode():
+        return max_rel_error(ref.module(*inputs), fused(*inputs))
+
+
+def measure_pair(case: Case, budget: float) -> dict[str, Any]:
+    """One row: parity, both paths' timing summaries and the per-round fused speed-up."""
+    ref = build_subject(case.with_(impl="reference"))
+    fused_module = set_impl(copy.deepcopy(ref.module), "fused")
+    row: dict[str, Any] = {
+        "name": case.name,
+        "kind": case.kind,
+        "tokens": f"{ref.tokens[0]}x{ref.tokens[1]}" if ref.tokens else "",
+        "res": f"{case.res[0]}x{case.res[1]}",
+        "batch": case.batch,
+        "device": case.device,
+        "dtype": case.dtype,
+        "max_rel_error": parity(case, ref, fused_module),
+        "status": "ok",
+        "message": "",
+    }
+    fused = Subject(fused_module, ref.make_inputs, ref.tokens, ref.layers_per_call, None, "")
+    try:
+        steps = {}
+        for impl, subj in (("reference", ref), ("fused", fused)):
+            subj.module.to(case.device)
+            torch.manual_seed(1)
+            inputs = subj.make_inputs(case.device, case.batch)
+            steps[impl] = make_step(case.with_(impl=impl), subj, inputs)
+        res = timing.time_interleaved(steps, device=case.device, budget_s=budget)
+        for impl, tm in res.items():
+            s = stats.summarize(tm.samples_s, case.batch * ref.layers_per_call)
+            row[f"{impl}_img_s"] = s["throughput_median"]
+            row[f"{impl}_cov"] = s["cov"]
+            row[f"{impl}_samples_s"] = tm.samples_s
+        # ratio_summary(a, b) is b/a per round: reference time over fused time = fused speed-up
+        r = stats.ratio_summary(res["fused"].samples_s, res["reference"].samples_s)
+        row.update(speedup=r["ratio_median"], speedup_ci_low=r["ratio_ci_low"],
+                   speedup_ci_high=r["ratio_ci_high"], rounds=r["n"])  # fmt: skip
+    except Exception as exc:  # an OOM at a large map is a result, not a crash
+        row["status"] = "OOM" if memory.is_oom(exc) else "error"
+        row["message"] = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    finally:
+        if case.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--attn", default="all", help="comma list, 'all' or 'none'")
+    p.add_argument("--tokens", default="14x14:64,56x56:4",
+                   help="token maps with their batch, HxW:BATCH, comma separated")  # fmt: skip
+    p.add_argument("--dim", type=int, default=768)
+    p.add_argument("--heads", type=int, default=12)
+    p.add_argument("--model", default="", help="backbones to compare too, e.g. litv2_s")
+    p.add_argument("--res", default="224", help="backbone resolution")
+    p.add_argument("--batch", type=int, default=16, help="backbone batch")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--budget", type=float, default=6.0, help="seconds per pair")
+    p.add_argument("--out", default=None, help="run directory (default results/runs/<stamp>)")
+    a = p.parse_args(argv)
+
+    check_device(a.device)
+    check_dtype(a.dtype, a.device)
+    threads = timing.set_threads(a.threads)
+    names = (
+        [] if a.attn == "none" else available_attentions() if a.attn == "all" else a.attn.split(",")
+    )
+    cases = []
+    for spec in a.tokens.split(","):
+        hw, _, batch = spec.partition(":")
+        h, w = parse_hw(hw, "tokens")
+        for n in names:
+            opts = (("dim", a.dim), ("heads", a.heads), ("tokens", f"{h}x{w}"))
+            cases.append(Case("layer", n, batch=int(batch or 64), device=a.device,
+                              dtype=a.dtype, threads=threads, options=opts))  # fmt: skip
+    for m in filter(None, a.model.split(",")):
+        cases.append(Case("model", m, res=parse_hw(a.res), batch=a.batch, device=a.device,
+                          dtype=a.dtype, threads=threads))  # fmt: skip
+
+    out = RunDir(check_writable(a.out or new_run_dir()))
+    env = fingerprint(a.device, threads)
+    out.create({**env, "env_id": env_id(env)})
+    print(f"{'case':<28}{'max rel err':>12}{'ref img/s':>11}{'fused img/s':>12}"
+          f"{'speed-up [95% CI]':>26}")  # fmt: skip
+    for case in cases:
+        row = measure_pair(case, a.budget)
+        out.append(row)
+        label = f"{case.name} {row['tokens'] or row['res']} b{case.batch}"
+        if row["status"] != "ok":
+            print(f"{label:<28}{row['max_rel_error']:>12.2e}  {row['status']}: {row['message']}")
+            continue
+        ci = f"{row['speedup']:.2f}x [{row['speedup_ci_low']:.2f}, {row['speedup_ci_high']:.2f}]"
+        print(f"{label:<28}{row['max_rel_error']:>12.2e}{row['reference_img_s']:>11.1f}"
+              f"{row['fused_img_s']:>12.1f}{ci:>26}", flush=True)  # fmt: skip
+    summary = [{k: v for k, v in r.items() if not k.endswith("samples_s")} for r in out.rows()]
+    (out.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"saved to {out.path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

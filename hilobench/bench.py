@@ -108,6 +108,18 @@ def build_subject(case: Case) -> Subject:
     return Subject(model, make_model_inputs, None, 1, macs, opts.get("attn") or "")
 
 
+def validate_case(case: Case) -> None:
+    """Raise ConfigError for a case that cannot be built, cheaply (layers are small; models are
+    built on the meta device, so no weights are allocated or initialised for real)."""
+    check_device(case.device)
+    check_dtype(case.dtype, case.device)
+    if case.kind == "layer":
+        build_subject(case)
+        return
+    with torch.device("meta"):
+        build_subject(case)
+
+
 def _autocast(case: Case) -> contextlib.AbstractContextManager[Any]:
     if case.dtype == "float32":
         return contextlib.nullcontext()
@@ -206,6 +218,8 @@ def run_case(
     row["layers_per_call"] = lpc
     if count:
         # LayerNorm counts 5 MACs per element, as the paper's fvcore figures do (SRA: 419.56M)
+        # eval(): fvcore charges BatchNorm 2 per element at inference (5 in training)
+        subject.module.eval()
         mc = count_macs(subject.module, subject.make_inputs("cpu", 1), count_norms=True)
         row["macs_traced"] = mc.total // lpc
         row["uncounted_ops"] = list(mc.uncounted)

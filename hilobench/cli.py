@@ -211,7 +211,7 @@ def model(
                              impl=i, mode=mode, threads=threads, compile=compile,
                              channels_last=channels_last, options=opts, budget=budget)
                     )  # fmt: skip
-    from hilobench.models import validate_case
+    from hilobench.bench import validate_case
 
     execute(cases, out_dir=out_dir, fmt=fmt, title="backbones", validate=validate_case)
 

@@ -3,11 +3,12 @@
 Every module here takes tokens ``(B, H*W, C)`` plus the map size and exposes ``macs(H, W)``, so a
 whole backbone has an analytic count that can be checked against a traced one.
 
-Counting convention (the project's): multiply-accumulates of matmuls and convolutions, biases
-not counted, LayerNorm charged ``LAYERNORM_MACS`` per element and BatchNorm (eval)
-``BATCHNORM_MACS`` per element, global average pooling one per input element; activations,
-softmax, residual adds and padding are free. These are the charges fvcore applies with its norm
-handles enabled, so ``macs()`` equals a traced count taken in ``eval()`` mode with norms counted.
+Counting convention (the project's): multiply-accumulates of matmuls and convolutions (a
+deformable conv as the dense conv of its shape), LayerNorm charged ``LAYERNORM_MACS`` per element
+and BatchNorm in eval mode ``BATCHNORM_MACS`` per element, as fvcore charges them; biases,
+activations, softmax, pooling, residual adds and padding are free. So ``macs()`` equals
+``hilobench.measure.flops.count_macs(model.eval(), x, count_norms=True)`` exactly. (In train mode
+fvcore charges BatchNorm 5 per element instead, so trace in eval mode.)
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ class PatchEmbed(nn.Module):
 
 
 class ClassifierHead(nn.Module):
-    """LayerNorm → global average over tokens → linear classifier."""
+    """LayerNorm → global average over tokens → linear classifier (averaging is not counted)."""
 
     def __init__(self, dim: int, num_classes: int) -> None:
         super().__init__()
@@ -153,11 +154,98 @@ class ClassifierHead(nn.Module):
         self.fc = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
-        x = to_map(self.norm(x), H, W)
-        # adaptive_avg_pool2d rather than mean(): a tracer charges it like the analytic count
-        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
-        return self.fc(x)
+        return self.fc(self.norm(x).mean(dim=1))
 
     def macs(self, H: int, W: int) -> int:
-        n = H * W
-        return (LAYERNORM_MACS + 1) * n * self.dim + self.dim * self.num_classes
+        return LAYERNORM_MACS * H * W * self.dim + self.dim * self.num_classes
+
+
+class Stage(nn.Module):
+    """Optional downsampling (patch embed or token merging) followed by blocks at one scale."""
+
+    def __init__(self, blocks: list[nn.Module], downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.downsample = downsample
+        self.blocks = nn.ModuleList(blocks)
+
+    def out_size(self, H: int, W: int) -> tuple[int, int]:
+        return self.downsample.out_size(H, W) if self.downsample is not None else (H, W)
+
+    def forward(self, x: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, int, int]:
+        if self.downsample is not None:
+            x, H, W = self.downsample(x, H, W)
+        for block in self.blocks:
+            x = block(x, H, W)
+        return x, H, W
+
+    def macs(self, H: int, W: int) -> int:
+        total = self.downsample.macs(H, W) if self.downsample is not None else 0
+        h, w = self.out_size(H, W)
+        return total + sum(block.macs(h, w) for block in self.blocks)
+
+
+class HierarchicalNet(nn.Module):
+    """Patch embedding → stages → classifier head: the LITv1/LITv2 skeleton.
+
+    ``forward`` returns logits; ``forward_features`` returns each stage's map ``(B, C, h, w)``
+    (what a detection or segmentation neck consumes); ``macs(H, W)`` is the analytic count of
+    ``forward`` on one ``H×W`` image.
+    """
+
+    def __init__(self, patch_embed: PatchEmbed, stages: list[Stage], head: ClassifierHead):
+        super().__init__()
+        self.patch_embed = patch_embed
+        self.stages = nn.ModuleList(stages)
+        self.head = head
+        self.apply(init_weights)
+
+    def check_size(self, H: int, W: int) -> None:
+        """Raise for an image size the model cannot take; any size works by default."""
+
+    def stage_sizes(self, H: int, W: int) -> list[tuple[int, int]]:
+        """Token map ``(h, w)`` of each stage for an ``H×W`` image (no computation)."""
+        self.check_size(H, W)
+        sizes = []
+        h, w = self.patch_embed.out_size(H, W)
+        for stage in self.stages:
+            h, w = stage.out_size(h, w)
+            sizes.append((h, w))
+        return sizes
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Per-stage feature maps ``(B, C_i, h_i, w_i)`` for dense prediction."""
+        self.check_size(*x.shape[-2:])
+        out = []
+        x, H, W = self.patch_embed(x)
+        for stage in self.stages:
+            x, H, W = stage(x, H, W)
+            out.append(to_map(x, H, W))
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_size(*x.shape[-2:])
+        x, H, W = self.patch_embed(x)
+        for stage in self.stages:
+            x, H, W = stage(x, H, W)
+        return self.head(x, H, W)
+
+    def macs(self, H: int, W: int) -> int:
+        """Analytic MACs of one ``H×W`` image (the convention in this module's docstring)."""
+        self.check_size(H, W)
+        total = self.patch_embed.macs(H, W)
+        h, w = self.patch_embed.out_size(H, W)
+        for stage in self.stages:
+            total += stage.macs(h, w)
+            h, w = stage.out_size(h, w)
+        return total + self.head.macs(h, w)
+
+
+def init_weights(m: nn.Module) -> None:
+    """Truncated-normal linears with zero bias, unit/zero norms (the usual ViT init)."""
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)

@@ -1,0 +1,129 @@
+"""The paper's comparison backbones, built from timm (random init; nothing is downloaded).
+
+Rows follow the paper's tables (display names as there). ``impl`` maps onto timm's own switch:
+every timm attention module with a ``fused_attn`` flag gets ``fused_attn = (impl == "fused")``,
+so ``reference`` runs the explicit matmul + softmax path and ``fused`` runs
+``scaled_dot_product_attention``; models without such modules (CNNs, TNT) run the same code
+either way. Models whose position embeddings or windows depend on the input get ``img_size``
+set to the requested resolution; fully convolutional ones take any size as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from hilobench.errors import ConfigError
+from hilobench.models.registry import ModelEntry, register_model
+
+
+def timm_default_res(timm_name: str) -> int:
+    """The input side timm's default config names for ``timm_name`` (224 if none)."""
+    import timm
+
+    cfg = timm.get_pretrained_cfg(timm_name)
+    size = getattr(cfg, "input_size", None) if cfg is not None else None
+    return int(size[-1]) if size else 224
+
+
+def set_timm_impl(model: nn.Module, impl: str) -> nn.Module:
+    """Point every timm attention at the explicit (reference) or fused kernel."""
+    for m in model.modules():
+        if hasattr(m, "fused_attn"):
+            m.fused_attn = impl == "fused"
+    return model
+
+
+def timm_builder(timm_name: str) -> Callable[..., nn.Module]:
+    """A registry builder creating ``timm_name`` for the requested resolution."""
+
+    def build(
+        *, res: tuple[int, int], impl: str = "reference", num_classes: int = 1000, **_: Any
+    ) -> nn.Module:
+        import timm
+
+        kwargs: dict[str, Any] = dict(pretrained=False, num_classes=num_classes)
+        try:
+            try:
+                model = timm.create_model(timm_name, img_size=tuple(res), **kwargs)
+            except TypeError as exc:  # fully convolutional: no img_size argument
+                if "img_size" not in str(exc):
+                    raise
+                model = timm.create_model(timm_name, **kwargs)
+        except Exception as exc:
+            raise ConfigError(
+                f"timm model {timm_name!r} cannot be built for {res[0]}x{res[1]} images: {exc}"
+            ) from exc
+        return set_timm_impl(model, impl)
+
+    return build
+
+
+#: name, display (as in the paper's tables), family, timm name, default resolution
+TIMM_ROWS: list[tuple[str, str, str, str, int]] = [
+    ("resnet50", "ResNet-50", "resnet", "resnet50", 224),
+    ("resnet101", "ResNet-101", "resnet", "resnet101", 224),
+    ("resnet152", "ResNet-152", "resnet", "resnet152", 224),
+    ("convnext_t", "ConvNext-Ti", "convnext", "convnext_tiny", 224),
+    ("convnext_s", "ConvNext-S", "convnext", "convnext_small", 224),
+    ("convnext_b", "ConvNext-B", "convnext", "convnext_base", 224),
+    ("swin_t", "Swin-Ti", "swin", "swin_tiny_patch4_window7_224", 224),
+    ("swin_s", "Swin-S", "swin", "swin_small_patch4_window7_224", 224),
+    ("swin_b", "Swin-B", "swin", "swin_base_patch4_window7_224", 224),
+    ("swin_b_384", "Swin-B@384", "swin", "swin_base_patch4_window12_384", 384),
+    ("twins_pcpvt_s", "Twins-PCPVT-S", "twins", "twins_pcpvt_small", 224),
+    ("twins_svt_b", "Twins-SVT-B", "twins", "twins_svt_base", 224),
+    ("twins_svt_l", "Twins-SVT-L", "twins", "twins_svt_large", 224),
+    ("deit_b_384", "DeiT-B@384", "deit", "deit_base_patch16_384", 384),
+    ("pvtv2_b2", "PVTv2-B2", "pvt_v2", "pvt_v2_b2", 224),
+    ("xcit_s12", "XCiT-S12", "xcit", "xcit_small_12_p16_224", 224),
+    ("coatnet_0", "CoAtNet-0", "coatnet", "coatnet_0_224", 224),
+    ("tnt_s", "TNT-S", "tnt", "tnt_s_patch16_224", 224),
+    # timm only registers the 384 variant; the comparison runs it at 224 (img_size=224)
+    ("cait_xs24", "CaiT-XS24", "cait", "cait_xs24_384", 224),
+]
+
+#: Rows of the paper's tables that no installed library provides.
+UNAVAILABLE: list[tuple[str, str, str, str]] = [
+    (
+        "cvt_13",
+        "CvT-13",
+        "cvt",
+        "timm has no CvT (convolutional vision transformer) model; its ImageNet row is "
+        "reference data only",
+    ),
+    (
+        "focal_tiny",
+        "Focal-Tiny",
+        "focal",
+        "timm has no Focal Transformer (focal self-attention); its focalnet_* models are "
+        "FocalNets (focal modulation), a different architecture",
+    ),
+]
+
+for _name, _display, _family, _timm, _res in TIMM_ROWS:
+    register_model(
+        ModelEntry(
+            name=_name,
+            display=_display,
+            family=_family,
+            source="timm",
+            builder=timm_builder(_timm),
+            default_res=_res,
+            timm_name=_timm,
+        )
+    )
+for _name, _display, _family, _reason in UNAVAILABLE:
+    register_model(
+        ModelEntry(
+            name=_name,
+            display=_display,
+            family=_family,
+            source="unavailable",
+            builder=None,
+            default_res=224,
+            reason=_reason,
+        )
+    )

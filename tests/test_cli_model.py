@@ -1,0 +1,81 @@
+"""The `model` command: listing, one measured row per mode, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hilobench.cli import main
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    captured = capsys.readouterr()
+    return int(exc.value.code or 0), captured.out, captured.err
+
+
+def test_list_shows_sources_and_unavailable_reasons(capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, _ = run_cli(["model", "--list"], capsys)
+    assert code == 0
+    for needle in ("litv2_s", "LITv2-B@384", "swin_t", "timm", "CvT-13", "Focal-Tiny"):
+        assert needle in stdout
+    assert "unavailable" in stdout
+
+
+def test_litv2_rows_infer_and_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, _ = run_cli(
+        [
+            "model",
+            "litv2_s",
+            "--res",
+            "64",
+            "--batch",
+            "2",
+            "--budget",
+            "0.3",
+            "--train",
+            "--dtm",
+            "conv",
+            "--out",
+            str(tmp_path / "r"),
+            "--format",
+            "json",
+        ],  # fmt: skip
+        capsys,
+    )
+    assert code == 0
+    rows = json.loads(stdout)
+    assert [r["mode"] for r in rows] == ["infer", "train"]
+    for r in rows:
+        assert r["status"] == "ok"
+        assert r["macs"] == r["macs_traced"] and r["uncounted_ops"] == []
+        assert 27.0e6 < r["params"] < 28.0e6
+        assert r["throughput_median"] > 0 and r["peak_mem_bytes"] > 0
+    assert rows[1]["peak_mem_bytes"] > rows[0]["peak_mem_bytes"]  # gradients + optimizer state
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["no_such_model"], "litv2_s"),
+        (["cvt_13"], "timm"),
+        (["litv2_s", "--res", "0"], "0"),
+        (["litv2_s", "--res", "12y"], "12y"),
+        (["litv2_s", "--attn", "bogus"], "bogus"),
+        (["litv2_s", "--dtm", "wobbly"], "wobbly"),
+        (["resnet50", "--alpha", "0.5"], "alpha"),
+        (["timm:not_a_real_model_name"], "not_a_real_model_name"),
+    ],
+)
+def test_bad_model_input(
+    args: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "never"
+    code, stdout, stderr = run_cli(["model", *args, "--out", str(out)], capsys)
+    assert code == 2, stderr
+    assert stdout == ""
+    assert len(stderr.strip().splitlines()) == 1 and needle in stderr, stderr
+    assert not out.exists()

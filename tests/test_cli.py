@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
-from hilobench.cli import main
+CliRunner = Callable[[list[str]], tuple[int, str, str]]
 
 ROW_KEYS = {
     "attention", "impl", "res", "tokens", "batch", "device", "dtype", "threads", "params", "macs",
@@ -22,16 +23,9 @@ ROW_KEYS = {
 FAST = ["--batch", "2", "--budget", "0.2", "--dim", "64", "--heads", "4"]
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    captured = capsys.readouterr()
-    return int(exc.value.code or 0), captured.out, captured.err
-
-
-def test_layer_json_rows_and_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_layer_json_rows_and_files(tmp_path: Path, cli: CliRunner) -> None:
     out = tmp_path / "run"
-    code, stdout, _ = run_cli(
+    code, stdout, _ = cli(
         [
             "layer",
             "--attn",
@@ -46,7 +40,6 @@ def test_layer_json_rows_and_files(tmp_path: Path, capsys: pytest.CaptureFixture
             "--format",
             "json",
         ],  # fmt: skip
-        capsys,
     )
     assert code == 0
     rows = json.loads(stdout)
@@ -70,10 +63,8 @@ def test_layer_json_rows_and_files(tmp_path: Path, capsys: pytest.CaptureFixture
     assert csv_text.splitlines()[0].startswith("kind,name,attention,impl")
 
 
-def test_layer_default_tokens_are_one_sixteenth(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, stdout, _ = run_cli(
+def test_layer_default_tokens_are_one_sixteenth(tmp_path: Path, cli: CliRunner) -> None:
+    code, stdout, _ = cli(
         [
             "layer",
             "--attn",
@@ -86,18 +77,16 @@ def test_layer_default_tokens_are_one_sixteenth(
             "--format",
             "json",
         ],  # fmt: skip
-        capsys,
     )
     assert code == 0
     assert [r["tokens"] for r in json.loads(stdout)] == ["14x14", "24x16"]
 
 
-def test_tmsa_reports_per_layer_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tmsa_reports_per_layer_figures(tmp_path: Path, cli: CliRunner) -> None:
     from hilobench.attention import build_attention
 
-    code, stdout, _ = run_cli(
-        ["layer", "--attn", "tmsa", *FAST, "--out", str(tmp_path / "r"), "--format", "json"],
-        capsys,
+    code, stdout, _ = cli(
+        ["layer", "--attn", "tmsa", *FAST, "--out", str(tmp_path / "r"), "--format", "json"]
     )
     assert code == 0
     (row,) = json.loads(stdout)
@@ -124,10 +113,10 @@ def test_tmsa_reports_per_layer_figures(tmp_path: Path, capsys: pytest.CaptureFi
     ],
 )
 def test_bad_input_one_line_exit_2(
-    args: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    args: list[str], needle: str, tmp_path: Path, cli: CliRunner
 ) -> None:
     out = tmp_path / "never"
-    code, stdout, stderr = run_cli(["layer", *args, "--out", str(out)], capsys)
+    code, stdout, stderr = cli(["layer", *args, "--out", str(out)])
     assert code == 2
     assert stdout == ""
     lines = stderr.strip().splitlines()
@@ -137,36 +126,36 @@ def test_bad_input_one_line_exit_2(
     assert not out.exists()
 
 
-def test_unknown_attention_lists_known(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, stderr = run_cli(["layer", "--attn", "nope"], capsys)
+def test_unknown_attention_lists_known(cli: CliRunner) -> None:
+    code, _, stderr = cli(["layer", "--attn", "nope"])
     assert code == 2
     for name in ("hilo", "msa", "sra", "wmsa", "swmsa", "tmsa"):
         assert name in stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
-def test_cuda_without_cuda(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, stderr = run_cli(["layer", "--device", "cuda", "--out", str(tmp_path / "x")], capsys)
+def test_cuda_without_cuda(tmp_path: Path, cli: CliRunner) -> None:
+    code, _, stderr = cli(["layer", "--device", "cuda", "--out", str(tmp_path / "x")])
     assert code == 2 and "cuda" in stderr and len(stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
 
 
-def test_float16_on_cpu_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, stderr = run_cli(["layer", "--dtype", "float16", "--device", "cpu"], capsys)
+def test_float16_on_cpu_refused(cli: CliRunner) -> None:
+    code, _, stderr = cli(["layer", "--dtype", "float16", "--device", "cpu"])
     assert code == 2 and "float16" in stderr
 
 
-def test_unwritable_out(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unwritable_out(cli: CliRunner) -> None:
     # /proc refuses new directories even for root, so this holds for every user
-    code, _, stderr = run_cli(["layer", "--attn", "msa", "--out", "/proc/hilobench-x/run"], capsys)
+    code, _, stderr = cli(["layer", "--attn", "msa", "--out", "/proc/hilobench-x/run"])
     assert code == 2 and "not writable" in stderr
     assert not os.path.exists("/proc/hilobench-x")
 
 
-def test_out_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_out_is_a_file(tmp_path: Path, cli: CliRunner) -> None:
     f = tmp_path / "file"
     f.write_text("x")
-    code, _, stderr = run_cli(["layer", "--attn", "msa", "--out", str(f / "run")], capsys)
+    code, _, stderr = cli(["layer", "--attn", "msa", "--out", str(f / "run")])
     assert code == 2 and "file" in stderr
     assert f.read_text() == "x"
 

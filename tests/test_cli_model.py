@@ -3,30 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from hilobench.cli import main
+CliRunner = Callable[[list[str]], tuple[int, str, str]]
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    captured = capsys.readouterr()
-    return int(exc.value.code or 0), captured.out, captured.err
-
-
-def test_list_shows_sources_and_unavailable_reasons(capsys: pytest.CaptureFixture[str]) -> None:
-    code, stdout, _ = run_cli(["model", "--list"], capsys)
+def test_list_shows_sources_and_unavailable_reasons(cli: CliRunner) -> None:
+    code, stdout, _ = cli(["model", "--list"])
     assert code == 0
     for needle in ("litv2_s", "LITv2-B@384", "swin_t", "timm", "CvT-13", "Focal-Tiny"):
         assert needle in stdout
     assert "unavailable" in stdout
 
 
-def test_litv2_rows_infer_and_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, stdout, _ = run_cli(
+def test_litv2_rows_infer_and_train(tmp_path: Path, cli: CliRunner) -> None:
+    code, stdout, _ = cli(
         [
             "model",
             "litv2_s",
@@ -44,7 +38,6 @@ def test_litv2_rows_infer_and_train(tmp_path: Path, capsys: pytest.CaptureFixtur
             "--format",
             "json",
         ],  # fmt: skip
-        capsys,
     )
     assert code == 0
     rows = json.loads(stdout)
@@ -70,11 +63,9 @@ def test_litv2_rows_infer_and_train(tmp_path: Path, capsys: pytest.CaptureFixtur
         (["timm:not_a_real_model_name"], "not_a_real_model_name"),
     ],
 )
-def test_bad_model_input(
-    args: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_bad_model_input(args: list[str], needle: str, tmp_path: Path, cli: CliRunner) -> None:
     out = tmp_path / "never"
-    code, stdout, stderr = run_cli(["model", *args, "--out", str(out)], capsys)
+    code, stdout, stderr = cli(["model", *args, "--out", str(out)])
     assert code == 2, stderr
     assert stdout == ""
     assert len(stderr.strip().splitlines()) == 1 and needle in stderr, stderr

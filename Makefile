@@ -10,7 +10,6 @@ BASE    ?= HEAD
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[plot,dev]'
 	touch $(STAMP)
 

@@ -21,7 +21,14 @@ from typing import Any
 import torch
 
 from hilobench.attention import available_attentions, set_impl
-from hilobench.bench import Subject, build_subject, check_device, check_dtype, make_step
+from hilobench.bench import (
+    MIN_SAMPLE_S,
+    Subject,
+    build_subject,
+    check_device,
+    check_dtype,
+    make_step,
+)
 from hilobench.case import Case, parse_hw
 from hilobench.measure import memory, stats, timing
 from hilobench.measure.env import env_id, fingerprint
@@ -68,7 +75,9 @@ def measure_pair(case: Case, budget: float) -> dict[str, Any]:
             torch.manual_seed(1)
             inputs = subj.make_inputs(case.device, case.batch)
             steps[impl] = make_step(case.with_(impl=impl), subj, inputs)
-        res = timing.time_interleaved(steps, device=case.device, budget_s=budget)
+        res = timing.time_interleaved(
+            steps, device=case.device, budget_s=budget, min_sample_s=MIN_SAMPLE_S
+        )
         for impl, tm in res.items():
             s = stats.summarize(tm.samples_s, case.batch * ref.layers_per_call)
             row[f"{impl}_img_s"] = s["throughput_median"]

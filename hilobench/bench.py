@@ -23,6 +23,10 @@ from hilobench.measure.flops import count_macs
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
+#: Shortest timed sample: below ~20 ms, timer resolution and scheduler jitter dominate, so short
+#: calls are repeated inside one sample (the row reports per-call time and calls_per_sample).
+MIN_SAMPLE_S = 0.02
+
 #: Layer options and the attention knob each one drives.
 LAYER_KNOBS = {"alpha": "alpha", "window": "window", "sr": "sr_ratio", "rel_pos": "rel_pos"}
 
@@ -296,7 +300,7 @@ def _measure(case: Case, subject: Subject, row: dict[str, Any], timed: bool = Tr
         row["peak_mem_bytes"] = resident + memory.peak_tensor_bytes(step)
 
     if timed:
-        tm = timing.time_fn(step, device=device, budget_s=case.budget)
+        tm = timing.time_fn(step, device=device, budget_s=case.budget, min_sample_s=MIN_SAMPLE_S)
         row.update(timing_columns(case, subject, tm))
 
 

@@ -71,29 +71,22 @@ def execute(
     for c in cases:
         validate(c)
 
-    from hilobench.bench import run_case
     from hilobench.measure.env import env_id, fingerprint
-    from hilobench.measure.roofline import peak_macs_per_s
     from hilobench.measure.timing import set_threads
+    from hilobench.runner import LineReporter, Runner, plan
+    from hilobench.suite import SuiteCase
 
     threads = set_threads(cases[0].threads)
     env = fingerprint(cases[0].device, threads)
     eid = env_id(env)
     run = RunDir(target).create({**env, "env_id": eid})
-    rows: list[dict[str, Any]] = []
-    peaks: dict[tuple[str, str], float] = {}
+    # in this process, one case after another; `suite run` isolates each case instead
+    runner = Runner(run, env_id=eid, isolate=False, reporter=LineReporter(err))
     try:
-        for i, c in enumerate(cases, 1):
-            err.print(f"[dim][{i}/{len(cases)}][/dim] {c.label()}", highlight=False)
-            if (c.device, c.dtype) not in peaks:
-                peaks[c.device, c.dtype] = peak_macs_per_s(c.device, c.dtype)
-                run.record_peak(c.device, c.dtype, peaks[c.device, c.dtype])
-            row = run_case(c, env_id=eid, count=count, peak_macs_per_s=peaks[c.device, c.dtype])
-            run.append(row)
-            rows.append(row)
+        rows = runner.run_units(plan([SuiteCase(c, c.name, count=count) for c in cases]))
     except KeyboardInterrupt:
         run.write_tables()
-        err.print(f"interrupted: {len(rows)} of {len(cases)} rows kept in {run.path}")
+        err.print(f"interrupted: {len(runner.rows)} of {len(cases)} rows kept in {run.path}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     run.write_tables()
     if fmt == "table":

@@ -16,11 +16,11 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 
 def gemm_size(device: str) -> int:
     """Side of the square GEMM: large enough to be compute-bound, small enough to be quick."""
-    return 4096 if device.startswith("cuda") else 1536
+    return 8192 if device.startswith("cuda") else 3072
 
 
 def peak_macs_per_s(
-    device: str = "cpu", dtype: str = "float32", budget_s: float = 1.0
+    device: str = "cpu", dtype: str = "float32", budget_s: float = 2.0
 ) -> float:
     """Measured MAC/s of an ``n×n @ n×n`` matmul (n from :func:`gemm_size`) at ``dtype``."""
     n = gemm_size(device)

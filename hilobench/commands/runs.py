@@ -1,0 +1,322 @@
+"""Commands for suites and stored runs: ``suite run|list|validate``, ``show``, ``report``,
+``merge``. Parsing only; the work lives in suite.py, runner.py, report.py and store.py.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from hilobench.errors import ConfigError, check_choice
+
+err = Console(stderr=True)
+EXIT_INTERRUPTED = 130
+
+suite_app = typer.Typer(
+    no_args_is_help=True,
+    help="Run, list and check YAML suites (suites/*.yaml).",
+)
+
+
+def _out() -> Console:
+    return Console() if Console().is_terminal else Console(width=220)
+
+
+def _parse_sets(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"bad --set {item!r}; expected KEY=VALUE, e.g. budget=2")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return out
+
+
+@suite_app.command("run")
+def suite_run(
+    suite: str = typer.Argument(..., help="Suite file, or the name of a shipped suite."),
+    device: str | None = typer.Option(None, help="Override every case's device (cpu, cuda)."),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Run directory (default: results/runs/<suite>/<timestamp>)."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Finish an interrupted run: skip cases already in rows.jsonl."
+    ),
+    isolate: bool = typer.Option(
+        True, "--isolate/--no-isolate", help="One fresh process per case (default) or all here."
+    ),
+    filter_: str | None = typer.Option(
+        None, "--filter", help="Only cases whose id, name or label matches (comma list, globs)."
+    ),
+    sets: list[str] = typer.Option(
+        [], "--set", help="Override a case field for every case, e.g. --set budget=2."
+    ),
+    budget: float | None = typer.Option(None, help="Override every case's timing budget (s)."),
+    fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
+) -> None:
+    """Run a suite: every case in a fresh process, rows saved as they finish."""
+    from hilobench.render import FORMATS
+    from hilobench.runner import plan, repair_tail
+    from hilobench.store import DEFAULT_ROOT, RunDir, check_writable, new_run_dir
+    from hilobench.suite import find_suite, load_suite, select
+
+    check_choice("format", fmt, FORMATS)
+    overrides = _parse_sets(sets)
+    if device is not None:
+        overrides["device"] = device
+    if budget is not None:
+        overrides["budget"] = budget
+    path = find_suite(suite)
+    s = load_suite(path, overrides=overrides, check_cases=True)
+    chosen = select(s.cases, filter_)
+    if not chosen:
+        raise ConfigError(f"--filter {filter_!r} matches no case of suite {s.name!r}")
+    root = DEFAULT_ROOT / s.name
+    if out_dir is None and resume:
+        previous = sorted(p for p in root.glob("*") if (p / "rows.jsonl").is_file())
+        if not previous:
+            raise ConfigError(f"nothing to resume: no earlier run of {s.name!r} under {root}")
+        out_dir = previous[-1]
+    target = check_writable(out_dir if out_dir is not None else new_run_dir(root))
+    run = RunDir(target)
+    have = run.rows_path.is_file() and bool(run.rows())
+    if have and not resume:
+        raise ConfigError(
+            f"{str(target)!r} already holds results; pass --resume to finish that run "
+            "or choose another --out"
+        )
+
+    from hilobench.measure.env import compare_envs, env_id, fingerprint
+    from hilobench.measure.timing import set_threads
+
+    env = fingerprint(chosen[0].case.device, set_threads(chosen[0].case.threads))
+    eid = env_id(env)
+    old_env = run.env() if have else {}
+    if old_env and old_env.get("env_id") not in (None, eid):
+        diffs = "; ".join(compare_envs(old_env, env)[:3])
+        raise ConfigError(f"cannot resume {str(target)!r} here: another environment ({diffs})")
+
+    from hilobench.runner import done_keys
+
+    done = done_keys(run) if resume else set()
+    todo = [sc for sc in chosen if sc.case.key not in done]
+    run.create({**env, "env_id": eid})
+    if path.is_file() and not (target / "suite.yaml").exists():
+        (target / "suite.yaml").write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    repair_tail(run)
+    skipped = len(chosen) - len(todo)
+    err.print(
+        f"suite {s.name}: {len(todo)} case(s) to run"
+        + (f", {skipped} already done" if skipped else "")
+        + f" → {target}"
+        + ("" if isolate else " (in this process)"),
+        highlight=False,
+    )
+    rows = _run(run, plan(todo, s.compare), eid, isolate, s.name, len(chosen), suite)
+    run.write_tables()
+    _summarise(rows, target)
+    _render(run.rows(), fmt, f"suite {s.name}")
+
+
+def _run(
+    run: Any, units: list[Any], eid: str, isolate: bool, name: str, total: int, spec: str
+) -> list:
+    from hilobench.runner import BarReporter, Runner, elapsed, sigterm_as_interrupt
+
+    runner = Runner(run, env_id=eid, isolate=isolate, reporter=BarReporter(err), suite=name)
+    t0 = time.perf_counter()
+    try:
+        with sigterm_as_interrupt():
+            runner.run_units(units)
+    except KeyboardInterrupt:
+        run.write_tables()
+        have = len(run.rows())
+        err.print(
+            f"interrupted after {elapsed(t0)}: {have} of {total} rows kept in {run.path}; "
+            f"finish with: hilobench suite run {spec} --resume --out {run.path}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    err.print(f"finished in {elapsed(t0)}", highlight=False)
+    return runner.rows
+
+
+def _summarise(rows: list[dict[str, Any]], target: Path) -> None:
+    bad: dict[str, int] = {}
+    for r in rows:
+        if r.get("status") != "ok":
+            bad[r.get("status", "?")] = bad.get(r.get("status", "?"), 0) + 1
+    if bad:
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(bad.items()))
+        err.print(f"{sum(bad.values())} of {len(rows)} cases failed ({parts}); see the rows")
+    err.print(f"saved to {target}", highlight=False)
+
+
+def _render(rows: list[dict[str, Any]], fmt: str, title: str) -> None:
+    from hilobench.render import render_text, rich_table
+
+    if fmt == "table":
+        out = _out()
+        out.print(rich_table(rows, title))
+        ct = _compare_rich(rows)
+        if ct is not None:
+            out.print(ct)
+    else:
+        sys.stdout.write(render_text(rows, fmt) + "\n")
+
+
+def _compare_rich(rows: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    from hilobench.report import compare_table
+
+    df = compare_table(rows)
+    if df is None:
+        return None
+    table = Table(title="compare groups (interleaved; speed ratio to the reference)")
+    for c in df.columns:
+        table.add_column(str(c), justify="left" if c in ("group", "member", "setting") else "right")
+    for rec in df.itertuples(index=False):
+        table.add_row(*(_cell(v) for v in rec))
+    return table
+
+
+def _cell(v: Any) -> str:
+    if v is None or v != v:  # None or NaN
+        return ""
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+@suite_app.command("list")
+def suite_list(
+    directory: Path | None = typer.Option(None, "--dir", help="Where to look (default: suites/)."),
+) -> None:
+    """List the shipped suites: name, description and number of cases."""
+    from rich.table import Table
+
+    from hilobench.suite import load_suite, shipped_suites
+
+    table = Table(title="suites", header_style="bold")
+    for c in ("name", "file", "cases", "compare", "claims", "description"):
+        table.add_column(c)
+    for p in shipped_suites(directory):
+        try:
+            s = load_suite(p)
+            n, groups, claims, desc = str(len(s.cases)), len(s.compare), len(s.claims), s.name
+            table.add_row(desc, p.name, n, str(groups), str(claims), s.description)
+        except ConfigError as e:
+            table.add_row(p.stem, p.name, "-", "-", "-", f"[red]invalid:[/red] {escape(str(e))}")
+    _out().print(table)
+
+
+@suite_app.command("validate")
+def suite_validate(
+    suites: list[str] = typer.Argument(..., help="Suite files or shipped suite names."),
+    cases: bool = typer.Option(False, "--cases", help="Also list the expanded cases."),
+) -> None:
+    """Check suites completely (schema, names, and each case with its builder); exit 2 if not."""
+    from rich.table import Table
+
+    from hilobench.runner import plan
+    from hilobench.suite import find_suite, load_suite
+
+    for spec in suites:
+        s = load_suite(find_suite(spec), check_cases=True)
+        units = plan(s.cases, s.compare)
+        err.print(
+            f"{s.path}: ok — {len(s.cases)} cases from {s.entries} entries, "
+            f"{len(s.compare)} compare group(s) in {sum(u.group is not None for u in units)} "
+            f"interleaved unit(s), {len(s.claims)} claim(s)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if cases:
+            table = Table(title=s.name, header_style="bold")
+            for c in ("#", "id", "case", "key", "group"):
+                table.add_column(c)
+            for i, sc in enumerate(s.cases, 1):
+                g = s.group_of(sc.id)
+                label = escape(sc.case.label())
+                table.add_row(str(i), sc.id, label, sc.case.key, g.name if g else "")
+            _out().print(table)
+
+
+def show(
+    run_dir: Path = typer.Argument(..., help="A run directory (holding rows.jsonl)."),
+    fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
+) -> None:
+    """Print a stored run as a table, JSON, CSV or Markdown."""
+    from hilobench.render import FORMATS
+    from hilobench.report import env_label
+    from hilobench.store import RunDir, load_rows
+
+    check_choice("format", fmt, FORMATS)
+    rows = load_rows(run_dir)
+    env = RunDir(run_dir).env()
+    if env:
+        err.print(f"{run_dir}: {len(rows)} rows measured on {env_label(env)}", highlight=False)
+    _render(rows, fmt, str(run_dir))
+
+
+def report(
+    run_dirs: list[Path] = typer.Argument(..., help="Run directories to report on."),
+    out_dir: Path = typer.Option(Path("report"), "--out", help="Where report.md and PNGs go."),
+    paper: Path | None = typer.Option(None, help="Folder with the paper's CSVs."),
+) -> None:
+    """Write report.md with plots: scaling, MACs vs tokens, and a side-by-side with the paper."""
+    from hilobench.report import build_report, require_matplotlib
+    from hilobench.store import check_writable, load_rows
+
+    for d in run_dirs:
+        load_rows(d)  # every input must exist before anything is written
+    if paper is not None and not paper.is_dir():
+        raise ConfigError(f"--paper {str(paper)!r} is not a directory")
+    require_matplotlib()
+    check_writable(out_dir)
+    rep = build_report(run_dirs, out_dir, paper_dir=paper)
+    err.print(f"wrote {rep.path} and {len(rep.figures)} figure(s)", highlight=False)
+
+
+def merge(
+    run_dirs: list[Path] = typer.Argument(..., help="Run directories, e.g. one per machine."),
+    out_file: Path | None = typer.Option(None, "--out", help="Write .csv or .md here."),
+    metric: str = typer.Option("throughput_median", help="Row column to tabulate."),
+) -> None:
+    """One table across machines: a row per case, a column per environment."""
+    from hilobench.report import load_runs, merge_runs
+    from hilobench.store import to_markdown
+
+    runs = load_runs(run_dirs)
+    known = {k for run in runs for r in run.rows for k in r}
+    if metric not in known:
+        raise ConfigError(f"unknown metric {metric!r}; rows have: {', '.join(sorted(known))}")
+    df = merge_runs(runs, metric)
+    if out_file is None:
+        sys.stdout.write(to_markdown(df) + "\n")
+        return
+    if out_file.suffix not in (".csv", ".md"):
+        raise ConfigError(f"--out {str(out_file)!r}: use a .csv or .md file name")
+    from hilobench.store import check_writable
+
+    check_writable(out_file.parent)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    text = df.to_csv(index=False) if out_file.suffix == ".csv" else to_markdown(df) + "\n"
+    out_file.write_text(text, encoding="utf-8")
+    err.print(f"wrote {out_file} ({len(df)} rows x {len(runs)} run(s))", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``suite`` (sub-commands) and ``show`` / ``report`` / ``merge``."""
+    app.add_typer(suite_app, name="suite")
+    app.command()(show)
+    app.command()(report)
+    app.command()(merge)

@@ -1,0 +1,376 @@
+"""Run cases, one fresh process each by default, and never lose a finished row.
+
+Why a process per case: the CPU allocator's cached pages, the resident-set high-water mark,
+CUDA's caching allocator and one-time library initialisation all carry over inside a process,
+so the second case of a run would be measured on a different machine state than the first.
+A worker that crashes, runs out of memory or exceeds its timeout becomes a row with its status,
+and the run moves on. Every row is appended and flushed to ``rows.jsonl`` the moment it
+exists, so a killed run keeps all finished cases and ``--resume`` runs only the rest.
+
+Compare groups are measured in two steps: each member's counts and memory in its own process,
+then all members timed together in one process, round by round (A B C, B C A, ...), so drift
+hits every member alike and per-round ratios to the reference are meaningful.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from hilobench.store import RunDir
+from hilobench.suite import CompareGroup, SuiteCase
+
+#: Per-case overhead (seconds) assumed by the ETA besides the timing budget.
+OVERHEAD_S = 4.0
+
+
+@dataclass
+class Unit:
+    """What one worker measures: a single case, or the members of a compare group at one
+    setting (``ref`` indexes the reference member, None when it is not part of this run)."""
+
+    items: list[SuiteCase]
+    group: CompareGroup | None = None
+    ref: int | None = None
+
+    @property
+    def weight(self) -> float:
+        return sum(sc.case.budget + OVERHEAD_S for sc in self.items)
+
+
+def plan(cases: list[SuiteCase], groups: list[CompareGroup] | None = None) -> list[Unit]:
+    """Cases → units in suite order; a group's members at one setting form one unit, placed
+    where its first member appears."""
+    owner = {m: g for g in groups or [] for m in g.members}
+    units: list[Unit] = []
+    by_ctx: dict[tuple[str, tuple[Any, ...]], Unit] = {}
+    for sc in cases:
+        g = owner.get(sc.id)
+        if g is None:
+            units.append(Unit([sc]))
+            continue
+        k = (g.name, sc.context())
+        if k not in by_ctx:
+            by_ctx[k] = Unit([], g)
+            units.append(by_ctx[k])
+        by_ctx[k].items.append(sc)
+    for u in by_ctx.values():
+        refs = [i for i, sc in enumerate(u.items) if u.group and sc.id == u.group.reference]
+        u.ref = refs[0] if refs else None
+    return units
+
+
+class WorkerFailed(Exception):
+    """A worker process ended without a result (crash, kill, non-zero exit, timeout)."""
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def call_worker(job: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
+    """Run ``job`` in a fresh ``python -m hilobench.worker`` process and return its rows."""
+    with tempfile.TemporaryDirectory(prefix="hilobench-job-") as tmp:
+        job_path, out_path = Path(tmp) / "job.json", Path(tmp) / "rows.json"
+        job_path.write_text(json.dumps(job, default=str), encoding="utf-8")
+        cmd = [sys.executable, "-m", "hilobench.worker", str(job_path), str(out_path)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise WorkerFailed(f"worker timed out after {timeout:g} s and was killed") from None
+        if proc.returncode == 0 and out_path.is_file():
+            return json.loads(out_path.read_text(encoding="utf-8"))["rows"]
+        tail = [ln for ln in (proc.stderr or "").strip().splitlines() if ln.strip()]
+        why = f": {tail[-1].strip()}" if tail else ""
+        if proc.returncode < 0:
+            sig = _signal_name(proc.returncode)
+            hint = " (likely the out-of-memory killer)" if sig == "SIGKILL" else ""
+            raise WorkerFailed(f"worker killed by {sig}{hint}{why}")
+        raise WorkerFailed(f"worker exited with code {proc.returncode} without a result{why}")
+
+
+class Reporter:
+    """Shows progress; the base class shows nothing."""
+
+    def start(self, total_cases: int, total_weight: float) -> None: ...
+
+    def begin(self, unit: Unit) -> None: ...
+
+    def done(self, unit: Unit, rows: list[dict[str, Any]]) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class LineReporter(Reporter):
+    """One ``[i/n] label`` line per case as it starts (logs, pipes, the single-shot commands)."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.n = 0
+        self.total = 0
+
+    def start(self, total_cases: int, total_weight: float) -> None:
+        self.total = total_cases
+
+    def begin(self, unit: Unit) -> None:
+        for sc in unit.items:
+            self.n += 1
+            self.console.print(
+                f"[dim][{self.n}/{self.total}][/dim] {escape(sc.case.label())}", highlight=False
+            )
+
+
+class BarReporter(Reporter):
+    """A progress bar with an ETA (weighted by each case's budget) and a line per row."""
+
+    def __init__(self, console: Console):
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[cases]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task: Any = None
+        self.finished = 0
+        self.total = 0
+
+    def start(self, total_cases: int, total_weight: float) -> None:
+        self.total = total_cases
+        self.progress.start()
+        self.task = self.progress.add_task(
+            "starting", total=max(total_weight, 1e-9), cases=f"0/{total_cases}"
+        )
+
+    def begin(self, unit: Unit) -> None:
+        label = unit.items[0].case.label()
+        if unit.group is not None:
+            label = f"compare {unit.group.name}: {len(unit.items)} interleaved @ " + label
+        self.progress.update(self.task, description=escape(label[:60]))
+        if not self.console.is_terminal:  # a log gets a line where a terminal gets the bar
+            self.console.print(f"[dim]started[/dim] {escape(label)}", highlight=False)
+
+    def done(self, unit: Unit, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self.finished += 1
+            self.console.print(_row_line(row, self.finished, self.total), highlight=False)
+        self.progress.update(self.task, advance=unit.weight, cases=f"{self.finished}/{self.total}")
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def _row_line(row: dict[str, Any], i: int, n: int) -> str:
+    from hilobench.case import Case
+
+    label = Case.from_json(row["case"]).label() if "case" in row else row.get("name", "")
+    label = escape(label)
+    status = row.get("status")
+    if status == "ok":
+        tp = row.get("throughput_median")
+        speed = f"{tp:.1f} img/s" if tp is not None else ""
+        if row.get("ratio_to_ref") is not None:
+            speed += f", {row['ratio_to_ref']:.2f}x {row.get('ref')}"
+        return f"[dim][{i}/{n}][/dim] [green]ok[/green] {label}  {speed}"
+    msg = escape(str(row.get("message", ""))[:80])
+    return f"[dim][{i}/{n}][/dim] [red]{status}[/red] {label}  {msg}"
+
+
+class Runner:
+    """Runs units and appends each finished row to the run directory at once."""
+
+    def __init__(
+        self,
+        run: RunDir,
+        *,
+        env_id: str = "",
+        isolate: bool = True,
+        reporter: Reporter | None = None,
+        suite: str | None = None,
+    ):
+        self.run = run
+        self.env_id = env_id
+        self.isolate = isolate
+        self.reporter = reporter or Reporter()
+        self.suite = suite
+        self.rows: list[dict[str, Any]] = []
+        self.peaks: dict[str, float] = {}
+
+    def run_units(self, units: list[Unit]) -> list[dict[str, Any]]:
+        """Measure every unit in order; a KeyboardInterrupt leaves finished rows on disk."""
+        self._measure_peaks(units)
+        self.reporter.start(sum(len(u.items) for u in units), sum(u.weight for u in units))
+        try:
+            for unit in units:
+                self.reporter.begin(unit)
+                rows = self._unit(unit)
+                for sc, row in zip(unit.items, rows, strict=True):
+                    self._annotate(sc, row)
+                    self.run.append(row)
+                    self.rows.append(row)
+                self.reporter.done(unit, rows)
+        finally:
+            self.reporter.stop()
+        return self.rows
+
+    def _measure_peaks(self, units: list[Unit]) -> None:
+        """The device's GEMM rate per (device, dtype), measured once per run (and reused on
+        resume) so every row's roofline fraction divides by the same figure."""
+        recorded = self.run.env().get("peak_macs_per_s") or {}
+        for u in units:
+            for sc in u.items:
+                k = f"{sc.case.device}/{sc.case.dtype}"
+                if k in self.peaks:
+                    continue
+                if k in recorded:
+                    self.peaks[k] = float(recorded[k])
+                    continue
+                job = {"kind": "peak", "device": sc.case.device, "dtype": sc.case.dtype}
+                try:
+                    # a GPU is only touched by workers, so the runner holds no CUDA context
+                    if sc.case.device.startswith("cuda"):
+                        (res,) = self._job(job, 300.0)
+                    else:
+                        from hilobench.worker import run_job
+
+                        (res,) = run_job(job)
+                except (WorkerFailed, RuntimeError):  # no roofline column then, the run goes on
+                    continue
+                self.peaks[k] = float(res["peak_macs_per_s"])
+                self.run.record_peak(sc.case.device, sc.case.dtype, self.peaks[k])
+
+    def _peak(self, case: Any) -> float | None:
+        return self.peaks.get(f"{case.device}/{case.dtype}")
+
+    def _annotate(self, sc: SuiteCase, row: dict[str, Any]) -> None:
+        row.setdefault("env_id", self.env_id)
+        if self.suite is not None:
+            row["suite"] = self.suite
+            row["case_id"] = sc.id
+
+    def _unit(self, unit: Unit) -> list[dict[str, Any]]:
+        if unit.group is None:
+            sc = unit.items[0]
+            return [self._one(sc, timed=True)]
+        pre = [self._one(sc, timed=False) for sc in unit.items]
+        if not any(r.get("status") == "ok" for r in pre):
+            return pre
+        job = {
+            "kind": "group",
+            "group": unit.group.name,
+            "cases": [sc.case.to_json() for sc in unit.items],
+            "case_ids": [sc.id for sc in unit.items],
+            "rows": pre,
+            "ref": unit.ref,
+            "peak_macs_per_s": self._peak(unit.items[0].case),
+        }
+        timeout = max(sc.timeout for sc in unit.items) + 3 * sum(
+            sc.case.budget for sc in unit.items
+        )
+        try:
+            return self._job(job, timeout)
+        except WorkerFailed as e:
+            out = []
+            for r in pre:
+                r = dict(r)
+                if r.get("status") == "ok":
+                    r.update(status="error", message=f"compare {unit.group.name}: {e}"[:300])
+                r["group"] = unit.group.name
+                out.append(r)
+            return out
+
+    def _one(self, sc: SuiteCase, *, timed: bool) -> dict[str, Any]:
+        from hilobench.worker import failure_row
+
+        job = {
+            "kind": "case",
+            "case": sc.case.to_json(),
+            "case_id": sc.id,
+            "env_id": self.env_id,
+            "count": sc.count,
+            "timed": timed,
+            "peak_macs_per_s": self._peak(sc.case),
+        }
+        try:
+            (row,) = self._job(job, sc.timeout)
+        except WorkerFailed as e:
+            row = failure_row(job["case"], str(e), env_id=self.env_id)
+        return row
+
+    def _job(self, job: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
+        if self.isolate:
+            return call_worker(job, timeout)
+        from hilobench.worker import run_job
+
+        return run_job(job)
+
+
+def done_keys(run: RunDir) -> set[str]:
+    """Keys of the cases a run directory already holds (any status)."""
+    if not run.rows_path.exists():
+        return set()
+    return {r.get("case_key") for r in run.rows() if r.get("case_key")}
+
+
+def repair_tail(run: RunDir) -> None:
+    """End ``rows.jsonl`` with a newline, so a row torn by a kill stays alone on its line
+    (and is skipped) instead of swallowing the next row appended by ``--resume``."""
+    p = run.rows_path
+    if p.exists() and p.stat().st_size:
+        with open(p, "rb+") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while running, so a terminated run cleans up the same way."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        old: Callable[..., Any] | int | None = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def elapsed(t0: float) -> str:
+    s = time.perf_counter() - t0
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"

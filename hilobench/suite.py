@@ -1,0 +1,751 @@
+"""Suites: YAML files that list what to measure, validated up front and expanded to Cases.
+
+A suite is checked completely before anything is built or written, and every error names the
+file, the case and the field, so a typo costs seconds instead of a half-finished run.
+
+Schema (every key optional except ``cases``)::
+
+    name: attention_layers            # default: the file name without .yaml
+    description: one line shown by `hilobench suite list`
+    defaults:                         # any case field or option, applied where it fits
+      batch: 64
+      device: cpu                     # cpu | cuda | cuda:N
+      dtype: float32                  # float32 | bfloat16 | float16 (cuda)
+      impl: reference                 # reference | fused | both
+      mode: infer                     # infer | train | both
+      budget: 5.0                     # seconds of timing per case
+      timeout: 1800                   # seconds before an isolated worker is killed
+      threads: null                   # CPU threads (null: physical cores)
+      compile: false
+      channels_last: false
+      count: true                     # traced MAC count besides the analytic one
+    cases:
+      - layer: hilo                   # or a list of names; or `model: litv2_s`
+        id: hilo_a05                  # optional; default: the name (ids must be unique)
+        res: [224, 384]               # N or "HxW" (height first); lists expand as a product
+        alpha: 0.9                    # layer options: dim heads alpha window sr rel_pos tokens
+      - model: [litv2_s, resnet50]    # model options: attn alpha window dtm
+        mode: [infer, train]
+      - layer: [msa, sra]
+        points:                       # settings that vary together (zipped, not crossed)
+          - {res: [224, 384]}
+          - {res: 224, tokens: 28x28}
+    compare:                          # one group, or a list of groups
+      name: layers
+      members: [hilo, msa]            # case ids, `all`, or `pattern: "glob"` instead
+      reference: msa                  # ratios are to this member's case at the same setting
+    claims:                           # kept as plain dicts for the regression gate
+      - {a: hilo, b: sra, metric: throughput, min_ratio: 1.3}
+
+Any list-valued field (including ``layer`` / ``model``) expands as a product, in the order of
+:data:`EXPAND_ORDER`. A compare group interleaves, round by round, all member cases that share
+a setting (every Case field except the name and the options, plus the token map); each such
+setting must have exactly one case of the reference member.
+
+Claims compare case ``a`` with case ``b`` on ``metric`` and read "a is at least ``min_ratio``
+(at most ``max_ratio``) times better than b": the ratio is ``a/b`` for ``throughput`` and
+``b/a`` for the costs ``latency``, ``macs``, ``params`` and ``memory``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hilobench.case import DTYPES, Case, parse_hw
+from hilobench.errors import ConfigError
+
+TOP_KEYS = ("name", "description", "defaults", "cases", "compare", "claims")
+#: Case fields that map onto :class:`Case` (besides the name and kind).
+CASE_KEYS = (
+    "res",
+    "batch",
+    "device",
+    "dtype",
+    "impl",
+    "mode",
+    "threads",
+    "compile",
+    "channels_last",
+    "budget",
+)
+#: Run settings that are not part of a measurement's identity.
+RUN_KEYS = ("timeout", "count")
+LAYER_OPTIONS = ("dim", "heads", "alpha", "window", "sr", "rel_pos", "tokens")
+MODEL_OPTIONS = ("attn", "alpha", "window", "dtm")
+ENTRY_KEYS = ("layer", "model", "id", "points")
+#: Layer option → attention knob it drives (options not in here apply to every attention).
+LAYER_KNOB_OF = {"alpha": "alpha", "window": "window", "sr": "sr_ratio", "rel_pos": "rel_pos"}
+EXPAND_ORDER = (
+    "res",
+    "tokens",
+    "mode",
+    "impl",
+    "batch",
+    "dtype",
+    "device",
+    "threads",
+    "compile",
+    "channels_last",
+    "budget",
+    "timeout",
+    "count",
+    "dim",
+    "heads",
+    "alpha",
+    "window",
+    "sr",
+    "rel_pos",
+    "attn",
+    "dtm",
+)
+CLAIM_METRICS = {
+    "throughput": "higher",
+    "latency": "lower",
+    "macs": "lower",
+    "params": "lower",
+    "memory": "lower",
+}
+CLAIM_KEYS = ("a", "b", "metric", "min_ratio", "max_ratio", "name", "note")
+COMPARE_KEYS = ("name", "members", "pattern", "reference")
+#: Case fields that define a compare group's setting, besides the ``tokens`` option.
+CONTEXT_FIELDS = (
+    "kind",
+    "res",
+    "batch",
+    "device",
+    "dtype",
+    "impl",
+    "mode",
+    "threads",
+    "compile",
+    "channels_last",
+)
+
+DEFAULT_TIMEOUT_S = 1800.0
+SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+
+
+@dataclass(frozen=True)
+class SuiteCase:
+    """One expanded case plus where it came from and how to run it."""
+
+    case: Case
+    id: str
+    entry: int = 0
+    timeout: float = DEFAULT_TIMEOUT_S
+    count: bool = True
+
+    def context(self) -> tuple[Any, ...]:
+        """The setting a compare group matches members on."""
+        c = self.case
+        return tuple(getattr(c, f) for f in CONTEXT_FIELDS) + (c.opts.get("tokens"),)
+
+
+@dataclass(frozen=True)
+class CompareGroup:
+    name: str
+    members: tuple[str, ...]
+    reference: str
+
+
+@dataclass
+class Suite:
+    """A validated suite: its expanded cases, compare groups and claims (plain dicts)."""
+
+    name: str
+    description: str
+    path: Path | None
+    cases: list[SuiteCase]
+    compare: list[CompareGroup] = field(default_factory=list)
+    claims: list[dict[str, Any]] = field(default_factory=list)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    entries: int = 0
+
+    def group_of(self, case_id: str) -> CompareGroup | None:
+        for g in self.compare:
+            if case_id in g.members:
+                return g
+        return None
+
+
+class _Where:
+    """Builds error messages that name the file, the case and the field."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, where: str, problem: str) -> ConfigError:
+        prefix = f"{self.source}: " + (f"{where}: " if where else "")
+        return ConfigError(prefix + problem)
+
+
+def _type_name(v: Any) -> str:
+    return "null" if v is None else type(v).__name__
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return (isinstance(v, int | float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_value(key: str, v: Any, kind: str) -> Any:
+    """Check one scalar value of a case field or option; return it normalised.
+
+    Raises ValueError with the problem (the caller adds file / case / field).
+    """
+
+    def want(ok: bool, what: str) -> None:
+        if not ok:
+            raise ValueError(f"expected {what}, got {v!r} ({_type_name(v)})")
+
+    if key in ("res", "tokens"):
+        want(_is_int(v) or isinstance(v, str), "N or 'HxW', e.g. 224 or 800x1280")
+        try:
+            h, w = parse_hw(v, key)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+        if key == "tokens":
+            return f"{h}x{w}"
+        return h if h == w and _is_int(v) else f"{h}x{w}"
+    if key in ("batch", "dim", "heads", "window", "sr"):
+        want(_is_int(v) and v >= 1, "an integer >= 1")
+        return v
+    if key == "threads":
+        want(v is None or (_is_int(v) and v >= 1), "an integer >= 1 or null")
+        return v
+    if key in ("budget", "timeout"):
+        want(_is_num(v) and v > 0, "a number of seconds > 0")
+        return float(v)
+    if key == "alpha":
+        want(_is_num(v) and 0.0 <= v <= 1.0, "a number within [0, 1]")
+        return float(v)
+    if key in ("compile", "channels_last", "count", "rel_pos"):
+        want(isinstance(v, bool), "true or false")
+        return v
+    if key == "dtype":
+        want(v in DTYPES, f"one of {', '.join(DTYPES)}")
+        return v
+    if key == "device":
+        want(isinstance(v, str) and v.split(":")[0] in ("cpu", "cuda"), "cpu, cuda or cuda:N")
+        return v
+    if key == "impl":
+        want(v in ("reference", "fused", "both"), "reference, fused or both")
+        return v
+    if key == "mode":
+        want(v in ("infer", "train", "both"), "infer, train or both")
+        return v
+    if key == "dtm":
+        want(v in ("deform", "conv"), "deform or conv")
+        return v
+    if key == "attn":
+        want(isinstance(v, str), "an attention name")
+        _check_attention(v)
+        return v
+    raise ValueError("unknown field")  # pragma: no cover - keys are checked before
+
+
+def _attentions() -> list[str]:
+    from hilobench.attention import available_attentions
+
+    return available_attentions()
+
+
+def _attention_knobs(name: str) -> tuple[str, ...]:
+    from hilobench.attention import get_attention
+
+    return get_attention(name).knobs
+
+
+def _check_attention(name: str) -> None:
+    known = _attentions()
+    if name not in known:
+        raise ValueError(f"unknown attention {name!r}; choose from: {', '.join(known)}")
+
+
+def _model_entries() -> dict[str, Any]:
+    try:
+        from hilobench.models import available_models
+    except ImportError as e:  # the models package is optional for layer-only suites
+        raise ValueError(f"models are unavailable here ({e})") from None
+    return {m.name: m for m in available_models()}
+
+
+def _model_options(name: str) -> tuple[str, ...]:
+    entry = _model_entries().get(name)
+    return tuple(getattr(entry, "options", ())) if entry is not None else ()
+
+
+def _default_res(name: str) -> int:
+    from hilobench.models import get_model
+
+    return int(get_model(name).default_res)
+
+
+def _as_list(v: Any) -> list[Any]:
+    return list(v) if isinstance(v, list) else [v]
+
+
+def _expand_values(key: str, v: Any) -> list[Any]:
+    vals = _as_list(v)
+    if not vals:
+        raise ValueError("an empty list expands to no cases")
+    out: list[Any] = []
+    for x in vals:
+        if key == "impl" and x == "both":
+            out += ["reference", "fused"]
+        elif key == "mode" and x == "both":
+            out += ["infer", "train"]
+        else:
+            out.append(x)
+    return out
+
+
+def load_suite(
+    path: Path | str, *, overrides: dict[str, Any] | None = None, check_cases: bool = False
+) -> Suite:
+    """Read, validate and expand a suite file. ``overrides`` (e.g. ``{"device": "cuda"}``) beat
+    both defaults and case entries. ``check_cases`` also builds each layer / asks the model
+    registry, which catches settings only a builder can judge (e.g. heads not dividing dim)."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"suite file {str(p)!r} not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{p}: invalid YAML{at}: {problem}") from None
+    suite = parse_suite(data, source=str(p), default_name=p.stem, overrides=overrides)
+    suite.path = p
+    if check_cases:
+        check_suite_cases(suite, source=str(p))
+    return suite
+
+
+def parse_suite(
+    data: Any,
+    *,
+    source: str = "<suite>",
+    default_name: str = "suite",
+    overrides: dict[str, Any] | None = None,
+) -> Suite:
+    """Validate a parsed YAML document and expand it to cases (see the module docstring)."""
+    w = _Where(source)
+    if not isinstance(data, dict):
+        raise w.fail("", f"expected a mapping with 'cases', got {_type_name(data)}")
+    for k in data:
+        if k not in TOP_KEYS:
+            raise w.fail("", f"unknown top-level field {k!r}; allowed: {', '.join(TOP_KEYS)}")
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not name.strip():
+        raise w.fail("field 'name'", f"expected a non-empty string, got {name!r}")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise w.fail("field 'description'", f"expected a string, got {_type_name(description)}")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise w.fail("field 'defaults'", f"expected a mapping, got {_type_name(defaults)}")
+    allowed_defaults = CASE_KEYS + RUN_KEYS + LAYER_OPTIONS + MODEL_OPTIONS
+    for k, v in defaults.items():
+        if k not in allowed_defaults:
+            raise w.fail(
+                f"defaults: field {k!r}",
+                f"unknown field; allowed: {', '.join(dict.fromkeys(allowed_defaults))}",
+            )
+        _check_field(w, "defaults", k, v)
+    overrides = dict(overrides or {})
+    for k, v in overrides.items():
+        if k not in CASE_KEYS + RUN_KEYS:
+            raise ConfigError(f"cannot override {k!r}; allowed: {', '.join(CASE_KEYS + RUN_KEYS)}")
+        _check_field(_Where("override"), "", k, v)
+    raw_cases = data.get("cases")
+    if not isinstance(raw_cases, list) or not raw_cases:
+        raise w.fail("field 'cases'", "expected a non-empty list of cases")
+
+    cases: list[SuiteCase] = []
+    ids: dict[str, int] = {}
+    for i, entry in enumerate(raw_cases, 1):
+        new = _expand_entry(w, i, entry, defaults, overrides)
+        for sc in new:
+            if sc.id in ids and ids[sc.id] != i:
+                raise w.fail(
+                    _case_label(i, sc.id),
+                    f"id {sc.id!r} is already used by case {ids[sc.id]}; give one an 'id:'",
+                )
+            ids[sc.id] = i
+        cases += new
+    seen: dict[str, SuiteCase] = {}
+    for sc in cases:
+        if sc.case.key in seen:
+            first = seen[sc.case.key]
+            raise w.fail(
+                _case_label(sc.entry, sc.id),
+                f"measures the same thing as case {first.entry} ({first.id}): {sc.case.label()}",
+            )
+        seen[sc.case.key] = sc
+    groups = _parse_compare(w, data.get("compare"), cases)
+    claims = _parse_claims(w, data.get("claims"), set(ids))
+    return Suite(
+        name.strip(),
+        description.strip(),
+        None,
+        cases,
+        groups,
+        claims,
+        dict(defaults),
+        len(raw_cases),
+    )
+
+
+def _case_label(i: int, cid: str | None) -> str:
+    return f"case {i}" + (f" ({cid})" if cid else "")
+
+
+def _check_field(w: _Where, where: str, key: str, v: Any) -> None:
+    label = (f"{where}: " if where else "") + f"field {key!r}"
+    try:
+        for x in _expand_values(key, v):
+            _check_value(key, x, "")
+    except ValueError as e:
+        raise w.fail(label, str(e)) from None
+
+
+def _expand_entry(
+    w: _Where, i: int, entry: Any, defaults: dict[str, Any], overrides: dict[str, Any]
+) -> list[SuiteCase]:
+    if not isinstance(entry, dict):
+        raise w.fail(
+            f"case {i}", f"expected a mapping like {{layer: hilo}}, got {_type_name(entry)}"
+        )
+    kinds = [k for k in ("layer", "model") if k in entry]
+    if len(kinds) != 1:
+        raise w.fail(f"case {i}", "needs exactly one of 'layer' or 'model'")
+    kind = kinds[0]
+    names = _as_list(entry[kind])
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise w.fail(
+            f"case {i}", f"field {kind!r}: expected a name or a list of names, got {entry[kind]!r}"
+        )
+    cid = entry.get("id")
+    if cid is not None:
+        if not isinstance(cid, str) or not cid.strip():
+            raise w.fail(f"case {i}", f"field 'id': expected a non-empty string, got {cid!r}")
+        if len(names) > 1:
+            raise w.fail(
+                _case_label(i, cid),
+                f"field 'id': an id needs a single {kind} name, got {len(names)}",
+            )
+    where = _case_label(i, cid or (names[0] if len(names) == 1 else None))
+    options = LAYER_OPTIONS if kind == "layer" else MODEL_OPTIONS
+    allowed = ENTRY_KEYS + CASE_KEYS + RUN_KEYS + options
+    for k in entry:
+        if k not in allowed:
+            other = "model" if kind == "layer" else "layer"
+            hint = f" (a {other} option)" if k in LAYER_OPTIONS + MODEL_OPTIONS else ""
+            raise w.fail(
+                f"{where}: field {k!r}",
+                f"unknown field for a {kind}{hint}; allowed: {', '.join(dict.fromkeys(allowed))}",
+            )
+    known = _attentions() if kind == "layer" else _models_or_fail(w, where)
+    for n in names:
+        if kind == "model" and n.startswith("timm:"):
+            continue  # any timm model, resolved by the registry when built
+        if n not in known:
+            raise w.fail(
+                f"{where}: field {kind!r}",
+                f"unknown {'attention' if kind == 'layer' else 'model'} {n!r}; "
+                f"choose from: {', '.join(known)}",
+            )
+        if kind == "model" and getattr(known[n], "source", "") == "unavailable":
+            raise w.fail(
+                f"{where}: field 'model'",
+                f"model {n!r} cannot be built here: "
+                f"{getattr(known[n], 'reason', '') or 'unavailable'}",
+            )
+    fields = {k: v for k, v in entry.items() if k not in ENTRY_KEYS}
+    for k, v in fields.items():
+        _check_field(w, where, k, v)
+    points = entry.get("points", [{}])
+    if not isinstance(points, list) or not points:
+        raise w.fail(f"{where}: field 'points'", "expected a non-empty list of mappings")
+    for j, pt in enumerate(points, 1):
+        if not isinstance(pt, dict):
+            raise w.fail(f"{where}: points[{j}]", f"expected a mapping, got {_type_name(pt)}")
+        for k, v in pt.items():
+            if k not in CASE_KEYS + RUN_KEYS + options:
+                raise w.fail(f"{where}: points[{j}]: field {k!r}", f"unknown field for a {kind}")
+            if k in fields:
+                raise w.fail(f"{where}: points[{j}]: field {k!r}", "is also set on the case")
+            _check_field(w, f"{where}: points[{j}]", k, v)
+    _check_knobs(w, where, kind, names, fields, points)
+
+    out: list[SuiteCase] = []
+    for name in names:
+        for pt in points:
+            merged = {k: v for k, v in defaults.items() if k in CASE_KEYS + RUN_KEYS + options}
+            merged.update(fields)
+            merged.update(pt)
+            merged.update(overrides)
+            merged = {k: v for k, v in merged.items() if _takes(kind, name, k)}
+            if kind == "model" and "res" not in merged:
+                merged["res"] = _default_res(name)
+            keys = sorted(merged, key=lambda k: EXPAND_ORDER.index(k))
+            for combo in itertools.product(*(_expand_values(k, merged[k]) for k in keys)):
+                values = dict(zip(keys, combo, strict=True))
+                out.append(_make_case(w, i, cid or name, kind, name, values))
+    return out
+
+
+def _models_or_fail(w: _Where, where: str) -> dict[str, Any]:
+    try:
+        return _model_entries()
+    except ValueError as e:
+        raise w.fail(where, str(e)) from None
+
+
+def _takes(kind: str, name: str, key: str) -> bool:
+    """Whether ``name`` takes option ``key`` (run settings and shared options always fit)."""
+    if kind == "layer":
+        return key not in LAYER_KNOB_OF or LAYER_KNOB_OF[key] in _attention_knobs(name)
+    return key not in MODEL_OPTIONS or key in _model_options(name)
+
+
+def _check_knobs(
+    w: _Where,
+    where: str,
+    kind: str,
+    names: list[str],
+    fields: dict[str, Any],
+    points: list[dict],
+) -> None:
+    """An option written on a case must drive at least one of its layers / models; options
+    inherited from the defaults are dropped where they do not apply."""
+    given = set(fields) | {k for pt in points for k in pt}
+    for k in sorted(given):
+        if not any(_takes(kind, n, k) for n in names):
+            pool = _attentions() if kind == "layer" else sorted(_model_entries())
+            takers = [n for n in pool if _takes(kind, n, k)]
+            raise w.fail(
+                f"{where}: field {k!r}",
+                f"{', '.join(names)} take(s) no {k!r}; "
+                f"{kind}s that do: {', '.join(takers) or 'none'}",
+            )
+
+
+def _make_case(
+    w: _Where, i: int, cid: str, kind: str, name: str, values: dict[str, Any]
+) -> SuiteCase:
+    where = _case_label(i, cid)
+    case_kw = {k: values[k] for k in CASE_KEYS if k in values}
+    opts = {k: v for k, v in values.items() if k not in CASE_KEYS + RUN_KEYS}
+    if kind == "layer":
+        dim, heads = opts.get("dim", 768), opts.get("heads", 12)
+        if dim % heads:
+            raise w.fail(f"{where}: field 'heads'", f"heads={heads} does not divide dim={dim}")
+        if "tokens" in opts:
+            opts["tokens"] = _check_value("tokens", opts["tokens"], kind)
+    try:
+        case = Case(kind, name, options=tuple(opts.items()), **case_kw)
+    except ConfigError as e:
+        raise w.fail(where, str(e)) from None
+    return SuiteCase(
+        case,
+        cid,
+        i,
+        timeout=float(values.get("timeout", DEFAULT_TIMEOUT_S)),
+        count=bool(values.get("count", True)),
+    )
+
+
+def _parse_compare(w: _Where, raw: Any, cases: list[SuiteCase]) -> list[CompareGroup]:
+    if raw is None:
+        return []
+    groups_raw = raw if isinstance(raw, list) else [raw]
+    ids = list(dict.fromkeys(sc.id for sc in cases))
+    groups: list[CompareGroup] = []
+    owner: dict[str, str] = {}
+    for n, g in enumerate(groups_raw, 1):
+        if not isinstance(g, dict):
+            raise w.fail(f"compare group {n}", f"expected a mapping, got {_type_name(g)}")
+        gname = g.get("name", f"group{n}")
+        where = f"compare {gname!r}"
+        if not isinstance(gname, str) or not gname:
+            raise w.fail(f"compare group {n}: field 'name'", "expected a non-empty string")
+        for k in g:
+            if k not in COMPARE_KEYS:
+                raise w.fail(
+                    f"{where}: field {k!r}", f"unknown field; allowed: {', '.join(COMPARE_KEYS)}"
+                )
+        if ("members" in g) == ("pattern" in g):
+            raise w.fail(where, "needs exactly one of 'members' (case ids or 'all') or 'pattern'")
+        if "pattern" in g:
+            pat = g["pattern"]
+            if not isinstance(pat, str):
+                raise w.fail(f"{where}: field 'pattern'", "expected a glob string, e.g. '*'")
+            members = [i for i in ids if fnmatch.fnmatchcase(i, pat)]
+            if not members:
+                raise w.fail(
+                    f"{where}: field 'pattern'",
+                    f"{pat!r} matches no case id; case ids: {', '.join(ids)}",
+                )
+        elif g["members"] == "all":
+            members = ids
+        else:
+            members = g["members"]
+            if not isinstance(members, list) or not members:
+                raise w.fail(f"{where}: field 'members'", "expected a list of case ids or 'all'")
+            for m in members:
+                if m not in ids:
+                    raise w.fail(
+                        f"{where}: field 'members'",
+                        f"unknown case id {m!r}; case ids: {', '.join(ids)}",
+                    )
+        ref = g.get("reference")
+        if ref is None:
+            ref = members[0]
+        if ref not in members:
+            raise w.fail(
+                f"{where}: field 'reference'",
+                f"{ref!r} is not a member; members: {', '.join(members)}",
+            )
+        for m in members:
+            if m in owner:
+                raise w.fail(
+                    f"{where}: field 'members'", f"case {m!r} is already in compare {owner[m]!r}"
+                )
+            owner[m] = gname
+        group = CompareGroup(gname, tuple(members), ref)
+        for items in _contexts(group, cases).values():
+            refs = [sc for sc in items if sc.id == ref]
+            if len(refs) != 1:
+                sample = items[0].case
+                raise w.fail(
+                    f"{where}: field 'reference'",
+                    f"needs exactly one {ref!r} case at every setting; found {len(refs)} at "
+                    f"{sample.label()}",
+                )
+        groups.append(group)
+    return groups
+
+
+def _contexts(group: CompareGroup, cases: list[SuiteCase]) -> dict[tuple, list[SuiteCase]]:
+    out: dict[tuple, list[SuiteCase]] = {}
+    for sc in cases:
+        if sc.id in group.members:
+            out.setdefault(sc.context(), []).append(sc)
+    return out
+
+
+def _parse_claims(w: _Where, raw: Any, ids: set[str]) -> list[dict[str, Any]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise w.fail("field 'claims'", f"expected a list of claims, got {_type_name(raw)}")
+    claims = []
+    for n, c in enumerate(raw, 1):
+        where = f"claim {n}"
+        if not isinstance(c, dict):
+            raise w.fail(
+                where,
+                f"expected a mapping like {{a: hilo, b: sra, metric: "
+                f"throughput, min_ratio: 1.3}}, got {_type_name(c)}",
+            )
+        for k in c:
+            if k not in CLAIM_KEYS:
+                raise w.fail(
+                    f"{where}: field {k!r}", f"unknown field; allowed: {', '.join(CLAIM_KEYS)}"
+                )
+        for k in ("a", "b"):
+            if k not in c:
+                raise w.fail(where, f"missing field {k!r} (a case id)")
+            if c[k] not in ids:
+                raise w.fail(
+                    f"{where}: field {k!r}",
+                    f"unknown case id {c[k]!r}; case ids: {', '.join(sorted(ids))}",
+                )
+        metric = c.get("metric", "throughput")
+        if metric not in CLAIM_METRICS:
+            raise w.fail(
+                f"{where}: field 'metric'",
+                f"unknown metric {metric!r}; choose from: {', '.join(CLAIM_METRICS)}",
+            )
+        if "min_ratio" not in c and "max_ratio" not in c:
+            raise w.fail(where, "needs 'min_ratio' and/or 'max_ratio'")
+        for k in ("min_ratio", "max_ratio"):
+            if k in c and not (_is_num(c[k]) and c[k] > 0):
+                raise w.fail(f"{where}: field {k!r}", f"expected a number > 0, got {c[k]!r}")
+        claims.append({**c, "metric": metric})
+    return claims
+
+
+def check_suite_cases(suite: Suite, *, source: str | None = None) -> None:
+    """Let the builders judge every case (layers are built, models asked), naming the case."""
+    from hilobench.bench import validate_case
+
+    w = _Where(source or str(suite.path or suite.name))
+    for sc in suite.cases:
+        try:
+            validate_case(sc.case)
+        except (ConfigError, ValueError) as e:
+            raise w.fail(_case_label(sc.entry, sc.id), str(e)) from None
+
+
+def find_suite(spec: str | Path, root: Path | None = None) -> Path:
+    """A suite path, or the name of a shipped suite (``ci_smoke`` → suites/ci_smoke.yaml)."""
+    p = Path(spec)
+    if p.is_file():
+        return p
+    for d in _suite_dirs(root):
+        for cand in (d / f"{spec}.yaml", d / f"{spec}.yml", d / str(spec)):
+            if cand.is_file():
+                return cand
+    names = ", ".join(sorted(q.stem for d in _suite_dirs(root) for q in _yaml_files(d)))
+    raise ConfigError(f"suite {str(spec)!r} not found; shipped suites: {names or 'none'}")
+
+
+def _suite_dirs(root: Path | None) -> list[Path]:
+    dirs = [root] if root is not None else [Path("suites"), SUITES_DIR]
+    return [d for d in dict.fromkeys(d.resolve() for d in dirs) if d.is_dir()]
+
+
+def _yaml_files(d: Path) -> Iterable[Path]:
+    return sorted(list(d.glob("*.yaml")) + list(d.glob("*.yml")))
+
+
+def shipped_suites(root: Path | None = None) -> list[Path]:
+    """Suite files in ``root`` (default: ./suites, then the package's own suites/)."""
+    seen: dict[str, Path] = {}
+    for d in _suite_dirs(root):
+        for p in _yaml_files(d):
+            seen.setdefault(p.name, p)
+    return sorted(seen.values(), key=lambda p: p.name)
+
+
+def select(cases: list[SuiteCase], patterns: str | None) -> list[SuiteCase]:
+    """Cases whose id, name or label matches one of the comma-separated ``patterns``.
+
+    A pattern with glob characters (``*?[``) must match a whole id or name; a plain word
+    matches any part of the id, the name or the label.
+    """
+    if not patterns:
+        return cases
+    pats = [p.strip() for p in patterns.split(",") if p.strip()]
+
+    def hit(sc: SuiteCase, pat: str) -> bool:
+        if any(ch in pat for ch in "*?["):
+            return fnmatch.fnmatchcase(sc.id, pat) or fnmatch.fnmatchcase(sc.case.name, pat)
+        return pat in sc.id or pat in sc.case.name or pat in sc.case.label()
+
+    return [sc for sc in cases if any(hit(sc, p) for p in pats)]

@@ -1,0 +1,300 @@
+"""Measure in a fresh process: ``python -m hilobench.worker JOB.json OUT.json``.
+
+The suite runner starts one worker per case (or per compare group), so allocator caches, the
+resident-set high-water mark and lazily initialised libraries of one case cannot colour the
+next. A job is a JSON object, the result ``{"rows": [...]}`` is written atomically, so a
+worker that crashes or is killed leaves no half-written result: the runner notices the
+missing file and records the failure as a row.
+
+Jobs::
+
+    {"kind": "case", "case": {...}, "env_id": "...", "count": true, "timed": true}
+    {"kind": "group", "group": "name", "cases": [{...}, ...], "rows": [{...}, ...],
+     "ref": 0, "env_id": "..."}
+    {"kind": "peak", "device": "cpu", "dtype": "float32"}     # the GEMM rate for rooflines
+
+Case and group jobs may carry ``peak_macs_per_s`` (measured once per run) for the roofline.
+
+A group job gets each member's row of counts and memory (measured beforehand, one process per
+member) and adds timings measured round by round, plus per-round ratios to ``ref``.
+
+Test-only fault injection (for the runner's own tests; never set it for real runs):
+``HILOBENCH_TEST_FAULT="KIND:MATCH[,KIND:MATCH...]"`` where MATCH is a case id, a case name
+or a case key and KIND is ``oom`` (raise torch.OutOfMemoryError while measuring the case),
+``error`` (raise RuntimeError), ``exit`` (the worker process exits at once with code 70 and
+no result) or ``hang`` (the worker sleeps until it is killed). ``exit`` and ``hang`` act only
+inside a worker process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+FAULT_ENV = "HILOBENCH_TEST_FAULT"
+FAULT_KINDS = ("oom", "error", "exit", "hang")
+EXIT_FAULT = 70
+
+
+def _faults() -> list[tuple[str, str]]:
+    spec = os.environ.get(FAULT_ENV, "")
+    out = []
+    for part in spec.split(","):
+        kind, sep, match = part.strip().partition(":")
+        if sep and kind in FAULT_KINDS and match:
+            out.append((kind, match))
+    return out
+
+
+def fault_for(case_json: dict[str, Any], case_id: str | None = None) -> str | None:
+    """The injected fault (test only) that applies to a case, if any."""
+    faults = _faults()
+    if not faults:
+        return None
+    from hilobench.case import Case
+
+    key = Case.from_json(case_json).key
+    for kind, match in faults:
+        if match in (case_id, case_json.get("name"), key):
+            return kind
+    return None
+
+
+def _raise_fault(kind: str | None) -> None:
+    if kind == "oom":
+        import torch
+
+        raise torch.OutOfMemoryError("injected out of memory (test fault)")
+    if kind == "error":
+        raise RuntimeError("injected failure (test fault)")
+
+
+def failure_row(
+    case_json: dict[str, Any], message: str, *, status: str = "error", env_id: str = ""
+) -> dict[str, Any]:
+    """A row for a case that produced no measurement: identity, status and why."""
+    from hilobench.bench import base_row
+    from hilobench.case import Case
+
+    row = base_row(Case.from_json(case_json))
+    row.update(env_id=env_id, status=status, message=" ".join(message.split())[:300])
+    return row
+
+
+def _record_failure(row: dict[str, Any], exc: BaseException) -> None:
+    from hilobench.measure.memory import is_oom
+
+    row["status"] = "OOM" if is_oom(exc) else "error"
+    msg = str(exc).strip().splitlines()
+    row["message"] = (msg[0] if msg else type(exc).__name__)[:300]
+    row["traceback"] = traceback.format_exc(limit=3)[-2000:]
+
+
+def measure_case(
+    case_json: dict[str, Any],
+    *,
+    env_id: str = "",
+    count: bool = True,
+    timed: bool = True,
+    case_id: str | None = None,
+    peak_macs_per_s: float | None = None,
+) -> dict[str, Any]:
+    """One case → one row, whatever happens (failures of any stage become a status)."""
+    from hilobench.bench import run_case
+    from hilobench.case import Case
+
+    try:
+        _raise_fault(fault_for(case_json, case_id))
+        case = Case.from_json(case_json)
+        return run_case(
+            case, env_id=env_id, count=count, timed=timed, peak_macs_per_s=peak_macs_per_s
+        )
+    except Exception as exc:  # build or count failures too: the run goes on
+        row = failure_row(case_json, "", env_id=env_id)
+        _record_failure(row, exc)
+        return row
+
+
+class _MemberFailed(Exception):
+    def __init__(self, index: int, exc: BaseException):
+        super().__init__(str(exc))
+        self.index = index
+        self.exc = exc
+
+
+def _guard(index: int, fn: Any) -> Any:
+    def call() -> Any:
+        try:
+            return fn()
+        except Exception as exc:
+            raise _MemberFailed(index, exc) from exc
+
+    return call
+
+
+def measure_group(
+    cases_json: list[dict[str, Any]],
+    rows: list[dict[str, Any]],
+    *,
+    ref: int | None,
+    group: str = "",
+    case_ids: list[str] | None = None,
+    peak_macs_per_s: float | None = None,
+) -> list[dict[str, Any]]:
+    """Time the members of a compare group round by round and add per-round ratios to ``ref``.
+
+    ``rows`` are the members' rows of counts and memory; members whose row is not ``ok`` are
+    left out. A member that fails while being timed is recorded and the rest are timed again,
+    so one OOM does not cost the others their numbers.
+    """
+    import torch
+
+    from hilobench.bench import (
+        MIN_SAMPLE_S,
+        add_roofline,
+        build_subject,
+        prepare_step,
+        timing_columns,
+    )
+    from hilobench.case import Case
+    from hilobench.measure import stats, timing
+
+    rows = [dict(r) for r in rows]
+    cases = [Case.from_json(c) for c in cases_json]
+    ids = case_ids or [c.name for c in cases]
+    t0 = time.perf_counter()
+    live: dict[int, tuple[Any, Any]] = {}
+    for i, (case, row) in enumerate(zip(cases, rows, strict=True)):
+        if row.get("status") != "ok":
+            continue
+        try:
+            _raise_fault(fault_for(cases_json[i], ids[i]))
+            timing.set_threads(case.threads)
+            subject = build_subject(case)
+            step, _ = prepare_step(case, subject, row)
+            live[i] = (_guard(i, step), subject)
+        except Exception as exc:
+            _record_failure(row, exc)
+    results: dict[str, timing.Timing] = {}
+    while live:
+        budget = sum(cases[i].budget for i in live)
+        try:
+            results = timing.time_interleaved(
+                {str(i): fn for i, (fn, _) in live.items()},
+                device=cases[next(iter(live))].device,
+                budget_s=budget,
+                min_sample_s=MIN_SAMPLE_S,
+            )
+            break
+        except _MemberFailed as mf:
+            _record_failure(rows[mf.index], mf.exc)
+            live.pop(mf.index)
+            if cases[mf.index].device.startswith("cuda"):
+                torch.cuda.empty_cache()
+    for name, tm in results.items():
+        i = int(name)
+        rows[i].update(timing_columns(cases[i], live[i][1], tm))
+        rows[i]["interleaved"] = True
+        add_roofline(rows[i], peak_macs_per_s)
+    wall = round(time.perf_counter() - t0, 3)
+    ref_samples = rows[ref].get("samples_s") if ref is not None else None
+    for i, row in enumerate(rows):
+        row["group"] = group
+        row["group_wall_s"] = wall
+        if ref is not None:
+            row["ref"] = ids[ref]
+            row["ref_key"] = rows[ref].get("case_key")
+        if ref_samples and row.get("samples_s") and str(i) in results:
+            rs = stats.ratio_summary(row["samples_s"], ref_samples)
+            row["ratio_to_ref"] = 1.0 if i == ref else rs["ratio_median"]
+            row["ratio_ci_low"] = 1.0 if i == ref else rs["ratio_ci_low"]
+            row["ratio_ci_high"] = 1.0 if i == ref else rs["ratio_ci_high"]
+            row["ratio_n"] = rs["n"]
+            row["ratio_frac_faster"] = None if i == ref else rs["frac_a_faster"]
+    return rows
+
+
+def run_job(job: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run a job (see the module docstring) in this process and return its rows."""
+    if job["kind"] == "case":
+        return [
+            measure_case(
+                job["case"],
+                env_id=job.get("env_id", ""),
+                count=job.get("count", True),
+                timed=job.get("timed", True),
+                case_id=job.get("case_id"),
+                peak_macs_per_s=job.get("peak_macs_per_s"),
+            )
+        ]
+    if job["kind"] == "group":
+        return measure_group(
+            job["cases"],
+            job["rows"],
+            ref=job.get("ref"),
+            group=job.get("group", ""),
+            case_ids=job.get("case_ids"),
+            peak_macs_per_s=job.get("peak_macs_per_s"),
+        )
+    if job["kind"] == "peak":
+        from hilobench.measure.roofline import peak_macs_per_s
+
+        return [{"peak_macs_per_s": peak_macs_per_s(job["device"], job["dtype"])}]
+    raise ValueError(f"unknown job kind {job['kind']!r}")
+
+
+def _die_with_parent() -> None:
+    """Linux: ask the kernel to kill this worker when its runner dies, so a killed run leaves
+    no orphan measuring on (best effort; elsewhere the worker simply finishes its case)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before the request took effect
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
+
+
+def _worker_fault(job: dict[str, Any]) -> None:
+    if job["kind"] not in ("case", "group"):
+        return
+    cases = [job["case"]] if job["kind"] == "case" else job["cases"]
+    ids = [job.get("case_id")] if job["kind"] == "case" else job.get("case_ids")
+    for c, cid in zip(cases, ids or [None] * len(cases), strict=True):
+        kind = fault_for(c, cid)
+        if kind == "exit":
+            os._exit(EXIT_FAULT)
+        if kind == "hang":
+            while True:
+                time.sleep(60)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the worker process."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 2:
+        sys.stderr.write("usage: python -m hilobench.worker JOB.json OUT.json\n")
+        return 2
+    _die_with_parent()
+    job = json.loads(Path(args[0]).read_text(encoding="utf-8"))
+    _worker_fault(job)
+    rows = run_job(job)
+    out = Path(args[1])
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(json.dumps({"rows": rows}, default=str), encoding="utf-8")
+    os.replace(tmp, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

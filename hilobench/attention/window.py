@@ -176,7 +176,9 @@ class WindowAttention(Attention):
 
         if self.impl == "fused":
             if mask is not None:
-                mask = mask.to(q.dtype)
+                # a full-rank (B, ...) view: the CPU kernel takes a broadcast mask only on its
+                # slow generic path (measured 2x slower), an expanded one on its fast path
+                mask = mask.to(q.dtype).expand(B, -1, n, n)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
         else:
             attn = (q * self.scale) @ k.transpose(-2, -1)

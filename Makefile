@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 SUITE   ?= suites/ci_smoke.yaml
 BASE    ?= HEAD
 
-.PHONY: install run test lint gate clean
+.PHONY: install run test lint gate baseline clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,15 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check hilobench tests benchmarks
 	$(BIN)/ruff format --check hilobench tests benchmarks
+
+# Speed gate (what a CI job runs on every pull request): BASE and the working tree measured
+# interleaved on this machine; exit 1 on a regression. See docs/gate.md.
+gate: $(STAMP)
+	$(BIN)/hilobench gate --base $(BASE) --suite $(SUITE) --markdown results/runs/gate.md
+
+# Rewrite the committed deterministic baseline (counts, peak tensor bytes) of $(SUITE).
+baseline: $(STAMP)
+	$(BIN)/hilobench gate --update-baseline --suite $(SUITE)
 
 clean:
 	rm -rf $(VENV) results/runs .pytest_cache

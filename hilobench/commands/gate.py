@@ -1,0 +1,219 @@
+"""``hilobench compare`` and ``hilobench gate``: the regression gate on the command line.
+
+Exit codes: 0 pass, 1 regression (or a failed claim), 2 usage error, 3 missing or
+incompatible baseline (no such run, no rows, another row schema, another environment without
+``--allow-env-mismatch``, a case the baseline lacks, a revision the gate cannot measure).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from hilobench.errors import ConfigError, check_choice
+
+EXIT_PASS, EXIT_REGRESSION, EXIT_USAGE, EXIT_BASELINE = 0, 1, 2, 3
+
+err = Console(stderr=True)
+
+
+def _out() -> Console:
+    """Tables on stdout; wide when piped (CI logs), the terminal's width otherwise."""
+    c = Console()
+    return c if c.is_terminal else Console(width=200)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    sys.stderr.write(f"hilobench: error: {' '.join(message.split())}\n")
+    return typer.Exit(code)
+
+
+def _policy(min_effect: float | None, alpha: float | None) -> Any:
+    from hilobench.compare import SpeedPolicy
+
+    return SpeedPolicy().with_overrides({"min_effect": min_effect, "alpha": alpha})
+
+
+def _check_writable_file(path: Path | None) -> None:
+    if path is None:
+        return
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.exists() and path.is_dir():
+        raise ConfigError(f"output file {str(path)!r} is a directory")
+    if parent.exists() and not parent.is_dir():
+        raise ConfigError(f"cannot write {str(path)!r}: {str(parent)!r} is not a directory")
+
+
+def _emit(report: Any, title: str, markdown: Path | None, json_out: Path | None) -> None:
+    """Print the tables; write the pull-request comment and the JSON report when asked."""
+    from hilobench.compare import rich_tables, to_markdown
+
+    out = _out()
+    if report.refused:
+        err.print(f"[red]{report.headline}[/red]", highlight=False)
+    else:
+        for t in rich_tables(report):
+            out.print(t)
+        for n in report.notes:
+            err.print(f"[dim]{n}[/dim]", highlight=False)
+        if report.env_overridden:
+            err.print(
+                "[yellow]environment mismatch overridden:[/yellow] " + "; ".join(report.env_notes),
+                highlight=False,
+            )
+    for path, text in (
+        (markdown, to_markdown(report, title) if markdown else ""),
+        (json_out, json.dumps(report.to_json(), indent=2, default=str) + "\n" if json_out else ""),
+    ):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            err.print(f"wrote {path}", highlight=False)
+
+
+def _suite_settings(suite_spec: str | None, policy: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """Per-suite and per-case speed policies and the claims of a suite (when one is given)."""
+    from hilobench.compare import Policies
+
+    if not suite_spec:
+        return Policies(policy), []
+    from hilobench.gate import gate_cases
+    from hilobench.suite import find_suite, load_suite
+
+    suite = load_suite(find_suite(suite_spec))
+    cases = gate_cases(suite, policy)
+    base_policy = policy.with_overrides(getattr(suite, "gate", None))
+    return Policies(base_policy, {gc.case.key: gc.policy for gc in cases}), list(suite.claims)
+
+
+def compare_cmd(
+    base: Path = typer.Argument(..., help="Baseline: a run directory or a baseline .json."),
+    candidate: Path = typer.Argument(..., help="Candidate run directory."),
+    suite: str | None = typer.Option(
+        None, help="Suite whose gate settings (min_effect per suite / case) and claims apply."
+    ),
+    min_effect: float | None = typer.Option(
+        None, help="Smallest slowdown that counts, as a fraction (default 0.10)."
+    ),
+    alpha: float | None = typer.Option(None, help="Significance level of the rank test (0.01)."),
+    allow_env_mismatch: bool = typer.Option(
+        False, "--allow-env-mismatch", help="Compare speeds across environments (recorded)."
+    ),
+    borderline: str = typer.Option(
+        "fail", help="Borderline cases that cannot be re-measured: fail or pass."
+    ),
+    markdown: Path | None = typer.Option(None, help="Write a pull-request comment here."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the full report as JSON."),
+) -> None:
+    """Compare two stored runs: counts exactly, speed with an effect size and a rank test."""
+    from hilobench.compare import BaselineError, compare_runs, load_run
+
+    check_choice("borderline", borderline, ("fail", "pass"))
+    _check_writable_file(markdown)
+    _check_writable_file(json_out)
+    policies, claims = _suite_settings(suite, _policy(min_effect, alpha))
+    cand = load_run(candidate, role="candidate")
+    try:
+        base_run = load_run(base, role="base")
+    except BaselineError as e:
+        raise _fail(str(e), EXIT_BASELINE) from None
+    report = compare_runs(
+        base_run,
+        cand,
+        policies=policies,
+        claims=claims or None,
+        allow_env_mismatch=allow_env_mismatch,
+        borderline_fails=borderline == "fail",
+    )
+    _emit(report, "hilobench compare", markdown, json_out)
+    if report.refused:
+        raise _fail(report.refused, EXIT_BASELINE)
+    raise typer.Exit(report.exit_code)
+
+
+def gate_cmd(
+    base: str = typer.Option("HEAD", help="Git revision to measure against (its own code)."),
+    suite: str = typer.Option("ci_smoke", help="Suite file or shipped suite name."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Directory for rows and reports."),
+    min_effect: float | None = typer.Option(
+        None, help="Smallest slowdown that counts, as a fraction (default 0.10)."
+    ),
+    alpha: float | None = typer.Option(None, help="Significance level of the rank test (0.01)."),
+    budget: float | None = typer.Option(
+        None, help="Seconds of interleaved sampling per case (default 3, or the suite's)."
+    ),
+    markdown: Path | None = typer.Option(None, help="Write a pull-request comment here."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the full report as JSON."),
+    update_baseline: bool = typer.Option(
+        False, "--update-baseline", help="Rewrite the suite's committed deterministic baseline."
+    ),
+    check_baseline: bool = typer.Option(
+        False, "--check-baseline", help="Only check counts against the committed baseline."
+    ),
+    baseline: Path | None = typer.Option(
+        None, help="Baseline file (default results/baselines/<suite>.json)."
+    ),
+) -> None:
+    """Measure REV and the working tree interleaved on this machine, then compare them."""
+    from hilobench import gate
+    from hilobench.compare import BaselineError, compare_runs, load_run, to_markdown
+    from hilobench.suite import find_suite
+
+    suite_path = find_suite(suite)
+    _check_writable_file(markdown)
+    _check_writable_file(json_out)
+    if budget is not None and not budget > 0:
+        raise ConfigError(f"budget must be > 0 seconds, got {budget}")
+    policy = _policy(min_effect, alpha)
+    target = baseline or gate.baseline_path(suite_path)
+    if update_baseline and check_baseline:
+        raise ConfigError("--update-baseline and --check-baseline exclude each other")
+    if update_baseline:
+        data = gate.compute_baseline(suite_path)
+        gate.write_baseline(data, target)
+        err.print(f"wrote {len(data['cases'])} case(s) to {target}", highlight=False)
+        raise typer.Exit(EXIT_PASS)
+    if check_baseline:
+        from hilobench.compare import Run
+
+        try:
+            base_run = load_run(target, role="base")
+        except BaselineError as e:
+            raise _fail(str(e), EXIT_BASELINE) from None
+        data = gate.compute_baseline(suite_path)
+        rows = {k: {"case_key": k, "status": "ok", **v} for k, v in data["cases"].items()}
+        report = compare_runs(base_run, Run(str(suite_path), rows, {}, ""))
+        _emit(report, "hilobench baseline check", markdown, json_out)
+        raise typer.Exit(report.exit_code)
+
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    out = out_dir or Path("results") / "runs" / f"gate-{stamp}"
+    try:
+        outcome = gate.run_gate(
+            base,
+            suite_path,
+            out_dir=out,
+            policy=policy,
+            budget_s=budget,
+            progress=lambda m: err.print(f"[dim]{m}[/dim]", highlight=False),
+        )
+    except gate.GateError as e:
+        code = EXIT_REGRESSION if e.role == "candidate" else EXIT_BASELINE
+        raise _fail(str(e), code) from None
+    report = outcome.report
+    (out / "report.md").write_text(to_markdown(report, "hilobench gate"), encoding="utf-8")
+    (out / "report.json").write_text(json.dumps(report.to_json(), indent=2, default=str) + "\n")
+    _emit(report, "hilobench gate", markdown, json_out)
+    err.print(f"rows and reports in {out}", highlight=False)
+    raise typer.Exit(report.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare")(compare_cmd)
+    app.command("gate")(gate_cmd)

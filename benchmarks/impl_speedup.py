@@ -96,6 +96,30 @@ def measure_pair(case: Case, budget: float) -> dict[str, Any]:
     return row
 
 
+def summary_markdown(rows: list[dict[str, Any]], env: dict[str, Any]) -> str:
+    """The run as a Markdown table: parity, both throughputs and the speed-up interval."""
+    lines = [
+        f"Fused vs reference, interleaved per round; {env.get('cpu_model') or env.get('device')}"
+        f", {env.get('threads')} threads, torch {env.get('torch')}.",
+        "",
+        "| case | dtype | max rel err | reference img/s | fused img/s | fused speed-up | 95% CI "
+        "| rounds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        label = f"{r['name']} {r['tokens'] or r['res']} b{r['batch']}"
+        if r["status"] != "ok":
+            lines.append(f"| {label} | {r['dtype']} | {r['max_rel_error']:.1e} | "
+                         f"{r['status']} | | | | |")  # fmt: skip
+            continue
+        lines.append(
+            f"| {label} | {r['dtype']} | {r['max_rel_error']:.1e} | {r['reference_img_s']:.1f} "
+            f"| {r['fused_img_s']:.1f} | {r['speedup']:.2f}x "
+            f"| {r['speedup_ci_low']:.2f}–{r['speedup_ci_high']:.2f} | {r['rounds']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--attn", default="all", help="comma list, 'all' or 'none'")
@@ -148,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['fused_img_s']:>12.1f}{ci:>26}", flush=True)  # fmt: skip
     summary = [{k: v for k, v in r.items() if not k.endswith("samples_s")} for r in out.rows()]
     (out.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out.path / "results.md").write_text(summary_markdown(summary, out.env()))
     print(f"saved to {out.path}", file=sys.stderr)
     return 0
 

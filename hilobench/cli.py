@@ -25,7 +25,7 @@ app = typer.Typer(
     help="Measure vision attention layers and backbones honestly: counts, speed with its "
     "uncertainty, and memory, on this machine.",
 )
-err = Console(stderr=True)
+err = Console(stderr=True) if Console(stderr=True).is_terminal else Console(stderr=True, width=160)
 # Piped output keeps whole rows instead of folding them to 80 columns.
 out = Console() if Console().is_terminal else Console(width=220)
 

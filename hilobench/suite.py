@@ -19,6 +19,7 @@ Schema (every key optional except ``cases``)::
       compile: false
       channels_last: false
       count: true                     # traced MAC count besides the analytic one
+      min_effect: 0.1                 # gate: smallest slowdown that fails (also per case)
     cases:
       - layer: hilo                   # or a list of names; or `model: litv2_s`
         id: hilo_a05                  # optional; default: the name (ids must be unique)
@@ -36,6 +37,8 @@ Schema (every key optional except ``cases``)::
       reference: msa                  # ratios are to this member's case at the same setting
     claims:                           # kept as plain dicts for the regression gate
       - {a: hilo, b: sra, metric: throughput, min_ratio: 1.3}
+    gate:                             # regression-gate settings (hilobench gate / compare)
+      min_effect: 0.1                 # also: alpha, budget, confirm_fraction, min_samples
 
 Any list-valued field (including ``layer`` / ``model``) expands as a product, in the order of
 :data:`EXPAND_ORDER`. A compare group interleaves, round by round, all member cases that share
@@ -60,7 +63,7 @@ from typing import Any
 from hilobench.case import DTYPES, Case, parse_hw
 from hilobench.errors import ConfigError
 
-TOP_KEYS = ("name", "description", "defaults", "cases", "compare", "claims")
+TOP_KEYS = ("name", "description", "defaults", "cases", "compare", "claims", "gate")
 #: Case fields that map onto :class:`Case` (besides the name and kind).
 CASE_KEYS = (
     "res",
@@ -75,7 +78,9 @@ CASE_KEYS = (
     "budget",
 )
 #: Run settings that are not part of a measurement's identity.
-RUN_KEYS = ("timeout", "count")
+RUN_KEYS = ("timeout", "count", "min_effect")
+#: Settings of the regression gate a suite may tune (see hilobench.compare.Policy).
+GATE_KEYS = ("min_effect", "alpha", "budget", "confirm_fraction", "min_samples")
 LAYER_OPTIONS = ("dim", "heads", "alpha", "window", "sr", "rel_pos", "tokens")
 MODEL_OPTIONS = ("attn", "alpha", "window", "dtm")
 ENTRY_KEYS = ("layer", "model", "id", "points")
@@ -95,6 +100,7 @@ EXPAND_ORDER = (
     "budget",
     "timeout",
     "count",
+    "min_effect",
     "dim",
     "heads",
     "alpha",
@@ -140,6 +146,8 @@ class SuiteCase:
     entry: int = 0
     timeout: float = DEFAULT_TIMEOUT_S
     count: bool = True
+    #: this case's smallest slowdown that the gate fails on (None: the suite's or the default)
+    min_effect: float | None = None
 
     def context(self) -> tuple[Any, ...]:
         """The setting a compare group matches members on."""
@@ -166,6 +174,8 @@ class Suite:
     claims: list[dict[str, Any]] = field(default_factory=list)
     defaults: dict[str, Any] = field(default_factory=dict)
     entries: int = 0
+    #: regression-gate settings (``gate:`` in the file), e.g. ``{"min_effect": 0.15}``
+    gate: dict[str, Any] = field(default_factory=dict)
 
     def group_of(self, case_id: str) -> CompareGroup | None:
         for g in self.compare:
@@ -224,6 +234,9 @@ def _check_value(key: str, v: Any, kind: str) -> Any:
         return v
     if key in ("budget", "timeout"):
         want(_is_num(v) and v > 0, "a number of seconds > 0")
+        return float(v)
+    if key == "min_effect":
+        want(_is_num(v) and 0 < v < 10, "a relative slowdown > 0, e.g. 0.1 for 10%")
         return float(v)
     if key == "alpha":
         want(_is_num(v) and 0.0 <= v <= 1.0, "a number within [0, 1]")
@@ -397,6 +410,7 @@ def parse_suite(
         seen[sc.case.key] = sc
     groups = _parse_compare(w, data.get("compare"), cases)
     claims = _parse_claims(w, data.get("claims"), set(ids))
+    gate = _parse_gate(w, data.get("gate"))
     return Suite(
         name.strip(),
         description.strip(),
@@ -406,7 +420,29 @@ def parse_suite(
         claims,
         dict(defaults),
         len(raw_cases),
+        gate,
     )
+
+
+def _parse_gate(w: _Where, raw: Any) -> dict[str, Any]:
+    """``gate: {min_effect, alpha, budget, confirm_fraction, min_samples}``, all optional."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise w.fail("field 'gate'", f"expected a mapping, got {_type_name(raw)}")
+    for k, v in raw.items():
+        where = f"gate: field {k!r}"
+        if k not in GATE_KEYS:
+            raise w.fail(where, f"unknown field; allowed: {', '.join(GATE_KEYS)}")
+        if k == "min_samples":
+            if not (_is_int(v) and v >= 9):
+                raise w.fail(where, f"expected an integer >= 9, got {v!r}")
+        elif k in ("alpha", "confirm_fraction"):
+            if not (_is_num(v) and 0 < v < 1):
+                raise w.fail(where, f"expected a number in (0, 1), got {v!r}")
+        elif not (_is_num(v) and v > 0):
+            raise w.fail(where, f"expected a number > 0, got {v!r}")
+    return dict(raw)
 
 
 def _case_label(i: int, cid: str | None) -> str:
@@ -566,6 +602,7 @@ def _make_case(
         i,
         timeout=float(values.get("timeout", DEFAULT_TIMEOUT_S)),
         count=bool(values.get("count", True)),
+        min_effect=values.get("min_effect"),
     )
 
 

@@ -218,3 +218,27 @@ def test_suite_list_shows_shipped(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     for name in ("ci_smoke", "attention_layers", "paper_imagenet"):
         assert name in stdout
+
+
+def test_gate_settings_and_per_case_min_effect(tmp_path: Path) -> None:
+    """`gate:` tunes the regression gate; a per-case min_effect is kept out of the identity."""
+
+    p = tmp_path / "g.yaml"
+    p.write_text(
+        "gate: {min_effect: 0.15, alpha: 0.02}\n"
+        "defaults: {dim: 64, heads: 4, batch: 2}\n"
+        "cases:\n"
+        "  - {layer: hilo, min_effect: 0.3}\n"
+        "  - {layer: msa}\n"
+    )
+    s = load_suite(p)
+    assert s.gate == {"min_effect": 0.15, "alpha": 0.02}
+    by_id = {sc.id: sc for sc in s.cases}
+    assert by_id["hilo"].min_effect == 0.3 and by_id["msa"].min_effect is None
+    assert "min_effect" not in by_id["hilo"].case.opts
+    p.write_text(p.read_text().replace("min_effect: 0.3", "min_effect: 0.0"))
+    with pytest.raises(ConfigError, match="min_effect"):
+        load_suite(p)
+    p.write_text("gate: {speed: 2}\ncases:\n  - {layer: msa}\n")
+    with pytest.raises(ConfigError, match="gate: field 'speed'"):
+        load_suite(p)

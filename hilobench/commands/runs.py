@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -124,6 +125,26 @@ def suite_run(
     run.write_tables()
     _summarise(rows, target)
     _render(run.rows(), fmt, f"suite {s.name}")
+    if s.claims and _check_claims(run, s.claims):
+        raise typer.Exit(1)
+
+
+def _check_claims(run: Any, claims: list[dict[str, Any]]) -> bool:
+    """Check the suite's ratio claims on the run's rows, keep them beside the rows (so that
+    `compare` checks them too) and print the verdicts; True when a claim failed."""
+    from rich.table import Table
+
+    from hilobench.compare import CLAIM_HEADER, check_claims, claim_cells
+
+    (run.path / "claims.json").write_text(json.dumps(claims, indent=2) + "\n", encoding="utf-8")
+    results = check_claims(run.rows(), claims)
+    table = Table(title="claims", header_style="bold")
+    for h in CLAIM_HEADER:
+        table.add_column(h)
+    for c in results:
+        table.add_row(*claim_cells(c))
+    err.print(table)
+    return any(c.status == "fail" for c in results)
 
 
 def _run(

@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from hilobench.measure import procenv
+
 try:
     import resource
 except ImportError:  # not on Windows
@@ -72,21 +74,6 @@ WARMUP_CALLS = 3
 WARMUP_S = 0.3
 HELLO_TIMEOUT_S = 180.0
 REQUEST_TIMEOUT_S = 1800.0
-#: Process settings of both workers, so that neither can slow the other or itself by chance:
-#: - glibc adapts its mmap threshold to a process's history, so in some builds a
-#:   multi-megabyte temporary (an attention matrix) is mapped and unmapped on every call:
-#:   hundreds of page faults per call, up to twice the time, in one process and not the
-#:   other. Fixed thresholds keep such buffers on the heap.
-#: - OpenMP threads spin for a while after each parallel region. The two workers take turns,
-#:   so one side's spinning threads would steal cores from the other's next sample (we saw
-#:   1.4x slower calls, and a 10% slowdown of one side measured as 23%). A short spin lets
-#:   them sleep before the other side starts; back-to-back calls still find them awake.
-WORKER_ENV = {
-    "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
-    "MALLOC_TRIM_THRESHOLD_": str(1 << 30),
-    "GOMP_SPINCOUNT": "10000",
-    "KMP_BLOCKTIME": "1",
-}
 
 
 class GateError(Exception):
@@ -323,8 +310,7 @@ class Worker:
             os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
         )
         env["PYTHONDONTWRITEBYTECODE"] = "1"
-        for k, v in WORKER_ENV.items():
-            env.setdefault(k, v)
+        env = procenv.worker_env(env)
         self._log = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
             [python or sys.executable, "-m", "hilobench.gate", "--serve"],

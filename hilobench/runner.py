@@ -30,6 +30,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from hilobench.measure.procenv import worker_env
 from hilobench.store import RunDir
 from hilobench.suite import CompareGroup, SuiteCase
 
@@ -91,7 +92,9 @@ def call_worker(job: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
         job_path.write_text(json.dumps(job, default=str), encoding="utf-8")
         cmd = [sys.executable, "-m", "hilobench.worker", str(job_path), str(out_path)]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout, env=worker_env()
+            )
         except subprocess.TimeoutExpired:
             raise WorkerFailed(f"worker timed out after {timeout:g} s and was killed") from None
         if proc.returncode == 0 and out_path.is_file():

@@ -253,8 +253,9 @@ def add_roofline(row: dict[str, Any], peak_macs_per_s: float | None) -> None:
     from hilobench.measure.roofline import achieved_fraction
 
     tp = row.get("throughput_median")
-    row["achieved_macs_per_s"] = row["macs"] * tp if row.get("macs") and tp else None
-    row["roofline"] = achieved_fraction(row.get("macs"), tp, peak_macs_per_s)
+    macs = row.get("macs") or row.get("macs_traced")  # timm models have only the traced count
+    row["achieved_macs_per_s"] = macs * tp if macs and tp else None
+    row["roofline"] = achieved_fraction(macs, tp, peak_macs_per_s)
 
 
 def prepare_step(

@@ -47,3 +47,10 @@ def test_layer_rows_and_env_carry_the_peak(
     peak = json.loads((out / "env.json").read_text())["peak_macs_per_s"]["cpu/float32"]
     assert row["roofline"] == pytest.approx(row["macs"] * row["throughput_median"] / peak)
     assert row["roofline"] > 0
+
+
+def test_traced_count_stands_in_when_there_is_no_formula() -> None:
+    row = {"mode": "infer", "status": "ok", "macs": None, "macs_traced": 3_000,
+           "throughput_median": 10.0}  # fmt: skip
+    add_roofline(row, 60_000.0)
+    assert row["roofline"] == pytest.approx(0.5)

@@ -7,7 +7,7 @@ the run loop, so an interrupted run keeps every row it finished.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -55,21 +55,17 @@ def execute(
     out_dir: Path | None,
     fmt: str,
     title: str,
-    validate: Callable[[Case], Any],
     count: bool = True,
 ) -> list[dict[str, Any]]:
     """Validate every case, then measure them one by one, saving each row as it lands."""
-    from hilobench.bench import check_device, check_dtype
+    from hilobench.bench import validate_case
     from hilobench.render import FORMATS, render_text, rich_table
     from hilobench.store import RunDir, check_writable, new_run_dir
 
     check_choice("format", fmt, FORMATS)
     for c in cases:
-        check_device(c.device)
-        check_dtype(c.dtype, c.device)
+        validate_case(c)
     target = check_writable(out_dir if out_dir is not None else new_run_dir())
-    for c in cases:
-        validate(c)
 
     from hilobench.measure.env import env_id, fingerprint
     from hilobench.measure.timing import set_threads
@@ -155,9 +151,7 @@ def layer(
         for n in names
         for i in parse_impls(impl)
     ]
-    from hilobench.bench import build_subject
-
-    execute(cases, out_dir=out_dir, fmt=fmt, title="attention layers", validate=build_subject)
+    execute(cases, out_dir=out_dir, fmt=fmt, title="attention layers")
 
 
 @app.command()
@@ -204,9 +198,7 @@ def model(
                              impl=i, mode=mode, threads=threads, compile=compile,
                              channels_last=channels_last, options=opts, budget=budget)
                     )  # fmt: skip
-    from hilobench.bench import validate_case
-
-    execute(cases, out_dir=out_dir, fmt=fmt, title="backbones", validate=validate_case)
+    execute(cases, out_dir=out_dir, fmt=fmt, title="backbones")
 
 
 def _print_models(entries: list[Any]) -> None:

@@ -53,8 +53,6 @@ def check_writable(path: Path | str) -> Path:
         os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".hilobench-probe-"))
     except OSError:
         raise ConfigError(f"output directory {str(path)!r} is not writable") from None
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"output path {str(path)!r} exists and is not a directory")
     return path
 
 

@@ -7,7 +7,6 @@ values computed from the ``s×s`` average-pooled input. Outputs are concatenated
 
 from __future__ import annotations
 
-import math
 from numbers import Real
 
 import torch
@@ -28,8 +27,12 @@ def check_alpha(alpha: object) -> float:
 
 
 def lofi_heads(num_heads: int, alpha: float) -> int:
-    """``floor(num_heads·alpha)``, immune to float error such as ``100 * 0.29 = 28.999…``."""
-    return min(num_heads, math.floor(num_heads * alpha + 1e-9))
+    """``int(num_heads·alpha)``, exactly as the official LITv2 code splits the heads.
+
+    Plain truncation, float error included (``100 * 0.29 = 28.999…`` gives 28), so that every
+    head count, parameter count and MAC figure matches the official models.
+    """
+    return int(num_heads * alpha)
 
 
 @register_attention(
@@ -42,11 +45,14 @@ def lofi_heads(num_heads: int, alpha: float) -> int:
 class HiLo(Attention):
     """HiLo attention with window size ``window`` (the paper's ``s``) and Lo-Fi fraction ``alpha``.
 
-    ``l_heads = floor(num_heads·alpha)`` heads are Lo-Fi, the rest Hi-Fi. ``window=1`` is plain
+    ``l_heads = int(num_heads·alpha)`` heads are Lo-Fi, the rest Hi-Fi. ``window=1`` is plain
     global MSA (all heads Lo-Fi, no pooling, ``alpha`` ignored); ``alpha=0`` leaves only Hi-Fi
-    (window attention), ``alpha=1`` only Lo-Fi. A branch with no heads has no parameters. Maps
-    whose sides are not multiples of ``window`` are zero-padded right/bottom, attended at the
-    padded size, and cropped back, so dense-prediction resolutions run unchanged.
+    (window attention), ``alpha=1`` only Lo-Fi. A branch with no heads has no parameters.
+
+    Maps whose sides are not multiples of ``window`` are zero-padded right/bottom before both
+    branches, attended at the padded size, and cropped back, as the official dense-prediction
+    HiLo does: Hi-Fi windows tile the padded map and Lo-Fi pools it to
+    ``ceil(H/s) × ceil(W/s)`` keys/values (a border row is averaged with zeros, not dropped).
     """
 
     def __init__(

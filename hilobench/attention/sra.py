@@ -28,9 +28,11 @@ class SpatialReductionAttention(Attention):
 
     The reduction is a ``Conv2d`` with kernel = stride = ``sr_ratio`` followed by LayerNorm;
     ``sr_ratio=1`` means no reduction (no conv, no norm), i.e. global MSA with split q / kv
-    linears. A map whose sides are not multiples of ``sr_ratio`` is zero-padded right/bottom
-    before the reduction conv, so any resolution runs and the last row/column of reduced tokens
-    still sees the border pixels; the queries (and the output) keep the input's ``H·W`` tokens.
+    linears. On a map whose sides are not multiples of ``sr_ratio`` the conv drops the last
+    rows/columns, giving ``floor(H/r) × floor(W/r)`` keys/values, as PVT and Twins do; the
+    queries (and the output) keep all ``H·W`` tokens. ``pad_odd=True`` instead zero-pads the map
+    right/bottom to a multiple of ``sr_ratio`` first (``ceil`` sides), so the border pixels
+    also reach the keys/values; it is not the published model.
     """
 
     def __init__(
@@ -40,9 +42,13 @@ class SpatialReductionAttention(Attention):
         qkv_bias: bool = True,
         impl: str = "reference",
         sr_ratio: int = 2,
+        pad_odd: bool = False,
     ) -> None:
         super().__init__(dim, num_heads, qkv_bias, impl)
         self.sr_ratio = check_sr_ratio(sr_ratio)
+        if not isinstance(pad_odd, bool):
+            raise ConfigError(f"pad_odd must be true or false, got {pad_odd!r}")
+        self.pad_odd = pad_odd
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
         self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
@@ -50,16 +56,28 @@ class SpatialReductionAttention(Attention):
             self.sr = nn.Conv2d(dim, dim, kernel_size=self.sr_ratio, stride=self.sr_ratio)
             self.norm = nn.LayerNorm(dim)
 
-    def _reduced_side(self, n: int) -> int:
-        return -(-n // self.sr_ratio)
+    def kv_size(self, H: int, W: int) -> tuple[int, int]:
+        """Side lengths of the key/value map for an ``H × W`` input map."""
+        r = self.sr_ratio
+        if r == 1:
+            return H, W
+        if self.pad_odd:
+            return -(-H // r), -(-W // r)
+        if H < r or W < r:
+            raise ConfigError(
+                f"SRA with sr_ratio {r} needs a token map of at least {r}x{r}, got {H}x{W} "
+                "(the reduction conv rounds down and would leave no keys)"
+            )
+        return H // r, W // r
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         B, N, C = x.shape
         q = self.q(x).reshape(B, N, self.num_heads, self.head_dim).transpose(1, 2)
         if self.sr_ratio > 1:
+            self.kv_size(H, W)  # rejects a map the conv would reduce to nothing
             m = x.transpose(1, 2).reshape(B, C, H, W)
             pad_h, pad_w = (-H) % self.sr_ratio, (-W) % self.sr_ratio
-            if pad_h or pad_w:
+            if self.pad_odd and (pad_h or pad_w):
                 m = F.pad(m, (0, pad_w, 0, pad_h))
             kv_in = self.norm(self.sr(m).flatten(2).transpose(1, 2))
         else:
@@ -74,10 +92,12 @@ class SpatialReductionAttention(Attention):
 
         The LayerNorm is charged ``LAYERNORM_MACS_PER_ELEMENT`` per element, as fvcore counts it,
         so the analytic figure agrees with the traced one and with the published 419.56M
-        (dim 768, 12 heads, sr 2, 14×14). Softmax, scaling and biases are not counted.
+        (dim 768, 12 heads, sr 2, 14×14). Softmax, scaling and biases are not counted. ``m`` is
+        the key/value count of :meth:`kv_size`, so odd maps count what the forward computes.
         """
         n, c, r = H * W, self.dim, self.sr_ratio
-        m = self._reduced_side(H) * self._reduced_side(W) if r > 1 else n
+        kh, kw = self.kv_size(H, W)
+        m = kh * kw
         total = n * c * c + m * c * 2 * c + n * c * c + 2 * n * m * c
         if r > 1:
             total += m * c * c * r * r + LAYERNORM_MACS_PER_ELEMENT * m * c

@@ -9,7 +9,10 @@ Edge cases, chosen so each one has a single clear meaning:
 
 * A map no larger than the window (``H <= w`` **and** ``W <= w``) is one ``H x W`` window with
   no shift and no padding, so the layer is global attention plus the relative bias (the bias
-  table covers every offset such a map can have).
+  table covers every offset such a map can have). SW-MSA therefore drops its shift on such a
+  map and equals W-MSA there, as Swin does when the resolution is no larger than the window.
+  (Swin's classifier tests ``min(H, W) <= w`` and shrinks the window to that side; here both
+  sides must fit, otherwise the map is padded and shifted as below. On square maps they agree.)
 * Otherwise a map not divisible by ``w`` is zero-padded right/bottom to ``Hp x Wp``. Padded
   tokens go through ``qkv`` like real ones (their keys/values are the projection biases), are
   attended to without a mask, as Swin and LITv2 do, and their outputs are cropped away. That is
@@ -219,6 +222,9 @@ def shifted_window_attention(
     window: int = 7,
     rel_pos: bool = True,
 ) -> WindowAttention:
-    """SW-MSA: the shift follows the chosen window (``window // 2``) as in Swin."""
+    """SW-MSA: the shift follows the chosen window (``window // 2``) as in Swin.
+
+    On a map no larger than the window the shift is dropped (one window, no mask), as in Swin.
+    """
     window = check_window(window)
     return WindowAttention(dim, num_heads, qkv_bias, impl, window, window // 2, rel_pos)

@@ -5,6 +5,11 @@ offsets come from a 2×2 stride-2 conv with ``2·2·2 = 8`` channels, then Batch
 offset conv starts at zero, so at initialisation DTM equals an ordinary stride-2 conv; training
 learns where each merged token samples from.
 
+Like the official LITv2 backbones (a 2×2 stride-2 deformable conv without padding), an odd side
+loses its last row/column: the output is ``floor(H/2) × floor(W/2)``. ``pad_odd=True``
+zero-pads odd sides to even first instead (``ceil``), which keeps the border but is not the
+published model.
+
 Deformable convolution is much slower than a plain one on CPUs, so ``mode="conv"`` swaps it for
 the plain stride-2 conv with the same weight and bias (no offset conv). That variant is a
 speed/ablation probe, NOT the paper's model; its state dict is the deformable one minus
@@ -26,17 +31,22 @@ DTM_MODES = ("deform", "conv")
 class DeformableTokenMerging(nn.Module):
     """Halve the token map and map ``in_dim`` to ``out_dim`` channels.
 
-    Odd sides are zero-padded right/bottom to even first, so any map size works and the output
-    is ``ceil(H/2) × ceil(W/2)``.
+    The output is ``floor(H/2) × floor(W/2)`` (an odd last row/column is dropped, as in the
+    official code), or ``ceil(H/2) × ceil(W/2)`` with ``pad_odd=True``, which zero-pads odd sides
+    right/bottom first.
     """
 
     kernel = 2
 
-    def __init__(self, in_dim: int, out_dim: int, mode: str = "deform") -> None:
+    def __init__(
+        self, in_dim: int, out_dim: int, mode: str = "deform", pad_odd: bool = False
+    ) -> None:
         super().__init__()
         if mode not in DTM_MODES:
             raise ConfigError(f"unknown dtm {mode!r}; choose from: {', '.join(DTM_MODES)}")
-        self.in_dim, self.out_dim, self.mode = in_dim, out_dim, mode
+        if not isinstance(pad_odd, bool):
+            raise ConfigError(f"pad_odd must be true or false, got {pad_odd!r}")
+        self.in_dim, self.out_dim, self.mode, self.pad_odd = in_dim, out_dim, mode, pad_odd
         k = self.kernel
         # weight/bias of the (deformable) conv; deform_conv2d takes them as plain tensors
         self.conv = nn.Conv2d(in_dim, out_dim, k, stride=k)
@@ -50,14 +60,26 @@ class DeformableTokenMerging(nn.Module):
         self.act = nn.GELU()
 
     def extra_repr(self) -> str:
-        return f"mode={self.mode}"
+        return f"mode={self.mode}, pad_odd={self.pad_odd}"
 
     def out_size(self, H: int, W: int) -> tuple[int, int]:
-        return ceil_div(H, self.kernel), ceil_div(W, self.kernel)
+        """Output map size; raises ConfigError for a side that would merge to nothing."""
+        k = self.kernel
+        if self.pad_odd:
+            return ceil_div(H, k), ceil_div(W, k)
+        if H < k or W < k:
+            raise ConfigError(
+                f"token merging needs a map of at least {k}x{k}, got {H}x{W} (it rounds down, "
+                "as the official model does); use a larger input"
+            )
+        return H // k, W // k
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, int, int]:
         """Tokens ``(B, H*W, in_dim)`` → ``(B, h*w, out_dim)`` and the new ``(h, w)``."""
-        m = pad_to_multiple(to_map(x, H, W), self.kernel)
+        self.out_size(H, W)  # rejects a map that would merge to nothing
+        m = to_map(x, H, W)
+        if self.pad_odd:
+            m = pad_to_multiple(m, self.kernel)
         if self.offset is not None:
             m = deform_conv2d(
                 m, self.offset(m), self.conv.weight, self.conv.bias, stride=self.kernel

@@ -10,7 +10,7 @@ built for: it is built for the requested ``res`` (so parameter counts grow with 
 input size raises ConfigError rather than silently changing the attention. The global attention
 is a :class:`~hilobench.attention.window.WindowAttention` whose single window covers the map
 (window = the map's longer side), which is exactly global MSA plus the bias. Sizes not divisible
-by 32 are padded as in LITv2.
+by 32 are handled as in LITv2: the patch embedding pads, token merging rounds down.
 """
 
 from __future__ import annotations

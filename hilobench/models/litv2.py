@@ -6,10 +6,12 @@ locally anyway); stage 3 uses HiLo (s=2, α=0.9), stage 4 HiLo with s=1 (plain g
 Stages are joined by deformable token merging. There are no position embeddings, so one set of
 weights runs at any resolution.
 
-Sizes not divisible by 32 work by padding, as LITv2 does for dense prediction: the patch
-embedding pads the image right/bottom to a multiple of 4, each token merging pads its map to
-even sides, and HiLo pads to a multiple of its window internally. Stage ``i`` is therefore
-``ceil(H/2^(i+2)) × ceil(W/2^(i+2))``.
+Sizes not divisible by 32 run as in the official dense-prediction backbone: the patch
+embedding zero-pads the image right/bottom to a multiple of 4 (stage 1 is
+``ceil(H/4) × ceil(W/4)``), each token merging is a stride-2 conv that drops an odd last
+row/column (stage ``i+1`` is ``floor(h_i/2) × floor(w_i/2)``), and HiLo zero-pads to a multiple
+of its window internally and crops back. So 70×90 gives 18×23, 9×11, 4×5, 2×2, and each side
+needs at least 29 pixels for stage 4 to be non-empty.
 """
 
 from __future__ import annotations
@@ -124,6 +126,17 @@ class LITv2(HierarchicalNet):
         )
         self.dims = dims
         self.stage3_attn, self.alpha, self.window, self.dtm = attn, alpha, window, dtm
+
+    def check_size(self, H: int, W: int) -> None:
+        """Reject an image too small for every token merging to leave a non-empty map."""
+        h, w = self.patch_embed.out_size(H, W)
+        need = 2 ** (len(self.stages) - 1)
+        if h < need or w < need:
+            least = self.patch_embed.patch * (need - 1) + 1
+            raise ConfigError(
+                f"{H}x{W} is too small for LITv2: token merging rounds odd maps down, so each "
+                f"side needs at least {least} pixels"
+            )
 
 
 def litv2(size: str, **kwargs: Any) -> LITv2:

@@ -789,17 +789,33 @@ class Report:
 
 
 def env_differences(base: Run, cand: Run) -> list[str]:
-    """Why two runs' environments differ (empty when the same, or when base has no timings)."""
+    """Why two runs' machine classes differ (empty when one class, or when base has no timings).
+
+    Only the class (CPU model, physical cores, threads, GPU, torch, CUDA, dtype) decides:
+    ``env_id`` also hashes RAM bytes and the kernel build, which vary within one VM type.
+    """
     if base.deterministic_only:
         return []
     if not base.env or not cand.env:
         return [f"environment not recorded in {base.path if not base.env else cand.path}"]
-    if base.env_id and cand.env_id and base.env_id == cand.env_id:
-        return []
-    from hilobench.measure.env import compare_envs
+    from hilobench.measure.env import class_differences
 
-    diffs = compare_envs(base.env, cand.env)
-    return diffs or [f"env_id {base.env_id!r} != {cand.env_id!r}"]
+    return class_differences(_machine(base), _machine(cand))
+
+
+def env_info_differences(base: Run, cand: Run) -> list[str]:
+    """Recorded differences that leave the machine class alone (RAM size, OS string, ...)."""
+    if base.deterministic_only or not base.env or not cand.env:
+        return []
+    from hilobench.measure.env import informational_differences
+
+    return informational_differences(base.env, cand.env)
+
+
+def _machine(run: Run) -> dict[str, str]:
+    from hilobench.measure.env import machine_class
+
+    return machine_class(run.env, run.rows.values())
 
 
 def compare_runs(
@@ -823,6 +839,15 @@ def compare_runs(
     )
     speed = not base.deterministic_only
     diffs = env_differences(base, cand)
+    info = env_info_differences(base, cand)
+    if info:
+        from hilobench.measure.env import machine_class_label
+
+        where = "" if diffs else f" (same machine class: {machine_class_label(_machine(cand))})"
+        report.notes.append(
+            f"recorded environment differences that do not affect comparability{where}: "
+            + "; ".join(info)
+        )
     if same_job:
         if diffs:
             report.notes.append(

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from hilobench.errors import ConfigError
+from hilobench.measure.env import informational_differences, machine_class, machine_class_label
 from hilobench.store import load_rows, to_markdown
 
 Series = dict[str, tuple[list[Any], list[float]]]
@@ -69,13 +70,23 @@ def load_runs(paths: Iterable[Path | str]) -> list[Run]:
         runs.append(Run(p, env, rows))
     if not runs:
         raise ConfigError("no run directories given")
-    labels: dict[str, set[str]] = {}
+    # One label per machine class (dtype aside: rows keep their own dtype column), so runs
+    # of one machine type share a column even when RAM bytes or the kernel build differ.
+    classes = {id(r): run_class(r) for r in runs}
+    shorts: dict[str, set[str]] = {}
     for r in runs:
-        labels.setdefault(env_label(r.env), set()).add(str(r.env.get("env_id", r.path)))
+        short = env_label(classes[id(r)])
+        shorts.setdefault(short, set()).add(machine_class_label(classes[id(r)], dtype=False))
     for r in runs:
-        base = env_label(r.env)
-        r.label = base if len(labels[base]) == 1 else f"{base} [{str(r.env.get('env_id'))[:6]}]"
+        cls = classes[id(r)]
+        short = env_label(cls)
+        r.label = short if len(shorts[short]) == 1 else machine_class_label(cls, dtype=False)
     return runs
+
+
+def run_class(run: Run) -> dict[str, str]:
+    """The machine class of a run, its threads and dtypes taken from its rows."""
+    return machine_class(run.env, run.rows)
 
 
 def env_label(env: dict[str, Any]) -> str:
@@ -173,7 +184,11 @@ def series_macs_vs_tokens(rows: list[dict[str, Any]]) -> Series:
 
 
 def _context(row: dict[str, Any], *fields: str) -> tuple[Any, ...]:
-    return tuple(str(row.get(f)) for f in fields)
+    """Values of ``fields``; ``_env`` is the machine-class label :func:`build_report` tags rows
+    with (untagged rows fall back to their env id)."""
+    return tuple(
+        str(row.get(f) if f != "_env" or "_env" in row else row.get("env_id")) for f in fields
+    )
 
 
 def _ratio(row: dict[str, Any], ref: dict[str, Any]) -> tuple[float, float | None, float | None]:
@@ -203,7 +218,7 @@ def layer_side_by_side(
         and r.get("mode") == "infer"
         and r.get("tokens") == PAPER_LAYER["tokens"]
     ]
-    ctx_fields = ("impl", "batch", "dtype", "device", "env_id")
+    ctx_fields = ("impl", "batch", "dtype", "device", "_env")
     refs = {_context(r, *ctx_fields): r for r in ok if _subject(r) == LAYER_REF}
     out = []
     for r in ok:
@@ -265,7 +280,7 @@ def model_side_by_side(
     paper = _paper_csv(paper_dir, "imagenet_table.csv")
     models = [r for r in rows if r.get("kind") == "model"]
     ok = _ok(models)
-    ctx_fields = ("batch", "dtype", "device", "env_id")
+    ctx_fields = ("batch", "dtype", "device", "_env")
     refs = {
         _context(r, *ctx_fields): r
         for r in ok
@@ -509,6 +524,21 @@ def compare_table(rows: list[dict[str, Any]]) -> pd.DataFrame | None:
     return pd.DataFrame(recs) if recs else None
 
 
+def _same_class_notes(runs: list[Run]) -> list[str]:
+    """Markdown lines naming what differs between runs grouped as one machine (RAM, kernel)."""
+    first: dict[str, Run] = {}
+    lines = []
+    for run in runs:
+        ref = first.setdefault(run.label, run)
+        diffs = informational_differences(ref.env, run.env) if ref is not run else []
+        if diffs:
+            lines.append(
+                f"- `{run.path.name}` vs `{ref.path.name}` (one machine class, shown as "
+                f"{run.label}): {'; '.join(diffs)}"
+            )
+    return [*lines, ""] if lines else []
+
+
 def build_report(
     run_dirs: Iterable[Path | str], out: Path | str, *, paper_dir: Path | None = None
 ) -> Report:
@@ -535,7 +565,7 @@ def build_report(
             {
                 "run": run.path.name,
                 "environment": run.label,
-                "env id": run.env.get("env_id"),
+                "machine class": machine_class_label(run_class(run)),
                 "torch": run.env.get("torch"),
                 "threads": run.env.get("threads"),
                 "commit": str(run.env.get("git_commit") or "")[:10],
@@ -548,6 +578,7 @@ def build_report(
     )
     rep.tables["environments"] = envs
     md += [_md(envs), ""]
+    md += _same_class_notes(runs)
 
     for run in runs:
         df = results_table(run.rows)

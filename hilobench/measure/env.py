@@ -1,9 +1,11 @@
 """Fingerprint of the machine and software a run was measured on.
 
-Speeds are only comparable between identical environments, so every run stores its
-fingerprint and every row its :func:`env_id`. The id hashes identity fields only (hardware,
-OS, Python and library versions); settings (threads, cuDNN/TF32 flags), the hilobench version,
-the git commit and the timestamp are recorded but do not change it. The host name is never
+Every run stores its fingerprint and every row its :func:`env_id`, a hash of the identity
+fields (hardware, OS, Python and library versions). That id is too strict to decide whether
+speeds are comparable: two VMs of one type differ in usable RAM by a few hundred KB and pick up
+kernel updates. Runs are therefore grouped and compared by their :func:`machine_class` (CPU
+model, physical cores, threads, GPU, torch, CUDA, dtype); the rest of the fingerprint is shown
+as :func:`informational_differences` and never splits or refuses. The host name is never
 recorded.
 """
 
@@ -15,15 +17,28 @@ import json
 import os
 import platform
 import subprocess
+from collections.abc import Iterable, Mapping
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
-import torch
-
-__all__ = ["IDENTITY_FIELDS", "fingerprint", "env_id", "compare_envs", "git_state"]
+__all__ = [
+    "CLASS_FIELDS",
+    "IDENTITY_FIELDS",
+    "INFO_FIELDS",
+    "class_differences",
+    "compare_envs",
+    "env_id",
+    "fingerprint",
+    "git_state",
+    "informational_differences",
+    "machine_class",
+    "machine_class_label",
+]
 
 SCHEMA_VERSION = 1
 
-# Fields that define "the same machine and software"; anything else is informational.
+# Fields hashed into env_id (kept for old runs and resumes; grouping uses CLASS_FIELDS).
 IDENTITY_FIELDS: tuple[str, ...] = (
     "cpu_model",
     "cpu_physical_cores",
@@ -41,6 +56,38 @@ IDENTITY_FIELDS: tuple[str, ...] = (
     "gpu_memory_bytes",
     "gpu_capability",
 )
+
+#: What makes speeds comparable: runs that agree on these are one machine type.
+CLASS_FIELDS: tuple[str, ...] = (
+    "cpu_model",
+    "cpu_physical_cores",
+    "threads",
+    "gpu_name",
+    "torch",
+    "cuda",
+    "dtype",
+)
+#: Class fields a run can hold several values of, one per row (a dtype or thread sweep).
+ROW_FIELDS: tuple[str, ...] = ("threads", "dtype")
+#: Recorded differences worth showing that never split or refuse: a VM's usable RAM, kernel
+#: build and library patch levels vary within one machine type.
+INFO_FIELDS: tuple[str, ...] = (
+    "ram_total_bytes",
+    "os",
+    "arch",
+    "python",
+    "cpu_logical_cores",
+    "cudnn",
+    "mkl",
+    "mkldnn",
+    "gpu_memory_bytes",
+    "gpu_capability",
+    "numpy",
+    "timm",
+    "fvcore",
+)
+#: Python packages whose versions the fingerprint records (read from metadata, not imported).
+PACKAGES: tuple[str, ...] = ("numpy", "timm", "fvcore")
 
 
 def _cpu_model() -> str:
@@ -77,6 +124,13 @@ def _ram_total() -> int | None:
         return None
 
 
+def _package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def git_state(path: str | Path | None = None) -> tuple[str | None, bool | None]:
     """(commit, dirty) of the git checkout that holds the hilobench package.
 
@@ -109,6 +163,8 @@ def git_state(path: str | Path | None = None) -> tuple[str | None, bool | None]:
 
 
 def _cuda_info(device: str) -> dict:
+    import torch
+
     dev = torch.device(device)
     info: dict = {"gpu_name": None, "gpu_memory_bytes": None, "gpu_capability": None}
     if dev.type != "cuda" or not torch.cuda.is_available():
@@ -128,6 +184,8 @@ def fingerprint(device: str = "cpu", threads: int | None = None) -> dict:
     GPU fields are filled only for a CUDA ``device``, so a CPU run's id does not depend on
     which GPU the host happens to have.
     """
+    import torch  # here, so that grouping stored runs never pays for importing torch
+
     from hilobench import __version__
 
     physical, logical = _cores()
@@ -147,6 +205,7 @@ def fingerprint(device: str = "cpu", threads: int | None = None) -> dict:
         "cudnn": cudnn_version,
         "mkl": bool(torch.backends.mkl.is_available()),
         "mkldnn": bool(torch.backends.mkldnn.is_available()),
+        **{name: _package_version(name) for name in PACKAGES},
         "device": str(device),
         **_cuda_info(device),
         "threads": int(threads) if threads is not None else torch.get_num_threads(),
@@ -172,3 +231,72 @@ def env_id(fp: dict) -> str:
 def compare_envs(a: dict, b: dict) -> list[str]:
     """Human-readable differences in identity fields; an empty list means the same environment."""
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in IDENTITY_FIELDS if a.get(k) != b.get(k)]
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else " ".join(str(value).split())
+
+
+def _order(value: str) -> tuple[int, str]:
+    """Thread counts in numeric order, names in alphabetical order."""
+    return (int(value), "") if value.isdigit() else (0, value)
+
+
+def _values(text: str) -> set[str]:
+    return {v for v in text.split("+") if v}
+
+
+def machine_class(env: Mapping[str, Any], rows: Iterable[Mapping[str, Any]] = ()) -> dict[str, str]:
+    """The machine type a run measured on: :data:`CLASS_FIELDS` as strings ('' = unknown).
+
+    Works on any recorded ``env.json`` (old ones included). ``threads`` and ``dtype`` are per
+    row, so they come from ``rows`` where rows record them (several values joined with '+',
+    e.g. 'bfloat16+float32'), else from ``env``.
+    """
+    rows = list(rows)
+    out: dict[str, str] = {}
+    for f in CLASS_FIELDS:
+        vals = {_text(r.get(f)) for r in rows} - {""} if f in ROW_FIELDS else set()
+        out[f] = "+".join(sorted(vals, key=_order)) or _text(env.get(f))
+    return out
+
+
+def machine_class_label(cls: Mapping[str, str], *, dtype: bool = True) -> str:
+    """Human-readable class, e.g. 'AMD EPYC · 2 cores · 2 threads · cpu · torch 2.14.1 ·
+    CUDA 13.0 · float32'. Every field appears, so two classes never share a label."""
+    parts = [
+        cls.get("cpu_model") or "unknown CPU",
+        f"{cls.get('cpu_physical_cores') or '?'} cores",
+        f"{cls.get('threads') or '?'} threads",
+        cls.get("gpu_name") or "cpu",
+        f"torch {cls.get('torch') or '?'}",
+        f"CUDA {cls.get('cuda') or 'none'}",
+    ]
+    if dtype:
+        parts.append(cls.get("dtype") or "dtype ?")
+    return " · ".join(parts)
+
+
+def class_differences(a: Mapping[str, str], b: Mapping[str, str]) -> list[str]:
+    """Why two machine classes are not comparable; empty when they are.
+
+    Rows pair by case key, which holds the dtype and the requested threads, so for those
+    fields two runs conflict only when they share no value (a float32 run against a
+    bfloat16+float32 one still pairs its float32 cases).
+    """
+    out = []
+    for f in CLASS_FIELDS:
+        va, vb = a.get(f, ""), b.get(f, "")
+        if va == vb:
+            continue
+        if f in ROW_FIELDS and _values(va) & _values(vb):
+            continue
+        out.append(f"{f}: {va or None!r} -> {vb or None!r}")
+    return out
+
+
+def informational_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """Recorded differences that do not change the machine class (RAM size, kernel build,
+    library patch levels), for display only. A field absent from either side (older
+    fingerprints lack some) is skipped rather than shown as a change."""
+    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in INFO_FIELDS if k in a and k in b and a[k] != b[k]]

@@ -56,6 +56,7 @@ def execute(
     fmt: str,
     title: str,
     count: bool = True,
+    roofline: bool = True,
 ) -> list[dict[str, Any]]:
     """Validate every case, then measure them one by one, saving each row as it lands."""
     from hilobench.bench import validate_case
@@ -65,6 +66,7 @@ def execute(
     check_choice("format", fmt, FORMATS)
     for c in cases:
         validate_case(c)
+    warn_emulated(cases)
     target = check_writable(out_dir if out_dir is not None else new_run_dir())
 
     from hilobench.measure.env import env_id, fingerprint
@@ -75,22 +77,46 @@ def execute(
     threads = set_threads(cases[0].threads)
     env = fingerprint(cases[0].device, threads)
     eid = env_id(env)
-    run = RunDir(target).create({**env, "env_id": eid})
-    # in this process, one case after another; `suite run` isolates each case instead
-    runner = Runner(run, env_id=eid, isolate=False, reporter=LineReporter(err))
-    try:
-        rows = runner.run_units(plan([SuiteCase(c, c.name, count=count) for c in cases]))
-    except KeyboardInterrupt:
+    from hilobench.runlock import RunLock
+
+    with RunLock(target):  # one writer per run directory
+        run = RunDir(target).create({**env, "env_id": eid})
+        # in this process, one case after another; `suite run` isolates each case instead
+        runner = Runner(
+            run, env_id=eid, isolate=False, reporter=LineReporter(err), roofline=roofline
+        )
+        try:
+            rows = runner.run_units(plan([SuiteCase(c, c.name, count=count) for c in cases]))
+        except KeyboardInterrupt:
+            run.write_tables()
+            err.print(f"interrupted: {len(runner.rows)} of {len(cases)} rows kept in {run.path}")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         run.write_tables()
-        err.print(f"interrupted: {len(runner.rows)} of {len(cases)} rows kept in {run.path}")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    run.write_tables()
     if fmt == "table":
         out.print(rich_table(rows, title))
         err.print(f"saved {len(rows)} rows to {run.path}")
     else:
         sys.stdout.write(render_text(rows, fmt) + "\n")
     return rows
+
+
+def warn_emulated(cases: Iterable[Case]) -> None:
+    """One line per dtype this CPU only emulates, before anything slow starts."""
+    from hilobench.measure.capability import emulation_warnings
+
+    for line in emulation_warnings(cases):
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+BUDGET_HELP = (
+    "Seconds per case, all in: count trace, memory pass, warm-up and timed samples. Long calls "
+    "get fewer samples and a wider interval instead of an overrun; only the build, at most one "
+    "call and --compile time come on top."
+)
+ROOFLINE_HELP = (
+    "Measure (once per machine, then cached) the GEMM peak for the roofline column; "
+    "--no-roofline skips it."
+)
 
 
 @app.command()
@@ -111,7 +137,8 @@ def layer(
     threads: int | None = typer.Option(None, help="CPU threads (default: physical cores)."),
     train: bool = typer.Option(False, "--train", help="Time forward+backward+step instead."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile (time reported apart)."),
-    budget: float = typer.Option(3.0, help="Seconds of timed samples per case."),
+    budget: float = typer.Option(3.0, help=BUDGET_HELP),
+    roofline: bool = typer.Option(True, help=ROOFLINE_HELP),
     out_dir: Path | None = typer.Option(None, "--out", help="Run directory for the results."),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
 ) -> None:
@@ -151,7 +178,7 @@ def layer(
         for n in names
         for i in parse_impls(impl)
     ]
-    execute(cases, out_dir=out_dir, fmt=fmt, title="attention layers")
+    execute(cases, out_dir=out_dir, fmt=fmt, title="attention layers", roofline=roofline)
 
 
 @app.command()
@@ -171,7 +198,8 @@ def model(
     train: bool = typer.Option(False, "--train", help="Also measure a training step (AdamW)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile (time reported apart)."),
     channels_last: bool = typer.Option(False, "--channels-last", help="NHWC memory format."),
-    budget: float = typer.Option(5.0, help="Seconds of timed samples per case."),
+    budget: float = typer.Option(5.0, help=BUDGET_HELP),
+    roofline: bool = typer.Option(True, help=ROOFLINE_HELP),
     out_dir: Path | None = typer.Option(None, "--out", help="Run directory for the results."),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
 ) -> None:
@@ -198,7 +226,7 @@ def model(
                              impl=i, mode=mode, threads=threads, compile=compile,
                              channels_last=channels_last, options=opts, budget=budget)
                     )  # fmt: skip
-    execute(cases, out_dir=out_dir, fmt=fmt, title="backbones")
+    execute(cases, out_dir=out_dir, fmt=fmt, title="backbones", roofline=roofline)
 
 
 def _print_models(entries: list[Any]) -> None:

@@ -5,7 +5,9 @@ CUDA's caching allocator and one-time library initialisation all carry over insi
 so the second case of a run would be measured on a different machine state than the first.
 A worker that crashes, runs out of memory or exceeds its timeout becomes a row with its status,
 and the run moves on. Every row is appended and flushed to ``rows.jsonl`` the moment it
-exists, so a killed run keeps all finished cases and ``--resume`` runs only the rest.
+exists, so a killed run keeps all finished cases and ``--resume`` runs only the rest. Ctrl-C or
+SIGTERM (inside :func:`stop_on_signals`) ends the running worker, SIGTERM first and SIGKILL
+after :data:`STOP_GRACE_S`, and never turns it into a row; a unit's rows land together.
 
 Compare groups are measured in two steps: each member's counts and memory in its own process,
 then all members timed together in one process, round by round (A B C, B C A, ...), so drift
@@ -36,6 +38,8 @@ from hilobench.suite import CompareGroup, SuiteCase
 
 #: Per-case overhead (seconds) assumed by the ETA besides the timing budget.
 OVERHEAD_S = 4.0
+#: Seconds a worker gets to end after SIGTERM before it is killed.
+STOP_GRACE_S = 2.0
 
 
 @dataclass
@@ -85,21 +89,58 @@ def _signal_name(code: int) -> str:
         return f"signal {-code}"
 
 
+def end_worker(proc: subprocess.Popen[str], grace: float = STOP_GRACE_S) -> None:
+    """SIGTERM to the worker's process group (it leads one: see call_worker), SIGKILL after
+    ``grace`` seconds, then reap it."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+        if proc.poll() is not None:
+            break
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            proc.send_signal(sig)
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    for f in (proc.stdout, proc.stderr):
+        if f is not None:
+            f.close()
+
+
 def call_worker(job: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
-    """Run ``job`` in a fresh ``python -m hilobench.worker`` process and return its rows."""
+    """Run ``job`` in a fresh ``python -m hilobench.worker`` process and return its rows.
+
+    The worker gets a session of its own, so a Ctrl-C in the terminal reaches only the runner,
+    which then ends the worker (and whatever it started) itself: a worker killed by the user
+    must not become an ``error`` row that ``--resume`` would skip.
+    """
     with tempfile.TemporaryDirectory(prefix="hilobench-job-") as tmp:
         job_path, out_path = Path(tmp) / "job.json", Path(tmp) / "rows.json"
         job_path.write_text(json.dumps(job, default=str), encoding="utf-8")
         cmd = [sys.executable, "-m", "hilobench.worker", str(job_path), str(out_path)]
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=worker_env(),
+            start_new_session=True,
+        )
         try:
-            proc = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=timeout, env=worker_env()
-            )
+            _, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
+            end_worker(proc)
             raise WorkerFailed(f"worker timed out after {timeout:g} s and was killed") from None
+        except BaseException:  # KeyboardInterrupt: the run stops, the worker goes with it
+            end_worker(proc)
+            raise
+        if _stop is not None and _stop.signum is not None:
+            raise KeyboardInterrupt  # the worker ended because the run is stopping
         if proc.returncode == 0 and out_path.is_file():
             return json.loads(out_path.read_text(encoding="utf-8"))["rows"]
-        tail = [ln for ln in (proc.stderr or "").strip().splitlines() if ln.strip()]
+        tail = [ln for ln in (stderr or "").strip().splitlines() if ln.strip()]
         why = f": {tail[-1].strip()}" if tail else ""
         if proc.returncode < 0:
             sig = _signal_name(proc.returncode)
@@ -218,10 +259,12 @@ class Runner:
         isolate: bool = True,
         reporter: Reporter | None = None,
         suite: str | None = None,
+        roofline: bool = True,
     ):
         self.run = run
         self.env_id = env_id
         self.isolate = isolate
+        self.roofline = roofline
         self.reporter = reporter or Reporter()
         self.suite = suite
         self.rows: list[dict[str, Any]] = []
@@ -229,16 +272,18 @@ class Runner:
 
     def run_units(self, units: list[Unit]) -> list[dict[str, Any]]:
         """Measure every unit in order; a KeyboardInterrupt leaves finished rows on disk."""
-        self._measure_peaks(units)
+        if self.roofline:
+            self._measure_peaks(units)
         self.reporter.start(sum(len(u.items) for u in units), sum(u.weight for u in units))
         try:
             for unit in units:
                 self.reporter.begin(unit)
                 rows = self._unit(unit)
-                for sc, row in zip(unit.items, rows, strict=True):
-                    self._annotate(sc, row)
-                    self.run.append(row)
-                    self.rows.append(row)
+                with deferred_signals():  # a unit's rows land together or not at all
+                    for sc, row in zip(unit.items, rows, strict=True):
+                        self._annotate(sc, row)
+                    self.run.append_rows(rows)
+                    self.rows += rows
                 self.reporter.done(unit, rows)
         finally:
             self.reporter.stop()
@@ -356,22 +401,70 @@ def repair_tail(run: RunDir) -> None:
                 os.fsync(f.fileno())
 
 
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C while running, so a terminated run cleans up the same way."""
+class Stop:
+    """The first stop signal received (``signum``) and the state of deferred sections."""
 
-    def handler(signum: int, frame: Any) -> None:
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.depth = 0
+        self.pending = False
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal, as a shell reports it (130 for Ctrl-C, 143 for SIGTERM)."""
+        return 128 + (self.signum or signal.SIGINT)
+
+    def handle(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+        if self.depth:
+            self.pending = True
+            return
         raise KeyboardInterrupt
 
+
+_stop: Stop | None = None
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[Stop]:
+    """While running, SIGINT and SIGTERM both raise KeyboardInterrupt, so a run stopped either
+    way ends its worker, keeps its rows and releases its run directory. SIGINT is set
+    explicitly: a shell that starts a job in the background leaves it ignored."""
+    global _stop
+    stop = Stop()
+    sigs = (signal.SIGINT, signal.SIGTERM)
     try:
-        old: Callable[..., Any] | int | None = signal.signal(signal.SIGTERM, handler)
+        old: dict[int, Callable[..., Any] | int | None] = {
+            s: signal.signal(s, stop.handle) for s in sigs
+        }
     except ValueError:  # not the main thread
+        yield stop
+        return
+    _stop = stop
+    try:
+        yield stop
+    finally:
+        _stop = None
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold a stop signal until the block is done (inside :func:`stop_on_signals`)."""
+    stop = _stop
+    if stop is None:
         yield
         return
+    stop.depth += 1
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        stop.depth -= 1
+        if not stop.depth and stop.pending:
+            stop.pending = False
+            raise KeyboardInterrupt
 
 
 def elapsed(t0: float) -> str:

@@ -80,8 +80,16 @@ class RunDir:
 
     def append(self, row: dict[str, Any]) -> None:
         """Append one row and push it to disk now: a kill after this line keeps the row."""
+        self.append_rows([row])
+
+    def append_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Append rows in one write and push them to disk now, so the rows of one unit (a
+        compare group's members) land together, as whole lines."""
+        if not rows:
+            return
+        text = "".join(json.dumps(row, default=str) + "\n" for row in rows)
         with open(self.rows_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row, default=str) + "\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
 
@@ -93,7 +101,8 @@ class RunDir:
         return json.loads(p.read_text()) if p.exists() else {}
 
     def write_tables(self) -> None:
-        rows = self.rows()
+        """Derive results.csv / results.md from the rows (nothing yet: nothing to write)."""
+        rows = self.rows() if self.rows_path.exists() else []
         if not rows:
             return
         df = table_frame(rows)

@@ -48,11 +48,16 @@ setting must have exactly one case of the reference member.
 Claims compare case ``a`` with case ``b`` on ``metric`` and read "a is at least ``min_ratio``
 (at most ``max_ratio``) times better than b": the ratio is ``a/b`` for ``throughput`` and
 ``b/a`` for the costs ``latency``, ``macs``, ``params`` and ``memory``.
+
+A suite file is at most 1 MB, 100,000 YAML nodes and 2,000,000 characters of values (every
+alias use counted as a copy) and expands to at most 10,000 cases; all are checked before
+anything is expanded, so a hostile or mistyped file costs a second, not the machine's memory.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import itertools
 import math
 from collections.abc import Iterable
@@ -136,6 +141,19 @@ CONTEXT_FIELDS = (
 DEFAULT_TIMEOUT_S = 1800.0
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 
+# Limits checked before anything is expanded: YAML aliases share one object per anchor, so a
+# small file can stand for billions of values ("billion laughs"), and list-valued fields expand
+# as a product, so three lists of 1000 values are a billion cases. The shipped suites are far
+# below every limit.
+#: Largest suite file read (bytes).
+MAX_SUITE_BYTES = 1_000_000
+#: Most YAML nodes a suite may hold, counting every alias use as a copy of what it names.
+MAX_YAML_NODES = 100_000
+#: Most scalar characters a suite may hold, again counting every alias use as a copy.
+MAX_YAML_CHARS = 2_000_000
+#: Most cases a suite may expand to.
+MAX_CASES = 10_000
+
 
 @dataclass(frozen=True)
 class SuiteCase:
@@ -184,15 +202,19 @@ class Suite:
         return None
 
 
+class SuiteLimitError(ConfigError):
+    """A suite beyond the size limits: refused before it is expanded, even by `suite list`."""
+
+
 class _Where:
     """Builds error messages that name the file, the case and the field."""
 
     def __init__(self, source: str):
         self.source = source
 
-    def fail(self, where: str, problem: str) -> ConfigError:
+    def fail(self, where: str, problem: str, cls: type[ConfigError] = ConfigError) -> ConfigError:
         prefix = f"{self.source}: " + (f"{where}: " if where else "")
-        return ConfigError(prefix + problem)
+        return cls(prefix + problem)
 
 
 def _type_name(v: Any) -> str:
@@ -328,23 +350,138 @@ def load_suite(
     """Read, validate and expand a suite file. ``overrides`` (e.g. ``{"device": "cuda"}``) beat
     both defaults and case entries. ``check_cases`` also builds each layer / asks the model
     registry, which catches settings only a builder can judge (e.g. heads not dividing dim)."""
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"suite file {str(p)!r} not found")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(f"{p}: invalid YAML{at}: {problem}") from None
+    data = read_yaml(p)
     suite = parse_suite(data, source=str(p), default_name=p.stem, overrides=overrides)
     suite.path = p
     if check_cases:
         check_suite_cases(suite, source=str(p))
     return suite
+
+
+class _TooBig(Exception):
+    """Raised while composing a YAML document that exceeds the node or character limits."""
+
+
+def _children(node: Any) -> list[Any]:
+    import yaml
+
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [x for pair in node.value for x in pair]
+    return []
+
+
+def _expanded_size(root: Any) -> tuple[int, int]:
+    """(nodes, scalar characters) of the document with every alias use counted as a copy.
+
+    Each node is visited once (memoised by identity), so a billion-laughs file costs as many
+    steps as it has distinct nodes; an alias that refers to itself raises _TooBig.
+    """
+    import yaml
+
+    memo: dict[int, tuple[int, int]] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, closing = stack.pop()
+        nid = id(node)
+        if closing:
+            kids = [memo[id(k)] for k in _children(node)]
+            nodes = 1 + sum(k[0] for k in kids)
+            chars = sum(k[1] for k in kids)
+            if isinstance(node, yaml.ScalarNode):
+                chars += len(node.value)
+            memo[nid] = (nodes, chars)
+            open_.discard(nid)
+        elif nid not in memo:
+            if nid in open_:
+                raise _TooBig(None, None)
+            open_.add(nid)
+            stack.append((node, True))
+            stack.extend((k, False) for k in _children(node))
+    return memo[id(root)]
+
+
+@functools.cache
+def _bounded_loader() -> type:
+    """A SafeLoader that stops composing after MAX_YAML_NODES nodes and sizes the composed
+    document before constructing it, so no alias is ever expanded past the limits."""
+    import yaml
+
+    class BoundedLoader(yaml.SafeLoader):
+        composed = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            self.composed += 1
+            if self.composed > MAX_YAML_NODES:
+                raise _TooBig(self.composed, None)
+            return super().compose_node(parent, index)
+
+        def get_single_data(self) -> Any:
+            node = self.get_single_node()
+            if node is None:
+                return None
+            nodes, chars = _expanded_size(node)
+            if nodes > MAX_YAML_NODES or chars > MAX_YAML_CHARS:
+                raise _TooBig(nodes, chars)
+            return self.construct_document(node)
+
+    return BoundedLoader
+
+
+def _amount(n: int) -> str:
+    """``n`` with thousands separators, or its order of magnitude once it gets absurd."""
+    return f"{n:,}" if n < 10**15 else f"about 10^{len(str(n)) - 1}"
+
+
+def read_yaml(p: Path) -> Any:
+    """Parse a suite file within the limits (see MAX_SUITE_BYTES and below); ConfigError if not.
+
+    The same data as ``yaml.safe_load`` for any file within the limits."""
+    import yaml
+
+    with open(p, "rb") as f:
+        raw = f.read(MAX_SUITE_BYTES + 1)
+    if len(raw) > MAX_SUITE_BYTES:
+        raise SuiteLimitError(
+            f"{p}: the file is larger than {MAX_SUITE_BYTES:,} bytes, the limit for a suite"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start})") from None
+    try:
+        return yaml.load(text, Loader=_bounded_loader())
+    except _TooBig as e:
+        nodes, chars = e.args
+        if nodes is None:
+            problem = "an alias refers to itself, so the suite has no finite size"
+        elif chars is None:
+            problem = (
+                f"holds more than {MAX_YAML_NODES:,} YAML nodes; the limit is {MAX_YAML_NODES:,}"
+            )
+        elif nodes > MAX_YAML_NODES:
+            problem = (
+                f"expands to {_amount(nodes)} YAML nodes (aliases counted as copies); "
+                f"the limit is {MAX_YAML_NODES:,}"
+            )
+        else:
+            problem = (
+                f"expands to {_amount(chars)} characters of values (aliases counted as copies); "
+                f"the limit is {MAX_YAML_CHARS:,}"
+            )
+        raise SuiteLimitError(f"{p}: {problem}") from None
+    except RecursionError:
+        raise SuiteLimitError(f"{p}: nested too deeply") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{p}: invalid YAML{at}: {problem}") from None
 
 
 def parse_suite(
@@ -387,10 +524,18 @@ def parse_suite(
     if not isinstance(raw_cases, list) or not raw_cases:
         raise w.fail("field 'cases'", "expected a non-empty list of cases")
 
+    # Cases are counted, never built, before the limit is checked: first from the raw entries
+    # (no layer or model registry needed, so nothing heavy is imported), then exactly.
+    quick = [_quick_count(i, e, defaults, overrides) for i, e in enumerate(raw_cases, 1)]
+    if all(q is not None for q in quick):
+        _check_case_count(w, [q for q in quick if q is not None])
+    entries = [_check_entry(w, i, e, defaults, overrides) for i, e in enumerate(raw_cases, 1)]
+    _check_case_count(w, [(e.where, _entry_count(e)) for e in entries])
     cases: list[SuiteCase] = []
     ids: dict[str, int] = {}
-    for i, entry in enumerate(raw_cases, 1):
-        new = _expand_entry(w, i, entry, defaults, overrides)
+    for entry in entries:
+        i = entry.i
+        new = _expand(w, entry)
         for sc in new:
             if sc.id in ids and ids[sc.id] != i:
                 raise w.fail(
@@ -458,9 +603,37 @@ def _check_field(w: _Where, where: str, key: str, v: Any) -> None:
         raise w.fail(label, str(e)) from None
 
 
-def _expand_entry(
+@dataclass
+class _Entry:
+    """One checked ``cases:`` entry, not yet expanded."""
+
+    i: int
+    where: str
+    kind: str
+    names: list[str]
+    cid: str | None
+    options: tuple[str, ...]
+    fields: dict[str, Any]
+    points: list[dict[str, Any]]
+    defaults: dict[str, Any]
+    overrides: dict[str, Any]
+
+    def merged(self, name: str | None, pt: dict[str, Any]) -> dict[str, Any]:
+        """The settings of ``name`` at point ``pt``: defaults < case < point < overrides
+        (``name`` None: before dropping the options that name does not take)."""
+        keys = CASE_KEYS + RUN_KEYS + self.options
+        merged = {k: v for k, v in self.defaults.items() if k in keys}
+        merged.update(self.fields)
+        merged.update(pt)
+        merged.update(self.overrides)
+        if name is None:
+            return merged
+        return {k: v for k, v in merged.items() if _takes(self.kind, name, k)}
+
+
+def _check_entry(
     w: _Where, i: int, entry: Any, defaults: dict[str, Any], overrides: dict[str, Any]
-) -> list[SuiteCase]:
+) -> _Entry:
     if not isinstance(entry, dict):
         raise w.fail(
             f"case {i}", f"expected a mapping like {{layer: hilo}}, got {_type_name(entry)}"
@@ -526,21 +699,88 @@ def _expand_entry(
                 raise w.fail(f"{where}: points[{j}]: field {k!r}", "is also set on the case")
             _check_field(w, f"{where}: points[{j}]", k, v)
     _check_knobs(w, where, kind, names, fields, points)
+    return _Entry(i, where, kind, names, cid, options, fields, points, defaults, overrides)
 
+
+def _entry_count(e: _Entry) -> int:
+    """How many cases ``e`` expands to, without building them: per name and point, the product
+    of its list lengths. Names that take the same options count alike, so this costs about
+    (distinct option sets) x (points) steps however long the lists are."""
+    keys = set(e.defaults) | set(e.fields) | set(e.overrides) | {k for pt in e.points for k in pt}
+    takers: dict[str, frozenset[str]] = {}
+    alike: dict[frozenset[str], int] = {}
+    for n in e.names:
+        if n not in takers:
+            takers[n] = frozenset(k for k in keys if _takes(e.kind, n, k))
+        alike[takers[n]] = alike.get(takers[n], 0) + 1
+    total = 0
+    for pt in e.points:
+        lengths = {k: len(_expand_values(k, v)) for k, v in e.merged(None, pt).items()}
+        for took, n_names in alike.items():
+            total += n_names * math.prod(v for k, v in lengths.items() if k in took)
+    return total
+
+
+def _quick_count(
+    i: int, entry: Any, defaults: dict[str, Any], overrides: dict[str, Any]
+) -> tuple[str, int] | None:
+    """(label, cases) of a raw entry where that is plain from the file alone: None when the
+    entry is malformed (the full check says how) or when an option that only some layers or
+    models take is a list, so the count depends on the registry."""
+    if not isinstance(entry, dict):
+        return None
+    kinds = [k for k in ("layer", "model") if k in entry]
+    if len(kinds) != 1:
+        return None
+    kind = kinds[0]
+    names, points = _as_list(entry[kind]), entry.get("points", [{}])
+    if not names or not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
+        return None
+    options = LAYER_OPTIONS if kind == "layer" else MODEL_OPTIONS
+    varies = set(LAYER_KNOB_OF) if kind == "layer" else set(MODEL_OPTIONS)
+    keys = CASE_KEYS + RUN_KEYS + options
+    total = 0
+    for pt in points:
+        merged = {k: v for k, v in defaults.items() if k in keys}
+        merged.update((k, v) for k, v in entry.items() if k in keys)
+        merged.update(pt)
+        merged.update(overrides)
+        try:
+            lengths = {k: len(_expand_values(k, v)) for k, v in merged.items()}
+        except ValueError:
+            return None
+        if any(n > 1 for k, n in lengths.items() if k in varies):
+            return None
+        total += math.prod(lengths.values())
+    cid = entry.get("id")
+    label = cid if isinstance(cid, str) else names[0] if len(names) == 1 else None
+    return _case_label(i, label if isinstance(label, str) else None), total * len(names)
+
+
+def _check_case_count(w: _Where, counts: list[tuple[str, int]]) -> None:
+    """Refuse a suite of more than MAX_CASES cases, naming the count and the largest entry."""
+    total = sum(n for _, n in counts)
+    if total > MAX_CASES:
+        where, n = max(counts, key=lambda c: c[1])
+        raise w.fail(
+            "",
+            f"expands to {_amount(total)} cases ({where}: {_amount(n)}); "
+            f"the limit is {MAX_CASES:,}",
+            SuiteLimitError,
+        )
+
+
+def _expand(w: _Where, e: _Entry) -> list[SuiteCase]:
     out: list[SuiteCase] = []
-    for name in names:
-        for pt in points:
-            merged = {k: v for k, v in defaults.items() if k in CASE_KEYS + RUN_KEYS + options}
-            merged.update(fields)
-            merged.update(pt)
-            merged.update(overrides)
-            merged = {k: v for k, v in merged.items() if _takes(kind, name, k)}
-            if kind == "model" and "res" not in merged:
+    for name in e.names:
+        for pt in e.points:
+            merged = e.merged(name, pt)
+            if e.kind == "model" and "res" not in merged:
                 merged["res"] = _default_res(name)
             keys = sorted(merged, key=lambda k: EXPAND_ORDER.index(k))
             for combo in itertools.product(*(_expand_values(k, merged[k]) for k in keys)):
                 values = dict(zip(keys, combo, strict=True))
-                out.append(_make_case(w, i, cid or name, kind, name, values))
+                out.append(_make_case(w, e.i, e.cid or name, e.kind, name, values))
     return out
 
 

@@ -189,6 +189,7 @@ def measure_group(
                 device=cases[next(iter(live))].device,
                 budget_s=budget,
                 min_sample_s=MIN_SAMPLE_S,
+                strict_budget=True,
             )
             break
         except _MemberFailed as mf:

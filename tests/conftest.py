@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
@@ -9,6 +10,13 @@ import pytest
 from hilobench.cli import main
 
 CliRunner = Callable[[list[str]], tuple[int, str, str]]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests never read or write the user's cache; they share one of their own (subprocesses
+    inherit it), so the GEMM peak is measured once per test session."""
+    os.environ["HILOBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture

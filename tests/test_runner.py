@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from hilobench.cli import main
 from hilobench.store import load_rows
@@ -170,5 +171,26 @@ def test_resume_refuses_another_environment(
     code, _, stderr = run_cli(
         ["suite", "run", str(suite), "--no-isolate", "--resume", "--out", str(out)], capsys
     )
-    assert code == 2 and "another environment" in stderr
+    assert code == 2 and "another machine class" in stderr and "Other" in stderr
     assert len(load_rows(out)) == 1
+
+
+def test_resume_on_the_same_machine_class_despite_ram_and_kernel(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hilobench.measure.env import fingerprint
+
+    suite = write_suite(tmp_path, "cases:\n  - layer: msa\n    budget: 0.05\n")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "rows.jsonl").write_text('{"case_key": "x", "status": "ok"}\n')
+    env = fingerprint("cpu", torch.get_num_threads())
+    env.update(env_id="old", ram_total_bytes=int(env.get("ram_total_bytes") or 0) - 438_000)
+    env["os"] = str(env.get("os")) + "-another-kernel-build"
+    (out / "env.json").write_text(json.dumps(env))
+    code, _, stderr = run_cli(
+        ["suite", "run", str(suite), "--no-isolate", "--resume", "--out", str(out),
+         "--no-roofline"], capsys
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert len(load_rows(out)) == 2

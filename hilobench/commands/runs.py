@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -17,7 +18,6 @@ from rich.markup import escape
 from hilobench.errors import ConfigError, check_choice
 
 err = Console(stderr=True)
-EXIT_INTERRUPTED = 130
 
 suite_app = typer.Typer(
     no_args_is_help=True,
@@ -60,11 +60,17 @@ def suite_run(
     sets: list[str] = typer.Option(
         [], "--set", help="Override a case field for every case, e.g. --set budget=2."
     ),
-    budget: float | None = typer.Option(None, help="Override every case's timing budget (s)."),
+    budget: float | None = typer.Option(
+        None, help="Override every case's budget (s): its count trace, memory pass and timing."
+    ),
+    roofline: bool = typer.Option(
+        True, help="Measure (once per machine, then cached) the GEMM peak for the roofline column."
+    ),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
 ) -> None:
     """Run a suite: every case in a fresh process, rows saved as they finish."""
     from hilobench.render import FORMATS
+    from hilobench.runlock import RunLock, describe
     from hilobench.runner import plan, repair_tail
     from hilobench.store import DEFAULT_ROOT, RunDir, check_writable, new_run_dir
     from hilobench.suite import find_suite, load_suite, select
@@ -87,46 +93,68 @@ def suite_run(
             raise ConfigError(f"nothing to resume: no earlier run of {s.name!r} under {root}")
         out_dir = previous[-1]
     target = check_writable(out_dir if out_dir is not None else new_run_dir(root))
-    run = RunDir(target)
-    have = run.rows_path.is_file() and bool(run.rows())
-    if have and not resume:
-        raise ConfigError(
-            f"{str(target)!r} already holds results; pass --resume to finish that run "
-            "or choose another --out"
+    again = _resume_command(suite, target, device, budget, sets, filter_, isolate)
+    with RunLock(target) as lock:  # one writer per run directory
+        if lock.took_over is not None:
+            err.print(
+                f"note: {target} was left locked by a run that is gone "
+                f"({describe(lock.took_over)}); taking it over",
+                highlight=False,
+                soft_wrap=True,
+            )
+        run = RunDir(target)
+        have = run.rows_path.is_file() and bool(run.rows())
+        if have and not resume:
+            raise ConfigError(
+                f"{str(target)!r} already holds results; pass --resume to finish that run "
+                "or choose another --out"
+            )
+
+        from hilobench.measure.env import (
+            class_differences,
+            env_id,
+            fingerprint,
+            machine_class,
         )
+        from hilobench.measure.timing import set_threads
 
-    from hilobench.measure.env import compare_envs, env_id, fingerprint
-    from hilobench.measure.timing import set_threads
+        env = fingerprint(chosen[0].case.device, set_threads(chosen[0].case.threads))
+        eid = env_id(env)
+        old_env = run.env() if have else {}
+        # the same machine type may resume (a kernel update or a RAM figure that moved by a few
+        # KB does not change speeds); another CPU, GPU or torch may not
+        diffs = class_differences(machine_class(old_env), machine_class(env)) if old_env else []
+        if diffs:
+            why = "; ".join(diffs[:3])
+            raise ConfigError(f"cannot resume {str(target)!r} here: another machine class ({why})")
 
-    env = fingerprint(chosen[0].case.device, set_threads(chosen[0].case.threads))
-    eid = env_id(env)
-    old_env = run.env() if have else {}
-    if old_env and old_env.get("env_id") not in (None, eid):
-        diffs = "; ".join(compare_envs(old_env, env)[:3])
-        raise ConfigError(f"cannot resume {str(target)!r} here: another environment ({diffs})")
+        from hilobench.runner import done_keys
 
-    from hilobench.runner import done_keys
+        done = done_keys(run) if resume else set()
+        todo = [sc for sc in chosen if sc.case.key not in done]
+        run.create({**env, "env_id": eid})
+        if path.is_file() and not (target / "suite.yaml").exists():
+            (target / "suite.yaml").write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+        repair_tail(run)
+        skipped = len(chosen) - len(todo)
+        err.print(
+            f"suite {s.name}: {len(todo)} case(s) to run"
+            + (f", {skipped} already done" if skipped else "")
+            + f" → {target}"
+            + ("" if isolate else " (in this process)"),
+            highlight=False,
+        )
+        keys = {sc.case.key for sc in chosen}
+        from hilobench.measure.capability import emulation_warnings
 
-    done = done_keys(run) if resume else set()
-    todo = [sc for sc in chosen if sc.case.key not in done]
-    run.create({**env, "env_id": eid})
-    if path.is_file() and not (target / "suite.yaml").exists():
-        (target / "suite.yaml").write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
-    repair_tail(run)
-    skipped = len(chosen) - len(todo)
-    err.print(
-        f"suite {s.name}: {len(todo)} case(s) to run"
-        + (f", {skipped} already done" if skipped else "")
-        + f" → {target}"
-        + ("" if isolate else " (in this process)"),
-        highlight=False,
-    )
-    rows = _run(run, plan(todo, s.compare), eid, isolate, s.name, len(chosen), suite)
-    run.write_tables()
-    _summarise(rows, target)
-    _render(run.rows(), fmt, f"suite {s.name}")
-    if s.claims and _check_claims(run, s.claims):
-        raise typer.Exit(1)
+        for line in emulation_warnings(sc.case for sc in todo):
+            err.print(line, markup=False, highlight=False, soft_wrap=True)
+        rows = _run(run, plan(todo, s.compare), eid, isolate, s.name, keys, again, roofline)
+        run.write_tables()
+        _summarise(rows, target)
+        _render(run.rows(), fmt, f"suite {s.name}")
+        if s.claims and _check_claims(run, s.claims):
+            raise typer.Exit(1)
 
 
 def _check_claims(run: Any, claims: list[dict[str, Any]]) -> bool:
@@ -147,26 +175,67 @@ def _check_claims(run: Any, claims: list[dict[str, Any]]) -> bool:
     return any(c.status == "fail" for c in results)
 
 
-def _run(
-    run: Any, units: list[Any], eid: str, isolate: bool, name: str, total: int, spec: str
-) -> list:
-    from hilobench.runner import BarReporter, Runner, elapsed, sigterm_as_interrupt
+def _resume_command(
+    spec: str,
+    target: Path,
+    device: str | None,
+    budget: float | None,
+    sets: list[str],
+    filter_: str | None,
+    isolate: bool,
+) -> str:
+    """The command line that finishes this run, with the options that shape its cases."""
+    args = ["hilobench", "suite", "run", spec]
+    if device is not None:
+        args += ["--device", device]
+    if budget is not None:
+        args += ["--budget", f"{budget:g}"]
+    for item in sets:
+        args += ["--set", item]
+    if filter_:
+        args += ["--filter", filter_]
+    if not isolate:
+        args.append("--no-isolate")
+    return shlex.join(args + ["--resume", "--out", str(target)])
 
-    runner = Runner(run, env_id=eid, isolate=isolate, reporter=BarReporter(err), suite=name)
+
+def _run(
+    run: Any,
+    units: list[Any],
+    eid: str,
+    isolate: bool,
+    name: str,
+    keys: set[str],
+    again: str,
+    roofline: bool = True,
+) -> list:
+    """Measure ``units``; on Ctrl-C or SIGTERM end the worker, keep every finished row, write
+    the tables for them and exit 130 (143 for SIGTERM) with the command that finishes the run."""
+    from hilobench.runner import BarReporter, Runner, done_keys, elapsed, stop_on_signals
+
+    runner = Runner(
+        run,
+        env_id=eid,
+        isolate=isolate,
+        reporter=BarReporter(err),
+        suite=name,
+        roofline=roofline,
+    )
     t0 = time.perf_counter()
-    try:
-        with sigterm_as_interrupt():
+    with stop_on_signals() as stop:
+        try:
             runner.run_units(units)
-    except KeyboardInterrupt:
-        run.write_tables()
-        have = len(run.rows())
-        err.print(
-            f"interrupted after {elapsed(t0)}: {have} of {total} rows kept in {run.path}; "
-            f"finish with: hilobench suite run {spec} --resume --out {run.path}",
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        except KeyboardInterrupt:
+            run.write_tables()
+            have = len(done_keys(run) & keys)
+            err.print(
+                f"interrupted after {elapsed(t0)}: {have} of {len(keys)} cases measured, rows "
+                f"in {run.path}; finish with `{again}`",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(stop.exit_code) from None
     err.print(f"finished in {elapsed(t0)}", highlight=False)
     return runner.rows
 
@@ -224,7 +293,7 @@ def suite_list(
     """List the shipped suites: name, description and number of cases."""
     from rich.table import Table
 
-    from hilobench.suite import load_suite, shipped_suites
+    from hilobench.suite import SuiteLimitError, load_suite, shipped_suites
 
     table = Table(title="suites", header_style="bold")
     for c in ("name", "file", "cases", "compare", "claims", "description"):
@@ -234,6 +303,8 @@ def suite_list(
             s = load_suite(p)
             n, groups, claims, desc = str(len(s.cases)), len(s.compare), len(s.claims), s.name
             table.add_row(desc, p.name, n, str(groups), str(claims), s.description)
+        except SuiteLimitError:
+            raise  # not a suite anyone wrote by hand: one line and exit 2, not a table row
         except ConfigError as e:
             table.add_row(p.stem, p.name, "-", "-", "-", f"[red]invalid:[/red] {escape(str(e))}")
     _out().print(table)

@@ -7,10 +7,10 @@ are plain Python numbers so that rows serialise to JSON as they are.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats as _sps
 
 __all__ = ["median_ci", "summarize", "ratio_summary", "rank_test", "relative_change"]
 
@@ -25,6 +25,19 @@ def _as_samples(samples: Sequence[float], what: str = "samples") -> np.ndarray:
     return arr
 
 
+def binom_half_cdf(n: int) -> list[float]:
+    """``P(B <= k)`` for ``B ~ Binomial(n, 1/2)``, k = 0..n, from exact integer sums.
+
+    Pure Python on purpose: importing scipy.stats costs most of a second at start-up, and
+    every run needs this while only the gate's rank test needs scipy.
+    """
+    total, acc, out = 1 << n, 0, []
+    for k in range(n + 1):
+        acc += math.comb(n, k)
+        out.append(acc / total)  # int / int is correctly rounded, even for huge n
+    return out
+
+
 def _order_stat_ranks(n: int, conf: float) -> tuple[int, int] | None:
     """1-based ranks (l, u) of the order statistics bracketing the median with coverage ≥ conf.
 
@@ -33,7 +46,7 @@ def _order_stat_ranks(n: int, conf: float) -> tuple[int, int] | None:
     keeps the coverage at least ``conf``; ``None`` when even (min, max) falls short.
     """
     alpha = 1.0 - conf
-    cdf = _sps.binom.cdf(np.arange(n + 1), n, 0.5)
+    cdf = np.array(binom_half_cdf(n))
     ok = np.nonzero(cdf <= alpha / 2.0 + 1e-12)[0]
     if ok.size == 0:
         return None
@@ -133,6 +146,8 @@ def rank_test(base: Sequence[float], cand: Sequence[float], alternative: str = "
         )
     x = _as_samples(base, "base")
     y = _as_samples(cand, "cand")
+    from scipy import stats as _sps  # 0.7 s to import; only the gate's rank test needs it
+
     p = float(_sps.mannwhitneyu(x, y, alternative=alternative).pvalue)
     return 1.0 if np.isnan(p) else p
 

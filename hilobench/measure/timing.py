@@ -42,6 +42,8 @@ class Timing:
     warmup_steady: bool = True
     order: list[int] = field(default_factory=list)
     """Position of this callable in each interleaved round (empty when not interleaved)."""
+    capped: bool = False
+    """The budget ran out before ``min_samples``: fewer samples, a wider interval."""
 
 
 def default_threads() -> int:
@@ -126,12 +128,15 @@ def _warm_up(
     min_calls: int,
     min_s: float,
     max_s: float,
+    strict: bool = False,
 ) -> tuple[list[float], float, bool]:
     """Call ``fn`` until its call time is steady; return (call times, seconds spent, steady).
 
     Runs at least ``min_calls`` calls and ``min_s`` seconds, then stops as soon as the medians
     of the last two windows of ``WARMUP_WINDOW`` calls agree within ``WARMUP_TOL``, or when
-    ``max_s`` is spent (then ``steady`` is False and the caller can record it).
+    ``max_s`` is spent (then ``steady`` is False and the caller can record it). With
+    ``strict``, ``max_s`` is a cap even before ``min_calls``: a call longer than the cap gets
+    one warm-up call, not ``min_calls`` of them, so a slow case stays within its budget.
     """
     times: list[float] = []
     if min_calls == 0 and max_s <= 0:
@@ -141,9 +146,9 @@ def _warm_up(
     while True:
         times.append(_timed_calls(fn, sync, 1))
         elapsed = time.perf_counter() - start
+        if elapsed >= max_s and (strict or len(times) >= min_calls):
+            break
         if len(times) < min_calls or elapsed < min_s:
-            if elapsed >= max_s and len(times) >= min_calls:
-                break
             continue
         if len(times) >= 2 * WARMUP_WINDOW:
             prev = _median(times[-2 * WARMUP_WINDOW : -WARMUP_WINDOW])
@@ -151,8 +156,6 @@ def _warm_up(
             if prev > 0 and abs(last - prev) / prev <= WARMUP_TOL:
                 steady = True
                 break
-        if elapsed >= max_s:
-            break
     return times, time.perf_counter() - start, steady
 
 
@@ -186,12 +189,16 @@ def time_fn(
     min_warmup: int = 3,
     warmup_max_s: float | None = None,
     min_sample_s: float = 0.0,
+    strict_budget: bool = False,
 ) -> Timing:
     """Time ``fn()`` (per call, in seconds) after warming it up until steady.
 
-    ``budget_s`` covers warm-up and sampling together; sampling stops once it is spent and at
-    least ``min_samples`` samples exist, or at ``max_samples``. Warm-up is capped at
-    ``warmup_max_s`` (default 30% of the budget). A call shorter than ``min_sample_s`` is
+    ``budget_s`` covers warm-up and sampling together: sampling stops once the budget is spent
+    and ``min_samples`` samples exist, or at ``max_samples``. With ``strict_budget`` the budget
+    is a cap that beats ``min_samples``: sampling also stops as soon as the next sample would
+    end past it, so long calls give fewer samples (at least one) and a wider interval rather
+    than an overrun; ``Timing.capped`` says so. Warm-up is capped
+    at ``warmup_max_s`` (default 30% of the budget). A call shorter than ``min_sample_s`` is
     repeated k times per sample and the per-call mean is reported, which keeps timer
     resolution and per-sample overhead out of the numbers.
     """
@@ -200,14 +207,22 @@ def time_fn(
     cap = WARMUP_MAX_FRACTION * budget_s if warmup_max_s is None else warmup_max_s
     start = time.perf_counter()
     w_times, w_s, steady = _warm_up(
-        fn, sync, min_calls=min_warmup, min_s=min(WARMUP_MIN_FRACTION * budget_s, cap), max_s=cap
+        fn,
+        sync,
+        min_calls=min_warmup,
+        min_s=min(WARMUP_MIN_FRACTION * budget_s, cap),
+        max_s=cap,
+        strict=strict_budget,
     )
     k = _calls_per_sample(_median(w_times[-WARMUP_WINDOW:]) if w_times else 0.0, min_sample_s)
     gc.collect()
     samples: list[float] = []
     while len(samples) < max_samples:
         samples.append(_timed_calls(fn, sync, k))
-        if len(samples) >= min_samples and time.perf_counter() - start >= budget_s:
+        elapsed = time.perf_counter() - start
+        if len(samples) >= min_samples and elapsed >= budget_s:
+            break
+        if strict_budget and elapsed + samples[-1] * k > budget_s:  # next would overrun
             break
     return Timing(
         samples_s=samples,
@@ -216,6 +231,7 @@ def time_fn(
         warmup_s=w_s,
         total_s=time.perf_counter() - start,
         warmup_steady=steady,
+        capped=len(samples) < min_samples,
     )
 
 
@@ -229,13 +245,15 @@ def time_interleaved(
     min_warmup: int = 3,
     warmup_max_s: float | None = None,
     min_sample_s: float = 0.0,
+    strict_budget: bool = False,
 ) -> dict[str, Timing]:
     """Time several callables round by round (A B C, B C A, C A B, …).
 
     Interleaving makes machine drift (thermal, other tenants) hit every variant equally, and
     rotating the order each round removes position bias (e.g. the first call after another
     variant runs on cold caches). Sample i of every result comes from round i, so per-round
-    ratios (:func:`stats.ratio_summary`) are valid. ``budget_s`` covers all warm-ups and rounds;
+    ratios (:func:`stats.ratio_summary`) are valid. ``budget_s`` covers all warm-ups and rounds
+    (a cap that beats ``min_rounds`` with ``strict_budget``, as in :func:`time_fn`);
     each warm-up is capped at ``warmup_max_s`` (default 30% of the budget split evenly).
     """
     if not fns:
@@ -254,6 +272,7 @@ def time_interleaved(
             min_calls=min_warmup,
             min_s=min(WARMUP_MIN_FRACTION * budget_s / len(names), cap),
             max_s=cap,
+            strict=strict_budget,
         )
         warm[name] = (len(w_times), w_s, steady)
         ks[name] = _calls_per_sample(
@@ -265,11 +284,15 @@ def time_interleaved(
     rounds = 0
     while rounds < max_rounds:
         shift = rounds % len(names)
+        t_round = time.perf_counter()
         for pos, name in enumerate(names[shift:] + names[:shift]):
             samples[name].append(_timed_calls(fns[name], sync, ks[name]))
             order[name].append(pos)
         rounds += 1
-        if rounds >= min_rounds and time.perf_counter() - start >= budget_s:
+        now = time.perf_counter()
+        if rounds >= min_rounds and now - start >= budget_s:
+            break
+        if strict_budget and now - start + (now - t_round) > budget_s:  # next would overrun
             break
     total = time.perf_counter() - start
     return {
@@ -281,6 +304,7 @@ def time_interleaved(
             total_s=total,
             warmup_steady=warm[name][2],
             order=order[name],
+            capped=rounds < min_rounds,
         )
         for name in names
     }

@@ -1,8 +1,8 @@
 """How often does the speed gate cry wolf, and how often does it catch a real slowdown?
 
-Runs the gate's own measurement and decision (``hilobench.gate.measure_case`` +
-``hilobench.compare.compare_case``, borderline re-measurement included) many times on this
-machine:
+Runs the gate's own measurement and decision (``hilobench.gate.driver.run_pair``: worker
+processes, interleaved blocks, the judge, borderline re-measurement included) many times on
+this machine:
 
 - null: the working tree against itself (two workers running the same code): every
   regression verdict is a false alarm;
@@ -11,9 +11,9 @@ machine:
   pass on a slowed case is a miss.
 
 Conditions are interleaved repetition by repetition, so machine drift hits all of them. Each
-repetition measures every case of the suite afresh (new modules, new inputs), as a gate run
-does. Prints per-case and per-gate-run rates with 95% Clopper-Pearson intervals, and the
-gate's wall time per repetition.
+repetition starts a fresh pair of workers and measures every case of the suite afresh, as a
+gate run does. Prints per-case and per-gate-run rates with 95% Clopper-Pearson intervals, and
+the gate's wall time per repetition.
 
     python benchmarks/gate_error_rates.py --suite suites/ci_smoke.yaml --minutes 15
 """
@@ -33,8 +33,9 @@ from scipy.stats import beta
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hilobench import compare, gate  # noqa: E402
 from hilobench.case import Case  # noqa: E402
+from hilobench.gate.driver import process_sides, run_pair  # noqa: E402
+from hilobench.gate.policy import GateCase, SpeedPolicy, gate_cases  # noqa: E402
 
 
 def clopper_pearson(k: int, n: int, conf: float = 0.95) -> tuple[float, float]:
@@ -47,63 +48,45 @@ def clopper_pearson(k: int, n: int, conf: float = 0.95) -> tuple[float, float]:
     return lo, hi
 
 
-def load_cases(
-    suite: Path | None, policy: compare.SpeedPolicy, threads: int | None
-) -> list[gate.GateCase]:
+def load_cases(suite: Path | None, policy: SpeedPolicy, threads: int | None) -> list[GateCase]:
     if suite is not None and suite.is_file():
         from hilobench.suite import load_suite
 
         over = {"threads": threads} if threads else None
-        return gate.gate_cases(load_suite(suite, overrides=over), policy)
+        return gate_cases(load_suite(suite, overrides=over), policy)
     # no suite: two small layers, one of them the slowed attention
     opts = (("dim", 256), ("heads", 8))
     return [
-        gate.GateCase(Case("layer", n, res=224, batch=8, options=opts), n, policy)
+        GateCase(Case("layer", n, res=(224, 224), batch=8, options=opts), n, policy)
         for n in ("hilo", "msa")
     ]
 
 
 def one_gate_run(
-    base: gate.Worker, cand: gate.Worker, cases: list[gate.GateCase], budget: float
+    slowdown: str | None, cases: list[GateCase], budget: float | None
 ) -> list[dict[str, Any]]:
-    """Measure and judge every case once, exactly as ``hilobench gate`` does."""
-    workers = {"base": base, "candidate": cand}
+    """Measure and judge every case once, exactly as ``hilobench gate`` does (the working
+    tree on both sides; ``slowdown``: the candidate's test-only knob)."""
+    t0 = time.perf_counter()
+    verdict = run_pair(
+        process_sides(ROOT, ROOT, slowdown=slowdown), cases, budget_s=budget, count=False
+    )
+    seconds = (time.perf_counter() - t0) / max(len(cases), 1)
     out = []
-    for i, gc in enumerate(cases):
-        t0 = time.perf_counter()
-        res = gate.measure_case(workers, gc.case, budget_s=budget, count=False)
-        rows = {
-            side: gate.finish_row(res[side], gc.case, round_group=f"r{i}", env_id="")
-            for side in workers
-        }
-        remeasured = []
-
-        def remeasure(
-            key: str, gc: gate.GateCase = gc, remeasured: list[bool] = remeasured
-        ) -> compare.Timings:
-            again = gate.measure_case(
-                workers, gc.case, key=key + "-again", budget_s=budget, count=False
-            )
-            remeasured.append(True)
-            blocks = (again["base"].row or {}).get("sample_blocks")
-            return compare.Timings(again["base"].samples, again["candidate"].samples, True, blocks)
-
-        verdict = compare.compare_case(
-            gc.case.key, rows["base"], rows["candidate"], gc.policy, remeasure=remeasure
-        )
-        s = verdict.speed
+    for gc, res in zip(cases, verdict.cases, strict=True):
+        s = res.speed
         out.append(
             {
                 "case": gc.case.label(),
                 "name": gc.case.name,
-                "verdict": verdict.verdict,
+                "verdict": res.verdict,
                 "change": s.change if s else None,
                 "first_change": (s.first.change if s and s.first else None),
                 "p": s.p_value if s else None,
                 "n": s.n_base if s else 0,
-                "remeasured": bool(remeasured),
-                "first_verdict": (s.first.verdict if s and s.first else verdict.verdict),
-                "seconds": time.perf_counter() - t0,
+                "remeasured": bool(s and s.first),
+                "first_verdict": (s.first.verdict if s and s.first else res.verdict),
+                "seconds": seconds,
             }
         )
     return out
@@ -120,7 +103,9 @@ def main() -> int:
     ap.add_argument("--suite", type=Path, default=ROOT / "suites" / "ci_smoke.yaml")
     ap.add_argument("--target", default="hilo", help="case name(s) to slow down, comma separated")
     ap.add_argument("--slowdowns", default="1.10,1.20")
-    ap.add_argument("--budget", type=float, default=None, help="seconds per case (gate default)")
+    ap.add_argument(
+        "--budget", type=float, default=None, help="seconds per case (default: each case's own)"
+    )
     ap.add_argument("--minutes", type=float, default=15.0, help="stop starting reps after this")
     ap.add_argument("--max-reps", type=int, default=1000)
     ap.add_argument("--null-weight", type=int, default=2, help="null reps per slowdown rep")
@@ -128,55 +113,49 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=None, help="override the suite's threads")
     args = ap.parse_args()
 
-    policy = compare.SpeedPolicy()
+    policy = SpeedPolicy()
     cases = load_cases(args.suite, policy, args.threads)
     factors = [float(x) for x in args.slowdowns.split(",") if x.strip()]
-    budget = args.budget if args.budget is not None else gate.DEFAULT_BUDGET_S
+    budget = args.budget
+    shown = f"{budget:g} s" if budget is not None else "each case's own budget"
     t_start = time.perf_counter()
-    base = gate.Worker(ROOT, "base")
-    cands = {1.0: gate.Worker(ROOT, "candidate", side="candidate")}
     targets = [t.strip() for t in args.target.split(",") if t.strip()]
+    knobs: dict[float, str | None] = {1.0: None}
     for f in factors:
-        knob = ",".join(f"{t}={f}" for t in targets)
-        cands[f] = gate.Worker(ROOT, f"candidate x{f}", side="candidate", slowdown=knob)
+        knobs[f] = ",".join(f"{t}={f}" for t in targets)
     schedule = [1.0] * args.null_weight + factors
-    results: dict[float, list[list[dict[str, Any]]]] = {f: [] for f in cands}
+    results: dict[float, list[list[dict[str, Any]]]] = {f: [] for f in knobs}
     wall: list[float] = []
     print(
-        f"{len(cases)} case(s): {', '.join(c.case.label() for c in cases)}; budget {budget:g} s "
+        f"{len(cases)} case(s): {', '.join(c.case.label() for c in cases)}; budget {shown} "
         f"per case; slowing {args.target!r} by {factors} in the candidate",
         flush=True,
     )
-    try:
-        rep = 0
-        deadline = t_start + args.minutes * 60
-        while rep < args.max_reps and time.perf_counter() < deadline:
-            for f in schedule:
-                if time.perf_counter() >= deadline:
-                    break
-                t0 = time.perf_counter()
-                verdicts = one_gate_run(base, cands[f], cases, budget)
-                wall.append(time.perf_counter() - t0)
-                results[f].append(verdicts)
-                bad = [v for v in verdicts if v["verdict"] == "regression"]
-                changes = " ".join(
-                    f"{v['name']}:{v['change']:+.3f}" if v["change"] is not None else "-"
-                    for v in verdicts
-                )
-                print(
-                    f"rep {rep:3d} x{f:.2f}  {len(bad)} regression(s)  {changes}  "
-                    f"({wall[-1]:.1f} s)",
-                    flush=True,
-                )
-            rep += 1
-    finally:
-        for w in (base, *cands.values()):
-            w.close()
+    rep = 0
+    deadline = t_start + args.minutes * 60
+    while rep < args.max_reps and time.perf_counter() < deadline:
+        for f in schedule:
+            if time.perf_counter() >= deadline:
+                break
+            t0 = time.perf_counter()
+            verdicts = one_gate_run(knobs[f], cases, budget)
+            wall.append(time.perf_counter() - t0)
+            results[f].append(verdicts)
+            bad = [v for v in verdicts if v["verdict"] == "regression"]
+            changes = " ".join(
+                f"{v['name']}:{v['change']:+.3f}" if v["change"] is not None else "-"
+                for v in verdicts
+            )
+            print(
+                f"rep {rep:3d} x{f:.2f}  {len(bad)} regression(s)  {changes}  ({wall[-1]:.1f} s)",
+                flush=True,
+            )
+        rep += 1
 
     print("\n== gate error rates ==")
     print(
         f"policy: min_effect {policy.min_effect:.0%}, alpha {policy.alpha}, confirm at "
-        f"{policy.confirm_fraction * policy.min_effect:.0%}; budget {budget:g} s per case"
+        f"{policy.confirm_fraction * policy.min_effect:.0%}; budget {shown} per case"
     )
     null = results[1.0]
     k_case = sum(v["verdict"] == "regression" for run in null for v in run)
@@ -211,7 +190,7 @@ def main() -> int:
         wall.sort()
         print(
             f"measurement wall time per gate run: median {wall[len(wall) // 2]:.1f} s, "
-            f"max {wall[-1]:.1f} s (without worker start and git checkout)"
+            f"max {wall[-1]:.1f} s (worker start included, git checkout not)"
         )
     total = time.perf_counter() - t_start
     print(f"total {total / 60:.1f} min")

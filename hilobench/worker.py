@@ -12,6 +12,11 @@ Jobs::
     {"kind": "group", "group": "name", "cases": [{...}, ...], "rows": [{...}, ...],
      "ref": 0, "env_id": "..."}
     {"kind": "peak", "device": "cpu", "dtype": "float32"}     # the GEMM rate for rooflines
+    {"kind": "gate", "protocol": 2, "cases": [{...}, ...], "count": true}
+
+A gate job is one revision's side of ``hilobench gate``: the worker runs in that revision's
+checkout and takes turns, handed out by the gate, with the other revision's worker (one turn per
+line on stdin and stdout) until the gate ends the job; see :mod:`hilobench.gate.side`.
 
 Case and group jobs may carry ``peak_macs_per_s`` (measured once per run) for the roofline.
 
@@ -242,6 +247,10 @@ def run_job(job: dict[str, Any]) -> list[dict[str, Any]]:
             case_ids=job.get("case_ids"),
             peak_macs_per_s=job.get("peak_macs_per_s"),
         )
+    if job["kind"] == "gate":
+        from hilobench.gate.side import run_side
+
+        return run_side(job)
     if job["kind"] == "peak":
         from hilobench.measure.roofline import peak_macs_per_s
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from hilobench.compare import check_claims
+from hilobench.gate.claims import check_claims
 
 CliRunner = Callable[[list[str]], tuple[int, str, str]]
 

@@ -15,8 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hilobench import compare
-from hilobench.compare import SpeedPolicy, Timings, check_claims, judge_speed
+from hilobench.gate.baseline import BASELINE_KIND, BASELINE_SCHEMA
+from hilobench.gate.claims import check_claims
+from hilobench.gate.judge import judge_case, judge_runs
+from hilobench.gate.policy import DETERMINISTIC, SpeedPolicy
+from hilobench.gate.render import verdict_markdown
+from hilobench.gate.runs import JudgedRun, load_run
+from hilobench.gate.speed import Timings, judge_speed
 
 DATA = Path(__file__).parent / "data" / "gate"
 POLICY = SpeedPolicy()
@@ -133,10 +138,10 @@ def test_borderline_is_remeasured_once_through_the_callback() -> None:
         calls.append(key)
         return blocked(rng, 1.0, n_blocks=60)
 
-    res = compare.compare_case("k", base, cand, POLICY, remeasure=remeasure)
+    res = judge_case("k", base, cand, POLICY, remeasure=remeasure)
     assert calls == ["k"]
     assert res.verdict == "pass" and res.speed.first.verdict == "borderline"
-    stored = compare.compare_case("k", base, cand, POLICY)
+    stored = judge_case("k", base, cand, POLICY)
     assert stored.verdict == "borderline" and "not re-measured" in stored.speed.note
 
 
@@ -189,9 +194,7 @@ def test_peak_tensor_bytes_must_match(tmp_path: Path) -> None:
     rows = rows_of(cand)
     rows[1]["peak_mem_bytes"] -= 4
     write_rows(cand, rows)
-    rep = compare.compare_runs(
-        compare.load_run(DATA / "null" / "base"), compare.load_run(cand, role="candidate")
-    )
+    rep = judge_runs(load_run(DATA / "null" / "base"), load_run(cand, role="candidate"))
     bad = [c for c in rep.cases if c.mismatches]
     assert len(bad) == 1 and bad[0].mismatches[0].name == "peak_mem_bytes"
     assert rep.exit_code == 1
@@ -260,9 +263,7 @@ def test_case_missing_in_base_exit_3(cli, tmp_path: Path) -> None:
 def test_regression_outranks_a_gap(tmp_path: Path) -> None:
     base = copy_run("slow", "base", tmp_path)
     write_rows(base, [r for r in rows_of(base) if r["name"] != "msa"])
-    rep = compare.compare_runs(
-        compare.load_run(base), compare.load_run(DATA / "slow" / "candidate", role="candidate")
-    )
+    rep = judge_runs(load_run(base), load_run(DATA / "slow" / "candidate", role="candidate"))
     assert rep.count("missing_base") == 1 and rep.exit_code == 1
 
 
@@ -291,22 +292,21 @@ def test_missing_candidate_is_a_usage_error(cli, tmp_path: Path) -> None:
 def test_deterministic_baseline_file_checks_counts_only(tmp_path: Path) -> None:
     rows = rows_of(DATA / "null" / "candidate")
     data = {
-        "kind": compare.BASELINE_KIND,
-        "schema": compare.BASELINE_SCHEMA,
+        "kind": BASELINE_KIND,
+        "schema": BASELINE_SCHEMA,
         "cases": {
-            r["case_key"]: {k: r[k] for k in compare.DETERMINISTIC if r.get(k) is not None}
-            for r in rows
+            r["case_key"]: {k: r[k] for k in DETERMINISTIC if r.get(k) is not None} for r in rows
         },
     }
     path = tmp_path / "b.json"
     path.write_text(json.dumps(data))
-    cand = compare.load_run(DATA / "null" / "candidate", role="candidate")
-    rep = compare.compare_runs(compare.load_run(path), cand)
+    cand = load_run(DATA / "null" / "candidate", role="candidate")
+    rep = judge_runs(load_run(path), cand)
     assert rep.exit_code == 0 and all(c.speed is None for c in rep.cases)
     first = next(iter(data["cases"]))
     data["cases"][first]["macs"] += 1
     path.write_text(json.dumps(data))
-    assert compare.compare_runs(compare.load_run(path), cand).exit_code == 1
+    assert judge_runs(load_run(path), cand).exit_code == 1
 
 
 def test_stored_remeasurement_is_used(tmp_path: Path) -> None:
@@ -318,9 +318,9 @@ def test_stored_remeasurement_is_used(tmp_path: Path) -> None:
     cand = dict(row, samples_s=list(first.cand), sample_blocks=list(first.blocks))
     base.update(remeasure_samples_s=list(again.base), remeasure_sample_blocks=list(again.blocks))
     cand.update(remeasure_samples_s=list(again.cand), remeasure_sample_blocks=list(again.blocks))
-    b = compare.Run("b", {"k": base}, {"os": "x"}, "e")
-    c = compare.Run("c", {"k": cand}, {"os": "x"}, "e")
-    rep = compare.compare_runs(b, c)
+    b = JudgedRun("b", {"k": base}, {"os": "x"}, "e")
+    c = JudgedRun("c", {"k": cand}, {"os": "x"}, "e")
+    rep = judge_runs(b, c)
     assert rep.cases[0].verdict == "pass" and rep.cases[0].speed.first is not None
 
 
@@ -393,12 +393,12 @@ def test_missing_claim_rows_and_bad_claims() -> None:
 
 
 def test_failed_claim_fails_compare(tmp_path: Path) -> None:
-    base = compare.load_run(DATA / "null" / "base")
-    cand = compare.load_run(DATA / "null" / "candidate", role="candidate")
+    base = load_run(DATA / "null" / "base")
+    cand = load_run(DATA / "null" / "candidate", role="candidate")
     claims = [{"a": "hilo", "b": "msa", "metric": "macs", "min_ratio": 100}]
-    rep = compare.compare_runs(base, cand, claims=claims)
+    rep = judge_runs(base, cand, claims=claims)
     assert rep.exit_code == 1 and "claim" in rep.headline
-    md = compare.to_markdown(rep)
+    md = verdict_markdown(rep)
     assert "| claim |" in md and "fail" in md
 
 

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from hilobench import gate
 from hilobench.case import Case
+from hilobench.gate import side as gate_side
+from hilobench.gate.baseline import compute_baseline
+from hilobench.gate.driver import MIN_BLOCKS
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ROOT / "suites" / "ci_smoke.yaml"
@@ -31,48 +33,52 @@ claims:
 
 
 def test_parse_slowdown() -> None:
-    assert gate.parse_slowdown("hilo=1.10, sra=1.2") == {"hilo": 1.1, "sra": 1.2}
-    assert gate.parse_slowdown("") == {}
+    assert gate_side.parse_slowdown("hilo=1.10, sra=1.2") == {"hilo": 1.1, "sra": 1.2}
+    assert gate_side.parse_slowdown("") == {}
     for bad in ("hilo", "hilo=0.9", "=1.1", "hilo=x"):
         with pytest.raises(ValueError, match="HILOBENCH_TEST_SLOWDOWN"):
-            gate.parse_slowdown(bad)
+            gate_side.parse_slowdown(bad)
 
 
 def test_slowdown_pads_each_call_in_proportion() -> None:
     """The test-only knob makes every timed call last at least ``factor`` times as long."""
-    prepared = gate._Prepared(lambda: time.sleep(0.01), lambda: None, 1, 2.0)
-    assert gate._Server._timed(prepared, 3) >= 0.02
+    step = gate_side.slowed(lambda: time.sleep(0.01), 2.0, "cpu")
+    start = time.perf_counter()
+    for _ in range(3):
+        step()
+    assert (time.perf_counter() - start) / 3 >= 0.02
 
 
 def test_worker_protocol_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(gate.SLOWDOWN_ENV, "msa=1.5")
+    monkeypatch.setenv(gate_side.SLOWDOWN_ENV, "msa=1.5")
     case = Case("layer", "msa", res=64, batch=1, threads=1, options=(("dim", 32), ("heads", 2)))
-    requests = [
-        {"op": "setup", "case": case.to_json(), "key": "k", "count": False},
-        {"op": "sample", "key": "k", "calls": 2},
-        {"op": "setup", "case": case.to_json(), "key": "k2", "light": True},
-        {"op": "release", "key": "k"},
-        {"op": "sample", "key": "k", "calls": 1},
-        {"op": "bogus"},
-        {"op": "setup", "case": dict(case.to_json(), name="nope"), "key": "x"},
-        {"op": "quit"},
+    job = {
+        "kind": "gate",
+        "protocol": gate_side.PROTOCOL,
+        "cases": [case.to_json(), dict(case.to_json(), name="nope")],
+        "count": True,
+    }
+    turns = [
+        {"turn": "count", "case": 0},
+        {"turn": "block", "case": 0, "block": 0, "budget_s": 0.05, "cpu": None},
+        {"turn": "bogus"},
+        {"turn": "count", "case": 1},
+        {"turn": "end"},
     ]
-    stdin = io.StringIO("".join(json.dumps(r) + "\n" for r in requests))
+    stdin = io.StringIO("".join(json.dumps(t) + "\n" for t in turns))
     stdout = io.StringIO()
-    gate.serve(stdin, stdout)
-    hello, setup, sample, light, release, gone, bogus, bad, bye = [
-        json.loads(line) for line in stdout.getvalue().splitlines()
-    ]
-    assert hello["hello"] == gate.HELLO and hello["protocol"] == gate.PROTOCOL
+    rows = gate_side.run_side(job, stdin, stdout)
+    hello, count, block, bogus, bad = [json.loads(line) for line in stdout.getvalue().splitlines()]
+    assert hello["hello"] == gate_side.HELLO and hello["protocol"] == gate_side.PROTOCOL
     assert Path(hello["package"]) == ROOT / "hilobench"
-    row = setup["row"]
-    assert row["status"] == "ok" and row["params"] > 0 and row["peak_mem_bytes"] > 0
-    assert setup["test_slowdown"] == 1.5
-    assert sample["sample_s"] > 0
-    assert light["row"]["status"] == "ok" and release == {}
-    assert "error" in gone and "error" in bogus
+    assert count["status"] == "ok"
+    assert block["samples"] >= 1 and block["test_slowdown"] == 1.5
+    assert "error" in bogus
     assert bad.get("config") is True and "nope" in bad["error"]
-    assert bye == {}
+    row = rows[0]
+    assert row["status"] == "ok" and row["params"] > 0 and row["peak_mem_bytes"] > 0
+    assert len(row["samples_s"]) == block["samples"] and min(row["samples_s"]) > 0
+    assert rows[1]["status"] == "error"
 
 
 def test_committed_baseline_matches_recomputed_counts() -> None:
@@ -80,7 +86,7 @@ def test_committed_baseline_matches_recomputed_counts() -> None:
     from hilobench.suite import load_suite
 
     committed = json.loads(BASELINE.read_text())
-    fresh = gate.compute_baseline(SUITE)
+    fresh = compute_baseline(SUITE)
     keys = {sc.case.key for sc in load_suite(SUITE).cases}
     assert set(committed["cases"]) == keys, "out of date: run `hilobench gate --update-baseline`"
     for key, figures in fresh["cases"].items():
@@ -130,7 +136,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     git(root, "add", "-A")
     git(root, "commit", "-qm", "base")
     monkeypatch.chdir(root)
-    monkeypatch.delenv(gate.SLOWDOWN_ENV, raising=False)
+    monkeypatch.delenv(gate_side.SLOWDOWN_ENV, raising=False)
     return root
 
 
@@ -147,7 +153,7 @@ def test_gate_same_code_passes(repo: Path, cli) -> None:
     for side in ("base", "candidate"):
         rows = [json.loads(x) for x in (out / side / "rows.jsonl").read_text().splitlines()]
         assert [r["name"] for r in rows] == ["msa", "hilo"]
-        assert all(r["status"] == "ok" and r["blocks"] >= gate.MIN_BLOCKS for r in rows)
+        assert all(r["status"] == "ok" and r["blocks"] >= MIN_BLOCKS for r in rows)
         assert all(len(r["samples_s"]) == len(r["sample_blocks"]) for r in rows)
         assert (out / side / "env.json").exists()
     assert (out / "report.md").exists() and json.loads((out / "report.json").read_text())
@@ -168,7 +174,7 @@ def test_gate_runs_each_revision_own_code(repo: Path, cli, monkeypatch: pytest.M
             "    row['params'] += 1\n"
             "    return row\n"
         )
-    monkeypatch.setenv(gate.SLOWDOWN_ENV, "msa=3")
+    monkeypatch.setenv(gate_side.SLOWDOWN_ENV, "msa=3")
     out = repo / "out"
     code, _, err = cli(
         [
@@ -208,7 +214,7 @@ def test_gate_revision_without_the_worker_exit_3(tmp_path: Path, cli, monkeypatc
     monkeypatch.chdir(root)
     code, out, err = cli(["gate", "--base", "HEAD", "--suite", "tiny.yaml"])
     assert code == 3 and out == ""
-    assert "too old" in err and "hilobench/gate.py" in err
+    assert "too old" in err and "hilobench/worker.py" in err
     code, _, err = cli(["gate", "--base", "no-such-rev", "--suite", "tiny.yaml"])
     assert code == 3 and "unknown revision 'no-such-rev'" in err
     assert git(root, "worktree", "list").count("\n") == 1

@@ -17,8 +17,8 @@ import typer
 from rich.console import Console
 
 from hilobench.errors import ConfigError, check_choice
-
-EXIT_PASS, EXIT_REGRESSION, EXIT_USAGE, EXIT_BASELINE = 0, 1, 2, 3
+from hilobench.gate.policy import Policies, SpeedPolicy, suite_policies
+from hilobench.gate.verdict import EXIT_BASELINE, EXIT_PASS, Verdict
 
 err = Console(stderr=True)
 
@@ -34,9 +34,7 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _policy(min_effect: float | None, alpha: float | None) -> Any:
-    from hilobench.compare import SpeedPolicy
-
+def _policy(min_effect: float | None, alpha: float | None) -> SpeedPolicy:
     return SpeedPolicy().with_overrides({"min_effect": min_effect, "alpha": alpha})
 
 
@@ -50,15 +48,15 @@ def _check_writable_file(path: Path | None) -> None:
         raise ConfigError(f"cannot write {str(path)!r}: {str(parent)!r} is not a directory")
 
 
-def _emit(report: Any, title: str, markdown: Path | None, json_out: Path | None) -> None:
+def _emit(report: Verdict, title: str, markdown: Path | None, json_out: Path | None) -> None:
     """Print the tables; write the pull-request comment and the JSON report when asked."""
-    from hilobench.compare import rich_tables, to_markdown
+    from hilobench.gate.render import verdict_markdown, verdict_tables
 
     out = _out()
     if report.refused:
         err.print(f"[red]{report.headline}[/red]", highlight=False)
     else:
-        for t in rich_tables(report):
+        for t in verdict_tables(report):
             out.print(t)
         for n in report.notes:
             err.print(f"[dim]{n}[/dim]", highlight=False)
@@ -68,7 +66,7 @@ def _emit(report: Any, title: str, markdown: Path | None, json_out: Path | None)
                 highlight=False,
             )
     for path, text in (
-        (markdown, to_markdown(report, title) if markdown else ""),
+        (markdown, verdict_markdown(report, title) if markdown else ""),
         (json_out, json.dumps(report.to_json(), indent=2, default=str) + "\n" if json_out else ""),
     ):
         if path is not None:
@@ -77,19 +75,16 @@ def _emit(report: Any, title: str, markdown: Path | None, json_out: Path | None)
             err.print(f"wrote {path}", highlight=False)
 
 
-def _suite_settings(suite_spec: str | None, policy: Any) -> tuple[Any, list[dict[str, Any]]]:
+def _suite_settings(
+    suite_spec: str | None, policy: SpeedPolicy
+) -> tuple[Policies, list[dict[str, Any]]]:
     """Per-suite and per-case speed policies and the claims of a suite (when one is given)."""
-    from hilobench.compare import Policies
-
     if not suite_spec:
         return Policies(policy), []
-    from hilobench.gate import gate_cases
     from hilobench.suite import find_suite, load_suite
 
     suite = load_suite(find_suite(suite_spec))
-    cases = gate_cases(suite, policy)
-    base_policy = policy.with_overrides(getattr(suite, "gate", None))
-    return Policies(base_policy, {gc.case.key: gc.policy for gc in cases}), list(suite.claims)
+    return suite_policies(suite, policy), list(suite.claims)
 
 
 def compare_cmd(
@@ -112,7 +107,9 @@ def compare_cmd(
     json_out: Path | None = typer.Option(None, "--json", help="Write the full report as JSON."),
 ) -> None:
     """Compare two stored runs: counts exactly, speed with an effect size and a rank test."""
-    from hilobench.compare import BaselineError, compare_runs, load_run
+    from hilobench.gate.judge import judge_runs
+    from hilobench.gate.runs import load_run
+    from hilobench.gate.verdict import BaselineError
 
     check_choice("borderline", borderline, ("fail", "pass"))
     _check_writable_file(markdown)
@@ -123,7 +120,7 @@ def compare_cmd(
         base_run = load_run(base, role="base")
     except BaselineError as e:
         raise _fail(str(e), EXIT_BASELINE) from None
-    report = compare_runs(
+    report = judge_runs(
         base_run,
         cand,
         policies=policies,
@@ -146,7 +143,9 @@ def gate_cmd(
     ),
     alpha: float | None = typer.Option(None, help="Significance level of the rank test (0.01)."),
     budget: float | None = typer.Option(
-        None, help="Seconds of interleaved sampling per case (default 3, or the suite's)."
+        None,
+        help="Seconds of interleaved sampling per case, both sides together (default: the "
+        "suite's gate budget, else each case's own budget, 5 unless the suite sets one).",
     ),
     markdown: Path | None = typer.Option(None, help="Write a pull-request comment here."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the full report as JSON."),
@@ -161,8 +160,17 @@ def gate_cmd(
     ),
 ) -> None:
     """Measure REV and the working tree interleaved on this machine, then compare them."""
-    from hilobench import gate
-    from hilobench.compare import BaselineError, compare_runs, load_run, to_markdown
+    from hilobench.gate import driver
+    from hilobench.gate.baseline import (
+        baseline_path,
+        compute_baseline,
+        computed_rows,
+        write_baseline,
+    )
+    from hilobench.gate.judge import judge_runs
+    from hilobench.gate.render import verdict_markdown
+    from hilobench.gate.runs import JudgedRun, load_run
+    from hilobench.gate.verdict import BaselineError, GateError
     from hilobench.suite import find_suite
 
     suite_path = find_suite(suite)
@@ -171,31 +179,28 @@ def gate_cmd(
     if budget is not None and not budget > 0:
         raise ConfigError(f"budget must be > 0 seconds, got {budget}")
     policy = _policy(min_effect, alpha)
-    target = baseline or gate.baseline_path(suite_path)
+    target = baseline or baseline_path(suite_path)
     if update_baseline and check_baseline:
         raise ConfigError("--update-baseline and --check-baseline exclude each other")
     if update_baseline:
-        data = gate.compute_baseline(suite_path)
-        gate.write_baseline(data, target)
+        data = compute_baseline(suite_path)
+        write_baseline(data, target)
         err.print(f"wrote {len(data['cases'])} case(s) to {target}", highlight=False)
         raise typer.Exit(EXIT_PASS)
     if check_baseline:
-        from hilobench.compare import Run
-
         try:
             base_run = load_run(target, role="base")
         except BaselineError as e:
             raise _fail(str(e), EXIT_BASELINE) from None
-        data = gate.compute_baseline(suite_path)
-        rows = {k: {"case_key": k, "status": "ok", **v} for k, v in data["cases"].items()}
-        report = compare_runs(base_run, Run(str(suite_path), rows, {}, ""))
+        rows = computed_rows(compute_baseline(suite_path))
+        report = judge_runs(base_run, JudgedRun(str(suite_path), rows, {}, ""))
         _emit(report, "hilobench baseline check", markdown, json_out)
         raise typer.Exit(report.exit_code)
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out = out_dir or Path("results") / "runs" / f"gate-{stamp}"
     try:
-        outcome = gate.run_gate(
+        outcome = driver.run_gate(
             base,
             suite_path,
             out_dir=out,
@@ -203,11 +208,10 @@ def gate_cmd(
             budget_s=budget,
             progress=lambda m: err.print(f"[dim]{m}[/dim]", highlight=False),
         )
-    except gate.GateError as e:
-        code = EXIT_REGRESSION if e.role == "candidate" else EXIT_BASELINE
-        raise _fail(str(e), code) from None
-    report = outcome.report
-    (out / "report.md").write_text(to_markdown(report, "hilobench gate"), encoding="utf-8")
+    except GateError as e:
+        raise _fail(str(e), e.exit_code) from None
+    report = outcome.verdict
+    (out / "report.md").write_text(verdict_markdown(report, "hilobench gate"), encoding="utf-8")
     (out / "report.json").write_text(json.dumps(report.to_json(), indent=2, default=str) + "\n")
     _emit(report, "hilobench gate", markdown, json_out)
     err.print(f"rows and reports in {out}", highlight=False)

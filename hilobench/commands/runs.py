@@ -162,7 +162,8 @@ def _check_claims(run: Any, claims: list[dict[str, Any]]) -> bool:
     `compare` checks them too) and print the verdicts; True when a claim failed."""
     from rich.table import Table
 
-    from hilobench.compare import CLAIM_HEADER, check_claims, claim_cells
+    from hilobench.gate.claims import check_claims
+    from hilobench.gate.render import CLAIM_HEADER, claim_cells
 
     (run.path / "claims.json").write_text(json.dumps(claims, indent=2) + "\n", encoding="utf-8")
     results = check_claims(run.rows(), claims)

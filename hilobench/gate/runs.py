@@ -1,0 +1,148 @@
+"""Stored runs as the judge reads them: rows by case key, the environment, the row helpers.
+
+Loading refuses what cannot be judged: a missing or unreadable baseline, rows of another
+schema (exit 3), a candidate that is not a run directory (exit 2). Whether two runs' speeds
+are comparable is decided by their machine class, not by the exact environment hash.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hilobench.case import ROW_SCHEMA_VERSION, Case
+from hilobench.errors import ConfigError
+from hilobench.gate.baseline import read_baseline_rows
+from hilobench.gate.verdict import BaselineError
+from hilobench.measure import env as menv
+from hilobench.store import ENV, ROWS, load_rows
+
+#: Case fields that pair two rows of one setting (the suite's compare-group setting).
+CLAIM_PAIR_COLUMNS = (
+    "kind", "res", "batch", "device", "dtype", "impl", "mode", "threads", "compile",
+    "channels_last",
+)  # fmt: skip
+
+Row = dict[str, Any]
+
+
+@dataclass
+class JudgedRun:
+    """One side of a judgement: rows by case key, plus its environment."""
+
+    path: str
+    rows: dict[str, Row]
+    env: dict[str, Any]
+    env_id: str
+    deterministic_only: bool = False
+    claims: list[dict[str, Any]] = field(default_factory=list)
+
+
+def pick_rows(rows: Iterable[Row]) -> dict[str, Row]:
+    """Rows by case key; for a key measured twice (resumed runs) the last ``ok`` row wins."""
+    out: dict[str, Row] = {}
+    for r in rows:
+        key = r["case_key"]
+        if key in out and out[key].get("status") == "ok" and r.get("status") != "ok":
+            continue
+        out[key] = r
+    return out
+
+
+def load_run(path: Path | str, *, role: str = "base") -> JudgedRun:
+    """Load a run directory (or, as the base, a baseline file); refuse what cannot be judged.
+
+    Problems with the baseline raise :class:`BaselineError` (exit 3); a candidate that is not
+    there is a usage error (exit 2).
+    """
+    p = Path(path)
+    fail: type[Exception] = BaselineError if role == "base" else ConfigError
+    if not p.exists():
+        raise fail(f"{role} {str(p)!r} does not exist")
+    if p.is_file() and p.suffix == ".json":
+        if role != "base":
+            raise ConfigError(f"the candidate must be a run directory, not {str(p)!r}")
+        return JudgedRun(str(p), read_baseline_rows(p), {}, "", deterministic_only=True)
+    if p.is_file():
+        raise fail(f"{role} {str(p)!r} is neither a run directory nor a baseline .json file")
+    if not (p / ROWS).exists():
+        raise fail(f"{role} {str(p)!r} has no {ROWS}: not a run directory")
+    raw = load_rows(p)
+    if not raw:
+        raise fail(f"{role} {str(p)!r} holds no rows")
+    for r in raw:
+        if r.get("schema") != ROW_SCHEMA_VERSION or "case_key" not in r:
+            raise BaselineError(
+                f"{role} {str(p)!r} has rows of schema {r.get('schema')!r}; this hilobench "
+                f"reads schema {ROW_SCHEMA_VERSION}: re-measure the {role}"
+            )
+    env: dict[str, Any] = {}
+    if (p / ENV).exists():
+        try:
+            env = json.loads((p / ENV).read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            raise BaselineError(f"{role} {str(p)!r} has an unreadable {ENV}") from None
+    eid = env.get("env_id") or (menv.env_id(env) if env else "")
+    claims_path = p / "claims.json"
+    claims = json.loads(claims_path.read_text()) if claims_path.exists() else []
+    return JudgedRun(str(p), pick_rows(raw), env, eid, claims=list(claims))
+
+
+def machine_of(run: JudgedRun) -> dict[str, str]:
+    """The machine class a run was measured on."""
+    return menv.machine_class(run.env, run.rows.values())
+
+
+def env_differences(base: JudgedRun, cand: JudgedRun) -> list[str]:
+    """Why two runs' machine classes differ (empty when one class, or when base has no timings).
+
+    Only the class (CPU model, physical cores, threads, GPU, torch, CUDA, dtype) decides:
+    ``env_id`` also hashes RAM bytes and the kernel build, which vary within one VM type.
+    """
+    if base.deterministic_only:
+        return []
+    if not base.env or not cand.env:
+        return [f"environment not recorded in {base.path if not base.env else cand.path}"]
+    return menv.class_differences(machine_of(base), machine_of(cand))
+
+
+def env_info_differences(base: JudgedRun, cand: JudgedRun) -> list[str]:
+    """Recorded differences that leave the machine class alone (RAM size, OS string, ...)."""
+    if base.deterministic_only or not base.env or not cand.env:
+        return []
+    return menv.informational_differences(base.env, cand.env)
+
+
+def row_label(row: Mapping[str, Any]) -> str:
+    """Short human label of a row (``hilo/fused 224 b16 float32 infer``)."""
+    if row.get("label"):
+        return str(row["label"])
+    case = row.get("case")
+    if isinstance(case, dict):
+        try:
+            return Case.from_json(case).label()
+        except Exception:  # an old or foreign row: fall back to its columns
+            pass
+    parts = [f"{row.get('name', '?')}/{row.get('impl', '?')}", str(row.get("res", ""))]
+    if row.get("batch") is not None:
+        parts.append(f"b{row['batch']}")
+    return " ".join(p for p in parts if p)
+
+
+def row_id(row: Mapping[str, Any]) -> str:
+    """The suite case id of a row (its name when it came from no suite)."""
+    return str(row.get("id") or row.get("case_id") or row.get("name") or "")
+
+
+def row_context(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The setting two rows must share to be compared in a claim: every case field but the
+    name and the options, plus the token map (as the suite's compare groups define it)."""
+    case = row.get("case")
+    if isinstance(case, Mapping):
+        opts = case.get("options") or {}
+        values = [case.get(f) for f in CLAIM_PAIR_COLUMNS]  # a JSON list (res) as a tuple
+        return tuple(tuple(v) if isinstance(v, list) else v for v in values) + (opts.get("tokens"),)
+    return tuple(row.get(f) for f in CLAIM_PAIR_COLUMNS) + (row.get("tokens"),)

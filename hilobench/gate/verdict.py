@@ -1,0 +1,153 @@
+"""The judged result: per-case verdicts, the whole verdict, and the exit codes they map to.
+
+Exit codes: 0 pass, 1 regression (or a failed claim), 2 usage error, 3 missing or
+incompatible baseline. A definite regression outranks a gap: the gate fails on evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hilobench.gate.policy import SpeedPolicy
+
+if TYPE_CHECKING:
+    from hilobench.gate.claims import ClaimResult
+    from hilobench.gate.speed import SpeedResult
+
+EXIT_PASS = 0
+EXIT_REGRESSION = 1
+EXIT_USAGE = 2
+EXIT_BASELINE = 3
+
+
+class BaselineError(Exception):
+    """The baseline is missing or cannot be compared with the candidate (exit code 3)."""
+
+
+class GateError(Exception):
+    """A side cannot be measured: the base (unknown revision, too old, not a checkout: exit
+    3) or the candidate (its code does not start: exit 1). ``role`` names the side."""
+
+    def __init__(self, message: str, side: str = "base"):
+        super().__init__(message)
+        self.role = side
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_REGRESSION if self.role == "candidate" else EXIT_BASELINE
+
+
+@dataclass
+class FieldCheck:
+    """One deterministic figure of both sides; it passes only when they are equal."""
+
+    name: str
+    base: Any
+    cand: Any
+
+    @property
+    def ok(self) -> bool:
+        return self.base == self.cand
+
+
+@dataclass
+class CaseResult:
+    """Everything the gate says about one case."""
+
+    key: str
+    label: str
+    verdict: str  # pass | regression | borderline | improved | unjudged | missing_base
+    checks: list[FieldCheck] = field(default_factory=list)
+    speed: SpeedResult | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def mismatches(self) -> list[FieldCheck]:
+        return [c for c in self.checks if not c.ok]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "case_key": self.key,
+            "label": self.label,
+            "verdict": self.verdict,
+            "mismatches": [c.__dict__ for c in self.mismatches],
+            "checked": [c.name for c in self.checks],
+            "speed": self.speed.to_json() if self.speed else None,
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class Verdict:
+    """The outcome of judging a candidate against its base."""
+
+    base: str
+    candidate: str
+    cases: list[CaseResult] = field(default_factory=list)
+    claims: list[ClaimResult] = field(default_factory=list)
+    policy: SpeedPolicy = field(default_factory=SpeedPolicy)
+    env_notes: list[str] = field(default_factory=list)
+    env_overridden: bool = False
+    refused: str | None = None
+    notes: list[str] = field(default_factory=list)
+    borderline_fails: bool = True
+
+    def count(self, verdict: str) -> int:
+        return sum(1 for c in self.cases if c.verdict == verdict)
+
+    @property
+    def failed_claims(self) -> list[ClaimResult]:
+        return [c for c in self.claims if c.status == "fail"]
+
+    @property
+    def exit_code(self) -> int:
+        """3 when nothing could be judged; else 1 on any regression; else 3 on any case or
+        claim that could not be judged; else 0. A definite regression outranks a gap."""
+        if self.refused:
+            return EXIT_BASELINE
+        bad = self.count("regression") + len(self.failed_claims)
+        if self.borderline_fails:
+            bad += self.count("borderline")
+        if bad:
+            return EXIT_REGRESSION
+        gaps = self.count("missing_base") + self.count("unjudged")
+        gaps += sum(1 for c in self.claims if c.status == "missing")
+        return EXIT_BASELINE if gaps else EXIT_PASS
+
+    @property
+    def headline(self) -> str:
+        if self.refused:
+            return f"REFUSED: {self.refused}"
+        parts = []
+        for v, word in (
+            ("regression", "regression"),
+            ("borderline", "borderline"),
+            ("missing_base", "not in baseline"),
+            ("unjudged", "unjudged"),
+            ("improved", "improved"),
+        ):
+            n = self.count(v)
+            if n:
+                parts.append(f"{n} {word}")
+        nf = len(self.failed_claims)
+        if nf:
+            parts.append(f"{nf} claim(s) failed")
+        words = {EXIT_PASS: "PASS", EXIT_REGRESSION: "FAIL", EXIT_BASELINE: "INCOMPLETE"}
+        n = len(self.cases)
+        return f"{words[self.exit_code]}: {n} case(s)" + (f", {', '.join(parts)}" if parts else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "base": self.base,
+            "candidate": self.candidate,
+            "exit_code": self.exit_code,
+            "headline": self.headline,
+            "refused": self.refused,
+            "env_overridden": self.env_overridden,
+            "env_notes": self.env_notes,
+            "notes": self.notes,
+            "policy": self.policy.__dict__,
+            "cases": [c.to_json() for c in self.cases],
+            "claims": [c.to_json() for c in self.claims],
+        }

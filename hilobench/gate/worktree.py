@@ -1,0 +1,62 @@
+"""The base revision on disk: a temporary git worktree, removed again whatever happens.
+
+The gate measures the base with the base's own code, so it needs that code checked out beside
+the working tree; a worktree shares the repository's objects, so this is fast and offline.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hilobench.gate.verdict import GateError
+
+#: The file a revision must have for the gate to measure it (the worker entry point).
+WORKER_FILE = "hilobench/worker.py"
+
+
+def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=check, timeout=120
+    )
+
+
+def repo_root(path: Path | str = ".") -> Path:
+    """Top of the git checkout holding ``path``; GateError when there is none."""
+    try:
+        top = _git(Path(path), "rev-parse", "--show-toplevel").stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        raise GateError(f"{Path(path).resolve()} is not inside a git checkout") from None
+    return Path(top).resolve()
+
+
+@contextmanager
+def checkout(repo: Path, rev: str) -> Iterator[tuple[Path, str]]:
+    """REV checked out into a temporary git worktree: yields (path, commit); removed on exit."""
+    try:
+        commit = _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").stdout
+    except subprocess.CalledProcessError:
+        raise GateError(f"unknown revision {rev!r} in {repo}") from None
+    commit = commit.strip()
+    tmp = Path(tempfile.mkdtemp(prefix="hilobench-gate-base-"))
+    path = tmp / "base"
+    try:
+        _git(repo, "worktree", "add", "--detach", "--quiet", str(path), commit)
+    except subprocess.CalledProcessError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise GateError(f"cannot check out {rev!r}: {e.stderr.strip()}") from None
+    try:
+        if not (path / WORKER_FILE).is_file():
+            raise GateError(
+                f"revision {rev!r} ({commit[:12]}) has no {WORKER_FILE}: too old for the "
+                "gate, or not a hilobench checkout"
+            )
+        yield path, commit
+    finally:
+        _git(repo, "worktree", "remove", "--force", str(path), check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+        _git(repo, "worktree", "prune", check=False)

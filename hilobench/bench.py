@@ -16,19 +16,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from hilobench import options
 from hilobench.case import LAYER_SCALE, ROW_SCHEMA_VERSION, Case, fmt_hw, parse_hw
+from hilobench.dtypes import TORCH_DTYPES
 from hilobench.errors import ConfigError
 from hilobench.measure import memory, stats, timing
 from hilobench.measure.flops import count_macs, warm_tracer
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
 #: Shortest timed sample: below ~20 ms, timer resolution and scheduler jitter dominate, so short
 #: calls are repeated inside one sample (the row reports per-call time and calls_per_sample).
 MIN_SAMPLE_S = 0.02
-
-#: Layer options and the attention knob each one drives.
-LAYER_KNOBS = {"alpha": "alpha", "window": "window", "sr": "sr_ratio", "rel_pos": "rel_pos"}
 
 
 @dataclass
@@ -77,14 +74,15 @@ def build_subject(case: Case) -> Subject:
     torch.manual_seed(0)
     opts = case.opts
     if case.kind == "layer":
-        from hilobench.attention import build_attention
+        from hilobench.attention import build_attention, get_attention
 
         h, w = layer_tokens(case)
-        knobs = {LAYER_KNOBS[k]: opts[k] for k in LAYER_KNOBS if opts.get(k) is not None}
-        dim = int(opts.get("dim", 768))
-        module = build_attention(
-            case.name, dim, int(opts.get("heads", 12)), impl=case.impl, **knobs
-        )
+        get_attention(case.name)  # an unknown name first; this also loads plug-in attentions
+        # a knob the layer does not take would be ignored by the builder but kept in the key
+        options.check_taken("layer", [case.name], opts)
+        kwargs = options.builder_kwargs("layer", opts)  # dim, num_heads and the layer's knobs
+        dim = int(kwargs["dim"])
+        module = build_attention(case.name, impl=case.impl, **kwargs)
         lpc = int(getattr(module, "layers_per_call", 1))
 
         def make_inputs(device: str, batch: int) -> tuple[Any, ...]:
@@ -95,13 +93,7 @@ def build_subject(case: Case) -> Subject:
     from hilobench.models import analytic_macs, build_model
 
     model = build_model(
-        case.name,
-        res=case.res,
-        impl=case.impl,
-        attn=opts.get("attn"),
-        alpha=opts.get("alpha"),
-        window=opts.get("window"),
-        dtm=opts.get("dtm", "deform"),
+        case.name, res=case.res, impl=case.impl, **options.builder_kwargs("model", opts)
     )
     rh, rw = case.res
 
@@ -127,7 +119,7 @@ def validate_case(case: Case) -> None:
 def _autocast(case: Case) -> contextlib.AbstractContextManager[Any]:
     if case.dtype == "float32":
         return contextlib.nullcontext()
-    return torch.autocast(case.device.split(":")[0], dtype=_DTYPES[case.dtype])
+    return torch.autocast(case.device.split(":")[0], dtype=TORCH_DTYPES[case.dtype])
 
 
 def make_step(case: Case, subject: Subject, inputs: tuple[Any, ...]) -> Callable[[], Any]:
@@ -246,6 +238,8 @@ def run_case(
             torch.cuda.empty_cache()
     add_roofline(row, peak_macs_per_s)
     row["wall_s"] = round(time.perf_counter() - t0, 3)
+    # what the budget covers, apart from the build and the process's one-off start-up
+    row["budgeted_s"] = round(time.perf_counter() - deadline + case.budget, 3)
     return row
 
 

@@ -15,8 +15,10 @@ from hilobench.errors import ConfigError
 
 KINDS = ("layer", "model")
 MODES = ("infer", "train")
+#: Dtype names; hilobench.dtypes maps them to torch dtypes.
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda")
+#: The two implementations of every attention: the published formulation and the fused kernel.
 IMPLS = ("reference", "fused")
 
 #: Image-to-token scale at which the paper benchmarks a single layer (stage 3 of a 4-stage net).
@@ -50,17 +52,30 @@ def parse_hw(
     return int(h), int(w)
 
 
+def check_impl(impl: object) -> str:
+    """The one check of an implementation name (cases, layers, models)."""
+    if impl not in IMPLS:
+        raise ConfigError(f"unknown impl {impl!r}; choose from: {', '.join(IMPLS)}")
+    return str(impl)
+
+
+def expand_impls(impl: object) -> list[str]:
+    """``both`` → both implementations; anything else must be one of them."""
+    if impl == "both":
+        return list(IMPLS)
+    if impl not in IMPLS:
+        raise ConfigError(f"unknown impl {impl!r}; choose from: {', '.join(IMPLS)}, both")
+    return [str(impl)]
+
+
 def fmt_hw(hw: tuple[int, int]) -> str:
     return f"{hw[0]}" if hw[0] == hw[1] else f"{hw[0]}x{hw[1]}"
 
 
 @dataclass(frozen=True)
 class Case:
-    """One measurement. ``options`` holds the layer/model knobs as sorted (key, value) pairs.
-
-    Layer options: dim, heads, alpha, window, sr_ratio, shift, rel_pos, tokens (explicit map).
-    Model options: attn (stage-3 attention override), alpha, window, dtm, num_classes.
-    """
+    """One measurement. ``options`` holds the layer/model knobs as sorted (key, value) pairs;
+    the knobs and who takes them are in :mod:`hilobench.options`."""
 
     kind: str
     name: str
@@ -85,8 +100,7 @@ class Case:
             raise ConfigError(f"unknown dtype {self.dtype!r}; choose from: {', '.join(DTYPES)}")
         if self.device.split(":")[0] not in DEVICES:
             raise ConfigError(f"unknown device {self.device!r}; choose from: {', '.join(DEVICES)}")
-        if self.impl not in IMPLS:
-            raise ConfigError(f"unknown impl {self.impl!r}; choose from: {', '.join(IMPLS)}")
+        check_impl(self.impl)
         if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
             raise ConfigError(f"batch must be an integer >= 1, got {self.batch!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):

@@ -6,17 +6,19 @@ the run loop, so an interrupted run keeps every row it finished.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 
-from hilobench import __version__
-from hilobench.case import Case, parse_hw
-from hilobench.errors import ConfigError, check_choice
+from hilobench import __version__, options
+from hilobench.case import Case, expand_impls, parse_hw
+from hilobench.errors import EXIT_INTERRUPTED, EXIT_USAGE, ConfigError, check_choice
+from hilobench.render import console
 
 app = typer.Typer(
     add_completion=False,
@@ -25,12 +27,8 @@ app = typer.Typer(
     help="Measure vision attention layers and backbones honestly: counts, speed with its "
     "uncertainty, and memory, on this machine.",
 )
-err = Console(stderr=True) if Console(stderr=True).is_terminal else Console(stderr=True, width=160)
-# Piped output keeps whole rows instead of folding them to 80 columns.
-out = Console() if Console().is_terminal else Console(width=220)
-
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+err = console(stderr=True, width=160)
+out = console()
 
 
 def split_list(text: str) -> list[str]:
@@ -38,8 +36,7 @@ def split_list(text: str) -> list[str]:
 
 
 def parse_impls(impl: str) -> list[str]:
-    check_choice("impl", impl, ("reference", "fused", "both"))
-    return ["reference", "fused"] if impl == "both" else [impl]
+    return expand_impls(impl)
 
 
 def parse_res_list(text: str) -> list[tuple[int, int]]:
@@ -119,17 +116,9 @@ ROOFLINE_HELP = (
 )
 
 
-@app.command()
 def layer(
     attn: str = typer.Option("all", help="Attention: one name, a comma list, or 'all'."),
     res: str = typer.Option("224", help="Image resolution(s): N or HxW, comma separated."),
-    tokens: str | None = typer.Option(None, help="Token map HxW (bypasses the 1/16 image scale)."),
-    dim: int = typer.Option(768, help="Channels."),
-    heads: int = typer.Option(12, help="Attention heads."),
-    alpha: float | None = typer.Option(None, help="HiLo: share of heads in Lo-Fi [0,1] (0.9)."),
-    window: int | None = typer.Option(None, help="Window size (HiLo 2, Swin/Twins 7)."),
-    sr: int | None = typer.Option(None, help="SRA / GSA spatial reduction ratio (2)."),
-    rel_pos: bool = typer.Option(True, help="W-MSA / SW-MSA relative position bias."),
     batch: int = typer.Option(64, help="Batch size."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     dtype: str = typer.Option("float32", help="float32, bfloat16, float16 (cuda)."),
@@ -141,6 +130,7 @@ def layer(
     roofline: bool = typer.Option(True, help=ROOFLINE_HELP),
     out_dir: Path | None = typer.Option(None, "--out", help="Run directory for the results."),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
+    **knobs: Any,
 ) -> None:
     """Benchmark single attention layers where the paper does: the 1/16-scale map of an image."""
     from hilobench.attention import available_attentions
@@ -150,15 +140,10 @@ def layer(
         raise ConfigError(f"no attention given; choose from: {', '.join(available_attentions())}")
     for n in names:
         check_choice("attention", n, available_attentions())
-    if alpha is not None and not 0.0 <= alpha <= 1.0:
-        raise ConfigError(f"alpha must be within [0, 1], got {alpha}")
-    if window is not None and window < 1:
-        raise ConfigError(f"window must be an integer >= 1, got {window}")
-    if tokens is not None:
-        parse_hw(tokens, "tokens")
-    options = {"dim": dim, "heads": heads, "alpha": alpha, "window": window, "sr": sr,
-               "rel_pos": None if rel_pos else False, "tokens": tokens}  # fmt: skip
-    opts = tuple((k, v) for k, v in options.items() if v is not None)
+    given = options.given(knobs)
+    # a knob applies to the attentions that take it, and is refused if none of them does
+    options.check_taken("layer", names, given, lambda k: options.get(k).spelled(given[k]))
+    options.check_together("layer", given)
     cases = [
         Case(
             "layer",
@@ -171,7 +156,7 @@ def layer(
             mode="train" if train else "infer",
             threads=threads,
             compile=compile,
-            options=opts,
+            options=tuple(options.taken("layer", n, given).items()),
             budget=budget,
         )  # fmt: skip
         for r in parse_res_list(res)
@@ -181,16 +166,11 @@ def layer(
     execute(cases, out_dir=out_dir, fmt=fmt, title="attention layers", roofline=roofline)
 
 
-@app.command()
 def model(
     names: str | None = typer.Argument(None, help="Model name(s), comma separated; see --list."),
     list_: bool = typer.Option(False, "--list", help="List the models and exit."),
     res: str | None = typer.Option(None, help="Resolution(s) N or HxW (model default: 224/384)."),
     batch: int = typer.Option(64, help="Batch size."),
-    attn: str | None = typer.Option(None, help="LITv2: stage-3 attention, e.g. msa."),
-    alpha: float | None = typer.Option(None, help="LITv2: HiLo alpha of stage 3."),
-    window: int | None = typer.Option(None, help="LITv2: stage-3 window size."),
-    dtm: str = typer.Option("deform", help="DTM: deform (paper) or conv."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     dtype: str = typer.Option("float32", help="float32, bfloat16, float16 (cuda)."),
     impl: str = typer.Option("reference", help="reference, fused or both (our models)."),
@@ -202,6 +182,7 @@ def model(
     roofline: bool = typer.Option(True, help=ROOFLINE_HELP),
     out_dir: Path | None = typer.Option(None, "--out", help="Run directory for the results."),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
+    **knobs: Any,
 ) -> None:
     """Benchmark full backbones: LITv2 / LITv1 / PVT built here, the paper's others from timm."""
     from hilobench.models import available_models, get_model
@@ -211,10 +192,8 @@ def model(
         return
     if not names:
         raise ConfigError("no model given; see `hilobench model --list`")
-    check_choice("dtm", dtm, ("deform", "conv"))
-    options = {"attn": attn, "alpha": alpha, "window": window,
-               "dtm": None if dtm == "deform" else dtm}  # fmt: skip
-    opts = tuple((k, v) for k, v in options.items() if v is not None)
+    # every named model gets the knobs; one that does not take them refuses when it is built
+    opts = tuple(options.given(knobs).items())
     cases = []
     for name in split_list(names):
         entry = get_model(name)
@@ -227,6 +206,60 @@ def model(
                              channels_last=channels_last, options=opts, budget=budget)
                     )  # fmt: skip
     execute(cases, out_dir=out_dir, fmt=fmt, title="backbones", roofline=roofline)
+
+
+def _knob_parameter(kind: str, knob: options.Knob) -> inspect.Parameter:
+    """One typer option for ``knob``: ``--name``, or ``--name/--no-name`` for a bool knob."""
+    py = options.PY_TYPES[knob.type]
+    default = typer.Option(
+        knob.default,
+        help=options.help_text(kind, knob),
+        show_default=knob.default is not None,
+    )
+    annotation = py if knob.default is not None else py | None
+    return inspect.Parameter(
+        knob.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
+def _with_knobs(func: Callable[..., None], kind: str, after: str) -> Callable[..., None]:
+    """``func`` with one option per ``kind`` knob of the options table, listed after ``after``;
+    the knob values reach ``func`` through its ``**knobs``."""
+    params = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in inspect.signature(func, eval_str=True).parameters.values()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
+    at = [p.name for p in params].index(after) + 1
+    extra = [_knob_parameter(kind, k) for k in options.knobs(kind)]
+
+    @functools.wraps(func)
+    def command(**kwargs: Any) -> None:
+        func(**kwargs)
+
+    command.__signature__ = inspect.Signature(params[:at] + extra + params[at:])  # type: ignore[attr-defined]
+    return command
+
+
+def install_commands(command: str | None = None) -> None:
+    """(Re)build ``layer`` and ``model`` from the options table as it is now. Before running one
+    of them, load its registry first, so that plug-in knobs get their flags and the help names
+    who takes each knob; other commands never import torch for this."""
+    if command == "layer":
+        from hilobench.attention import available_attentions
+
+        available_attentions()
+    elif command == "model":
+        from hilobench.models import available_models
+
+        available_models()
+    for name, func, after in (("layer", layer, "res"), ("model", model, "batch")):
+        built = _with_knobs(func, name, after)
+        infos = app.registered_commands
+        at = next((i for i, c in enumerate(infos) if c.name == name), len(infos))
+        infos[at : at + 1] = []
+        app.command(name)(built)
+        infos.insert(at, infos.pop())
 
 
 def _print_models(entries: list[Any]) -> None:
@@ -252,6 +285,7 @@ def _register_commands() -> None:
         importlib.import_module(f"hilobench.commands.{info.name}").register(app)
 
 
+install_commands()
 _register_commands()
 
 
@@ -262,6 +296,7 @@ def main(argv: Iterable[str] | None = None) -> None:
         print(f"hilobench {__version__}")
         sys.exit(0)
     try:
+        install_commands(args[0] if args else None)
         rv = app(args=args, prog_name="hilobench", standalone_mode=False)
     except ConfigError as e:
         _die(str(e))

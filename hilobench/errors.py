@@ -1,4 +1,9 @@
-"""Errors a user can fix. The CLI prints them as one line and exits with code 2."""
+"""Errors a user can fix, and the exit codes. The CLI prints an error as one line and exits 2."""
+
+#: A bad setting or usage.
+EXIT_USAGE = 2
+#: Ctrl-C (128 + SIGINT), as a shell reports it.
+EXIT_INTERRUPTED = 130
 
 
 class ConfigError(ValueError):

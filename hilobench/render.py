@@ -1,15 +1,22 @@
-"""Rows → what a person reads (rich table) or a program reads (json / csv / md)."""
+"""Rows → what a person reads (rich table) or a program reads (json / csv / md), and the
+consoles they are printed on."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 
-from hilobench.store import table_frame, to_markdown
-
 FORMATS = ("table", "json", "csv", "md")
+
+
+def console(*, stderr: bool = False, width: int = 220) -> Console:
+    """A console of the terminal's width, or ``width`` columns when piped, so that a log keeps
+    whole table rows instead of folding them to 80 columns."""
+    c = Console(stderr=stderr)
+    return c if c.is_terminal else Console(stderr=stderr, width=width)
 
 
 def _num(v: Any, scale: float = 1.0, fmt: str = "{:.2f}") -> str:
@@ -73,6 +80,9 @@ def render_text(rows: list[dict[str, Any]], fmt: str) -> str:
     """json: a list of row objects; csv / md: the flat results table."""
     if fmt == "json":
         return json.dumps(rows, indent=2, default=str)
+    # pandas takes a while to import: only csv / md need it, and the CLI imports this module
+    from hilobench.store import table_frame, to_markdown
+
     df = table_frame(rows)
     if fmt == "csv":
         return df.to_csv(index=False)

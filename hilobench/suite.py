@@ -24,8 +24,8 @@ Schema (every key optional except ``cases``)::
       - layer: hilo                   # or a list of names; or `model: litv2_s`
         id: hilo_a05                  # optional; default: the name (ids must be unique)
         res: [224, 384]               # N or "HxW" (height first); lists expand as a product
-        alpha: 0.9                    # layer options: dim heads alpha window sr rel_pos tokens
-      - model: [litv2_s, resnet50]    # model options: attn alpha window dtm
+        alpha: 0.9                    # any layer knob: dim heads tokens alpha window sr rel_pos
+      - model: [litv2_s, resnet50]    # any model knob: alpha window attn dtm
         mode: [infer, train]
       - layer: [msa, sra]
         points:                       # settings that vary together (zipped, not crossed)
@@ -40,8 +40,13 @@ Schema (every key optional except ``cases``)::
     gate:                             # regression-gate settings (hilobench gate / compare)
       min_effect: 0.1                 # also: alpha, budget, confirm_fraction, min_samples
 
+The knobs, their checks and which layers / models take them come from the options table
+(``hilobench.options``), so a knob a plug-in attention declares is a field here too. A knob
+written on a case must be taken by at least one of its layers / models; one inherited from
+``defaults`` is dropped where it does not apply.
+
 Any list-valued field (including ``layer`` / ``model``) expands as a product, in the order of
-:data:`EXPAND_ORDER`. A compare group interleaves, round by round, all member cases that share
+:func:`expand_order`. A compare group interleaves, round by round, all member cases that share
 a setting (every Case field except the name and the options, plus the token map); each such
 setting must have exactly one case of the reference member.
 
@@ -65,7 +70,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hilobench.case import DTYPES, Case, parse_hw
+from hilobench import options
+from hilobench.case import DTYPES, IMPLS, Case, parse_hw
 from hilobench.errors import ConfigError
 
 TOP_KEYS = ("name", "description", "defaults", "cases", "compare", "claims", "gate")
@@ -84,14 +90,12 @@ CASE_KEYS = (
 )
 #: Run settings that are not part of a measurement's identity.
 RUN_KEYS = ("timeout", "count", "min_effect")
-#: Settings of the regression gate a suite may tune (see hilobench.compare.Policy).
+#: Settings of the regression gate a suite may tune (see hilobench.gate.policy).
 GATE_KEYS = ("min_effect", "alpha", "budget", "confirm_fraction", "min_samples")
-LAYER_OPTIONS = ("dim", "heads", "alpha", "window", "sr", "rel_pos", "tokens")
-MODEL_OPTIONS = ("attn", "alpha", "window", "dtm")
 ENTRY_KEYS = ("layer", "model", "id", "points")
-#: Layer option → attention knob it drives (options not in here apply to every attention).
-LAYER_KNOB_OF = {"alpha": "alpha", "window": "window", "sr": "sr_ratio", "rel_pos": "rel_pos"}
-EXPAND_ORDER = (
+#: Expansion order of the case fields (knobs follow in table order; the token map goes with the
+#: resolution it belongs to).
+FIELD_ORDER = (
     "res",
     "tokens",
     "mode",
@@ -106,14 +110,6 @@ EXPAND_ORDER = (
     "timeout",
     "count",
     "min_effect",
-    "dim",
-    "heads",
-    "alpha",
-    "window",
-    "sr",
-    "rel_pos",
-    "attn",
-    "dtm",
 )
 CLAIM_METRICS = {
     "throughput": "higher",
@@ -239,16 +235,19 @@ def _check_value(key: str, v: Any, kind: str) -> Any:
         if not ok:
             raise ValueError(f"expected {what}, got {v!r} ({_type_name(v)})")
 
-    if key in ("res", "tokens"):
+    if key in options.names():  # a knob: the options table checks it
+        try:
+            return options.check(key, v)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+    if key == "res":
         want(_is_int(v) or isinstance(v, str), "N or 'HxW', e.g. 224 or 800x1280")
         try:
             h, w = parse_hw(v, key)
         except ConfigError as e:
             raise ValueError(str(e)) from None
-        if key == "tokens":
-            return f"{h}x{w}"
         return h if h == w and _is_int(v) else f"{h}x{w}"
-    if key in ("batch", "dim", "heads", "window", "sr"):
+    if key == "batch":
         want(_is_int(v) and v >= 1, "an integer >= 1")
         return v
     if key == "threads":
@@ -260,10 +259,7 @@ def _check_value(key: str, v: Any, kind: str) -> Any:
     if key == "min_effect":
         want(_is_num(v) and 0 < v < 10, "a relative slowdown > 0, e.g. 0.1 for 10%")
         return float(v)
-    if key == "alpha":
-        want(_is_num(v) and 0.0 <= v <= 1.0, "a number within [0, 1]")
-        return float(v)
-    if key in ("compile", "channels_last", "count", "rel_pos"):
+    if key in ("compile", "channels_last", "count"):
         want(isinstance(v, bool), "true or false")
         return v
     if key == "dtype":
@@ -273,17 +269,10 @@ def _check_value(key: str, v: Any, kind: str) -> Any:
         want(isinstance(v, str) and v.split(":")[0] in ("cpu", "cuda"), "cpu, cuda or cuda:N")
         return v
     if key == "impl":
-        want(v in ("reference", "fused", "both"), "reference, fused or both")
+        want(v in (*IMPLS, "both"), f"{', '.join(IMPLS)} or both")
         return v
     if key == "mode":
         want(v in ("infer", "train", "both"), "infer, train or both")
-        return v
-    if key == "dtm":
-        want(v in ("deform", "conv"), "deform or conv")
-        return v
-    if key == "attn":
-        want(isinstance(v, str), "an attention name")
-        _check_attention(v)
         return v
     raise ValueError("unknown field")  # pragma: no cover - keys are checked before
 
@@ -294,18 +283,6 @@ def _attentions() -> list[str]:
     return available_attentions()
 
 
-def _attention_knobs(name: str) -> tuple[str, ...]:
-    from hilobench.attention import get_attention
-
-    return get_attention(name).knobs
-
-
-def _check_attention(name: str) -> None:
-    known = _attentions()
-    if name not in known:
-        raise ValueError(f"unknown attention {name!r}; choose from: {', '.join(known)}")
-
-
 def _model_entries() -> dict[str, Any]:
     try:
         from hilobench.models import available_models
@@ -314,9 +291,22 @@ def _model_entries() -> dict[str, Any]:
     return {m.name: m for m in available_models()}
 
 
-def _model_options(name: str) -> tuple[str, ...]:
-    entry = _model_entries().get(name)
-    return tuple(getattr(entry, "options", ())) if entry is not None else ()
+def _knob_names(kind: str | None, keys: Iterable[Any]) -> tuple[str, ...]:
+    """Knob names of ``kind`` (None: both kinds). A key the table lacks may be a knob that a
+    plug-in declares, so the registries are loaded (they import torch) before it is unknown."""
+    fields = CASE_KEYS + RUN_KEYS + ENTRY_KEYS + options.names()
+    if any(k not in fields for k in keys):
+        _attentions()
+        try:
+            _model_entries()
+        except ValueError:
+            pass  # no models here: their knobs cannot be declared either
+    return options.names(kind)
+
+
+def expand_order() -> tuple[str, ...]:
+    """The order a case entry expands its fields in: case fields, then knobs in table order."""
+    return tuple(dict.fromkeys(FIELD_ORDER + options.names()))
 
 
 def _default_res(name: str) -> int:
@@ -507,7 +497,7 @@ def parse_suite(
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise w.fail("field 'defaults'", f"expected a mapping, got {_type_name(defaults)}")
-    allowed_defaults = CASE_KEYS + RUN_KEYS + LAYER_OPTIONS + MODEL_OPTIONS
+    allowed_defaults = CASE_KEYS + RUN_KEYS + _knob_names(None, defaults)
     for k, v in defaults.items():
         if k not in allowed_defaults:
             raise w.fail(
@@ -657,17 +647,18 @@ def _check_entry(
                 f"field 'id': an id needs a single {kind} name, got {len(names)}",
             )
     where = _case_label(i, cid or (names[0] if len(names) == 1 else None))
-    options = LAYER_OPTIONS if kind == "layer" else MODEL_OPTIONS
-    allowed = ENTRY_KEYS + CASE_KEYS + RUN_KEYS + options
+    # the registry first: plug-ins declare their knobs as they register
+    known = _attentions() if kind == "layer" else _models_or_fail(w, where)
+    knob_names = options.names(kind)
+    allowed = ENTRY_KEYS + CASE_KEYS + RUN_KEYS + knob_names
     for k in entry:
         if k not in allowed:
             other = "model" if kind == "layer" else "layer"
-            hint = f" (a {other} option)" if k in LAYER_OPTIONS + MODEL_OPTIONS else ""
+            hint = f" (a {other} option)" if k in options.names(other) else ""
             raise w.fail(
                 f"{where}: field {k!r}",
                 f"unknown field for a {kind}{hint}; allowed: {', '.join(dict.fromkeys(allowed))}",
             )
-    known = _attentions() if kind == "layer" else _models_or_fail(w, where)
     for n in names:
         if kind == "model" and n.startswith("timm:"):
             continue  # any timm model, resolved by the registry when built
@@ -693,13 +684,13 @@ def _check_entry(
         if not isinstance(pt, dict):
             raise w.fail(f"{where}: points[{j}]", f"expected a mapping, got {_type_name(pt)}")
         for k, v in pt.items():
-            if k not in CASE_KEYS + RUN_KEYS + options:
+            if k not in CASE_KEYS + RUN_KEYS + knob_names:
                 raise w.fail(f"{where}: points[{j}]: field {k!r}", f"unknown field for a {kind}")
             if k in fields:
                 raise w.fail(f"{where}: points[{j}]: field {k!r}", "is also set on the case")
             _check_field(w, f"{where}: points[{j}]", k, v)
     _check_knobs(w, where, kind, names, fields, points)
-    return _Entry(i, where, kind, names, cid, options, fields, points, defaults, overrides)
+    return _Entry(i, where, kind, names, cid, knob_names, fields, points, defaults, overrides)
 
 
 def _entry_count(e: _Entry) -> int:
@@ -736,9 +727,12 @@ def _quick_count(
     names, points = _as_list(entry[kind]), entry.get("points", [{}])
     if not names or not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
         return None
-    options = LAYER_OPTIONS if kind == "layer" else MODEL_OPTIONS
-    varies = set(LAYER_KNOB_OF) if kind == "layer" else set(MODEL_OPTIONS)
-    keys = CASE_KEYS + RUN_KEYS + options
+    knobs = options.knobs(kind)
+    varies = {k.name for k in knobs if not k.every}
+    keys = CASE_KEYS + RUN_KEYS + tuple(k.name for k in knobs)
+    unknown = [k for k in entry if k not in keys + ENTRY_KEYS]
+    if unknown or any(k not in keys for pt in points for k in pt):
+        return None  # a field the table does not know (yet): the full check says more
     total = 0
     for pt in points:
         merged = {k: v for k, v in defaults.items() if k in keys}
@@ -777,7 +771,7 @@ def _expand(w: _Where, e: _Entry) -> list[SuiteCase]:
             merged = e.merged(name, pt)
             if e.kind == "model" and "res" not in merged:
                 merged["res"] = _default_res(name)
-            keys = sorted(merged, key=lambda k: EXPAND_ORDER.index(k))
+            keys = sorted(merged, key=expand_order().index)
             for combo in itertools.product(*(_expand_values(k, merged[k]) for k in keys)):
                 values = dict(zip(keys, combo, strict=True))
                 out.append(_make_case(w, e.i, e.cid or name, e.kind, name, values))
@@ -792,10 +786,8 @@ def _models_or_fail(w: _Where, where: str) -> dict[str, Any]:
 
 
 def _takes(kind: str, name: str, key: str) -> bool:
-    """Whether ``name`` takes option ``key`` (run settings and shared options always fit)."""
-    if kind == "layer":
-        return key not in LAYER_KNOB_OF or LAYER_KNOB_OF[key] in _attention_knobs(name)
-    return key not in MODEL_OPTIONS or key in _model_options(name)
+    """Whether ``name`` takes field ``key`` (case fields and run settings fit every case)."""
+    return key not in options.names(kind) or options.takes(kind, name, key)
 
 
 def _check_knobs(
@@ -809,15 +801,11 @@ def _check_knobs(
     """An option written on a case must drive at least one of its layers / models; options
     inherited from the defaults are dropped where they do not apply."""
     given = set(fields) | {k for pt in points for k in pt}
-    for k in sorted(given):
-        if not any(_takes(kind, n, k) for n in names):
-            pool = _attentions() if kind == "layer" else sorted(_model_entries())
-            takers = [n for n in pool if _takes(kind, n, k)]
-            raise w.fail(
-                f"{where}: field {k!r}",
-                f"{', '.join(names)} take(s) no {k!r}; "
-                f"{kind}s that do: {', '.join(takers) or 'none'}",
-            )
+    knobs = sorted(k for k in given if k in options.names(kind))
+    try:
+        options.check_taken(kind, names, knobs, repr)
+    except options.KnobError as e:
+        raise w.fail(f"{where}: field {e.key!r}", str(e)) from None
 
 
 def _make_case(
@@ -826,12 +814,13 @@ def _make_case(
     where = _case_label(i, cid)
     case_kw = {k: values[k] for k in CASE_KEYS if k in values}
     opts = {k: v for k, v in values.items() if k not in CASE_KEYS + RUN_KEYS}
-    if kind == "layer":
-        dim, heads = opts.get("dim", 768), opts.get("heads", 12)
-        if dim % heads:
-            raise w.fail(f"{where}: field 'heads'", f"heads={heads} does not divide dim={dim}")
-        if "tokens" in opts:
-            opts["tokens"] = _check_value("tokens", opts["tokens"], kind)
+    try:
+        options.check_together(kind, opts)
+    except options.KnobError as e:
+        raise w.fail(f"{where}: field {e.key!r}", str(e)) from None
+    for k, v in opts.items():
+        if options.get(k).type == "hw":  # token maps are kept as "HxW"
+            opts[k] = options.check(k, v)
     try:
         case = Case(kind, name, options=tuple(opts.items()), **case_kw)
     except ConfigError as e:

@@ -67,7 +67,8 @@ def test_tmsa_is_lsa_plus_gsa():
 
 def test_registry_defaults():
     assert build_attention("wmsa", DIM, HEADS).shift == 0
-    assert build_attention("wmsa", DIM, HEADS, shift=3).shift == 0  # not a wmsa knob
+    with pytest.raises(ConfigError, match="unknown attention option 'shift'"):
+        build_attention("wmsa", DIM, HEADS, shift=3)  # not a knob: swmsa derives its shift
     sw = build_attention("swmsa", DIM, HEADS)
     assert (sw.window, sw.shift, sw.rel_pos) == (7, 3, True)
     assert build_attention("swmsa", DIM, HEADS, window=4).shift == 2

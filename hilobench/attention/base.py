@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hilobench.errors import ConfigError
+from hilobench import options
+from hilobench.case import IMPLS, check_impl
 
-IMPLS = ("reference", "fused")
+__all__ = ["IMPLS", "Attention", "check_window", "set_impl"]
 
 
 class Attention(nn.Module):
@@ -24,14 +25,10 @@ class Attention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, impl: str = "reference"):
         super().__init__()
-        if not isinstance(dim, int) or dim < 1:
-            raise ConfigError(f"dim must be a positive integer, got {dim!r}")
-        if not isinstance(num_heads, int) or num_heads < 1:
-            raise ConfigError(f"heads must be a positive integer, got {num_heads!r}")
-        if dim % num_heads:
-            raise ConfigError(f"heads={num_heads} does not divide dim={dim}")
-        if impl not in IMPLS:
-            raise ConfigError(f"unknown impl {impl!r}; choose from: {', '.join(IMPLS)}")
+        options.check("dim", dim)
+        options.check("heads", num_heads)
+        options.check_together("layer", {"dim": dim, "heads": num_heads})
+        check_impl(impl)
         self.dim = dim
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
@@ -47,16 +44,13 @@ class Attention(nn.Module):
 
 
 def check_window(window: object) -> int:
-    """Validate a window size; return it as int."""
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ConfigError(f"window must be an integer >= 1, got {window!r}")
-    return window
+    """Validate a window size (the ``window`` knob's check); return it as int."""
+    return int(options.check("window", window))
 
 
 def set_impl(module: nn.Module, impl: str) -> nn.Module:
     """Switch every attention inside ``module`` to ``impl`` (reference or fused)."""
-    if impl not in IMPLS:
-        raise ConfigError(f"unknown impl {impl!r}; choose from: {', '.join(IMPLS)}")
+    check_impl(impl)
     for m in module.modules():
         if isinstance(m, Attention):
             m.impl = impl

@@ -7,23 +7,19 @@ values computed from the ``s×s`` average-pooled input. Outputs are concatenated
 
 from __future__ import annotations
 
-from numbers import Real
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hilobench import options
 from hilobench.attention.base import Attention, check_window
 from hilobench.attention.msa import attend
 from hilobench.attention.registry import register_attention
-from hilobench.errors import ConfigError
 
 
 def check_alpha(alpha: object) -> float:
-    """Validate the Lo-Fi head fraction; return it as float."""
-    if isinstance(alpha, bool) or not isinstance(alpha, Real) or not 0 <= alpha <= 1:
-        raise ConfigError(f"alpha must be a number in [0, 1], got {alpha!r}")
-    return float(alpha)
+    """Validate the Lo-Fi head fraction (the ``alpha`` knob's check); return it as float."""
+    return float(options.check("alpha", alpha))
 
 
 def lofi_heads(num_heads: int, alpha: float) -> int:
@@ -38,9 +34,7 @@ def lofi_heads(num_heads: int, alpha: float) -> int:
 @register_attention(
     "hilo",
     "HiLo attention (LITv2): Hi-Fi window heads + Lo-Fi pooled global heads",
-    knobs=("window", "alpha"),
-    window=2,
-    alpha=0.9,
+    knobs={"window": 2, "alpha": 0.9},
 )
 class HiLo(Attention):
     """HiLo attention with window size ``window`` (the paper's ``s``) and Lo-Fi fraction ``alpha``.

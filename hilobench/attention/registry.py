@@ -1,25 +1,28 @@
 """Name → attention builder. A new attention is one file plus one ``@register_attention`` line.
 
-Third parties add theirs through the ``hilobench.attentions`` entry point group: each entry
-point is a module (or callable) that registers its attentions when loaded.
+The knobs an attention takes are declared in that line: names of knobs in the options table
+(``hilobench.options``), or new :class:`~hilobench.options.Knob` objects, which join the table
+there; either way the CLI flags and suite fields follow. Third parties add theirs through the
+``hilobench.attentions`` entry point group: each entry point is a module (or callable) that
+registers its attentions when loaded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+from hilobench import options
 from hilobench.attention.base import Attention
 from hilobench.errors import ConfigError
-
-#: Knobs an attention may accept besides dim / num_heads / qkv_bias / impl.
-KNOBS = ("window", "alpha", "sr_ratio", "shift", "rel_pos")
 
 
 @dataclass(frozen=True)
 class AttentionEntry:
+    """One registered attention; ``knobs`` / ``defaults`` are keyed by knob name (``sr``)."""
+
     name: str
     builder: Callable[..., Attention]
     description: str
@@ -32,15 +35,15 @@ _plugins_loaded = False
 
 
 def register_attention(
-    name: str, description: str, knobs: tuple[str, ...] = (), **defaults: Any
+    name: str, description: str, knobs: Mapping[str | options.Knob, Any] | None = None
 ) -> Callable[[Callable[..., Attention]], Callable[..., Attention]]:
-    """Class/function decorator: make ``name`` buildable with the given knobs and defaults."""
-    unknown = set(knobs) - set(KNOBS)
-    if unknown:
-        raise ValueError(f"unknown knobs {sorted(unknown)} for attention {name!r}")
+    """Class/function decorator: make ``name`` buildable with ``knobs``, a mapping of knob (a
+    name in the options table, or a new :class:`~hilobench.options.Knob`) → this attention's
+    default (None: the builder's own). Every attention takes dim, heads and tokens."""
 
     def deco(builder: Callable[..., Attention]) -> Callable[..., Attention]:
-        _REGISTRY[name] = AttentionEntry(name, builder, description, tuple(knobs), dict(defaults))
+        taken = options.take("layer", name, knobs or {})
+        _REGISTRY[name] = AttentionEntry(name, builder, description, tuple(taken), taken)
         return builder
 
     return deco
@@ -80,13 +83,20 @@ def build_attention(
     impl: str = "reference",
     **knobs: Any,
 ) -> Attention:
-    """Build attention ``name``. Knobs it does not take (``None`` or absent) are ignored, so one
-    set of CLI options can drive every layer; knobs left ``None`` take the layer's default."""
+    """Build attention ``name``; ``knobs`` are builder arguments (``sr_ratio``, ``window``...).
+    A knob left None takes the layer's default, and one the layer does not take is ignored, so
+    one set of knobs can build every layer; a Case is stricter (see bench.build_subject)."""
     entry = get_attention(name)
-    kwargs = dict(entry.defaults)
-    for k, v in knobs.items():
-        if k not in KNOBS:
-            raise ConfigError(f"unknown attention option {k!r}; allowed: {', '.join(KNOBS)}")
-        if v is not None and k in entry.knobs:
-            kwargs[k] = v
+    kwargs: dict[str, Any] = {}
+    for key, default in entry.defaults.items():
+        arg = options.get(key).arg
+        if arg is not None and default is not None:
+            kwargs[arg] = default
+    for arg, value in knobs.items():
+        knob = options.by_arg("layer", arg)
+        if knob is None or knob.every:
+            allowed = [k.arg for k in options.knobs("layer") if not k.every and k.arg]
+            raise ConfigError(f"unknown attention option {arg!r}; allowed: {', '.join(allowed)}")
+        if value is not None and knob.name in entry.knobs:
+            kwargs[arg] = value
     return entry.builder(dim=dim, num_heads=num_heads, qkv_bias=qkv_bias, impl=impl, **kwargs)

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hilobench import options
 from hilobench.attention.base import Attention
 from hilobench.attention.msa import attend
 from hilobench.attention.registry import register_attention
@@ -17,12 +18,10 @@ LAYERNORM_MACS_PER_ELEMENT = 5
 
 def check_sr_ratio(sr_ratio: object) -> int:
     """Validate a spatial-reduction ratio; return it as int."""
-    if isinstance(sr_ratio, bool) or not isinstance(sr_ratio, int) or sr_ratio < 1:
-        raise ConfigError(f"sr_ratio must be an integer >= 1, got {sr_ratio!r}")
-    return sr_ratio
+    return int(options.check("sr", sr_ratio, "sr_ratio"))
 
 
-@register_attention("sra", "spatial-reduction attention (PVT)", knobs=("sr_ratio",), sr_ratio=2)
+@register_attention("sra", "spatial-reduction attention (PVT)", knobs={"sr": 2})
 class SpatialReductionAttention(Attention):
     """Queries from every token; keys/values from the map reduced ``sr_ratio``× per side.
 

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import torch
 
-from hilobench.attention.base import IMPLS, Attention
+from hilobench.attention.base import Attention
 from hilobench.attention.registry import register_attention
 from hilobench.attention.sra import SpatialReductionAttention
 from hilobench.attention.window import WindowAttention
-from hilobench.errors import ConfigError
+from hilobench.case import check_impl
 
 
 @register_attention(
     "lsa",
     "Twins locally-grouped attention (window attention, no bias, no shift)",
-    knobs=("window",),
-    window=7,
+    knobs={"window": 7},
 )
 class LocallyGroupedAttention(WindowAttention):
     """Twins' LSA: W-MSA without relative position bias and without shift.
@@ -41,8 +40,7 @@ class LocallyGroupedAttention(WindowAttention):
 @register_attention(
     "gsa",
     "Twins global sub-sampled attention (= PVT spatial-reduction attention)",
-    knobs=("sr_ratio",),
-    sr_ratio=2,
+    knobs={"sr": 2},
 )
 def global_subsampled_attention(
     dim: int,
@@ -58,9 +56,7 @@ def global_subsampled_attention(
 @register_attention(
     "tmsa",
     "Twins-SVT T-MSA: one LSA then one GSA (figures reported per layer)",
-    knobs=("window", "sr_ratio"),
-    window=7,
-    sr_ratio=2,
+    knobs={"window": 7, "sr": 2},
 )
 class TwinsPair(Attention):
     """One LSA followed by one GSA: ``y = gsa(lsa(x))``, as Twins alternates them.
@@ -91,9 +87,7 @@ class TwinsPair(Attention):
 
     @impl.setter
     def impl(self, value: str) -> None:
-        if value not in IMPLS:
-            raise ConfigError(f"unknown impl {value!r}; choose from: {', '.join(IMPLS)}")
-        self._impl = value
+        self._impl = check_impl(value)
         # children do not exist yet while the base constructor sets the first value
         for child in self.children():
             if isinstance(child, Attention):

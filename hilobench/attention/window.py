@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hilobench import options
 from hilobench.attention.base import Attention, check_window
 from hilobench.attention.registry import register_attention
 from hilobench.errors import ConfigError
@@ -68,10 +69,7 @@ def shift_region_mask(
 @register_attention(
     "wmsa",
     "Swin window attention (w x w windows, relative position bias)",
-    knobs=("window", "rel_pos"),
-    window=7,
-    shift=0,
-    rel_pos=True,
+    knobs={"window": 7, "rel_pos": True},
 )
 class WindowAttention(Attention):
     """Multi-head self-attention inside non-overlapping ``window x window`` windows.
@@ -94,8 +92,7 @@ class WindowAttention(Attention):
         window = check_window(window)
         if isinstance(shift, bool) or not isinstance(shift, int) or not 0 <= shift < window:
             raise ConfigError(f"shift must be an integer in [0, window={window}), got {shift!r}")
-        if not isinstance(rel_pos, bool):
-            raise ConfigError(f"rel_pos must be true or false, got {rel_pos!r}")
+        options.check("rel_pos", rel_pos)
         self.window = window
         self.shift = shift
         self.rel_pos = rel_pos
@@ -210,9 +207,7 @@ class WindowAttention(Attention):
 @register_attention(
     "swmsa",
     "Swin shifted window attention (shift = window // 2, region mask)",
-    knobs=("window", "rel_pos"),
-    window=7,
-    rel_pos=True,
+    knobs={"window": 7, "rel_pos": True},
 )
 def shifted_window_attention(
     dim: int,

@@ -22,11 +22,10 @@ from pathlib import Path
 
 import torch
 
+from hilobench.dtypes import TORCH_DTYPES as _DTYPES
 from hilobench.measure.timing import time_fn
 
 __all__ = ["Peak", "peak_macs_per_s", "measure_peak", "cache_path", "achieved_fraction"]
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 #: Environment variable that moves the cache (tests, read-only homes).
 CACHE_ENV = "HILOBENCH_CACHE_DIR"

@@ -2,10 +2,10 @@
 
 ``build_model("litv2_s", res=(224, 224))`` builds one; ``available_models()`` lists every row
 (unavailable ones included, with the reason); ``timm:<name>`` reaches any other timm model.
+The knobs models take (attn, alpha, window, dtm) are declared in ``hilobench.options``.
 """
 
 from hilobench.models.registry import (
-    OPTIONS,
     ModelEntry,
     analytic_macs,
     available_models,
@@ -23,7 +23,6 @@ from hilobench.models.pvt import PVT  # noqa: E402  isort: skip
 __all__ = [
     "LITv1",
     "LITv2",
-    "OPTIONS",
     "PVT",
     "ModelEntry",
     "analytic_macs",

@@ -81,9 +81,16 @@ class DeformableTokenMerging(nn.Module):
         if self.pad_odd:
             m = pad_to_multiple(m, self.kernel)
         if self.offset is not None:
-            m = deform_conv2d(
-                m, self.offset(m), self.conv.weight, self.conv.bias, stride=self.kernel
-            )
+            offset = self.offset(m)
+            if m.device.type == "cpu" and m.dtype in (torch.bfloat16, torch.float16):
+                # torchvision has no reduced-precision CPU kernel for deform_conv2d: run this one
+                # op in float32 (as autocast does for ops it has no low-precision kernel for)
+                w, b = self.conv.weight.float(), self.conv.bias
+                out = deform_conv2d(m.float(), offset.float(), w, None if b is None else b.float(),
+                                    stride=self.kernel)  # fmt: skip
+                m = out.to(m.dtype)
+            else:
+                m = deform_conv2d(m, offset, self.conv.weight, self.conv.bias, stride=self.kernel)
         else:
             m = self.conv(m)
         m = self.act(self.norm(m))

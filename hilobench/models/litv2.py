@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hilobench import options
 from hilobench.attention import Attention, build_attention
 from hilobench.errors import ConfigError, check_choice
 from hilobench.models.blocks import (
@@ -31,17 +32,14 @@ from hilobench.models.blocks import (
 from hilobench.models.dtm import DTM_MODES, DeformableTokenMerging
 from hilobench.models.registry import ModelEntry, register_model
 
-#: Attentions that can replace HiLo in stage 3 (the paper's ablation), and the knobs each takes.
-#: ``swmsa`` alternates W-MSA and shifted W-MSA block by block (Swin); ``tmsa`` alternates
-#: Twins' locally-grouped and global sub-sampled attention block by block (Twins-SVT).
-STAGE3_ATTNS: dict[str, tuple[str, ...]] = {
-    "hilo": ("alpha", "window"),
-    "msa": (),
-    "sra": (),
-    "wmsa": ("window",),
-    "swmsa": ("window",),
-    "tmsa": ("window",),
-}
+#: Attentions that can replace HiLo in stage 3 (the paper's ablation). ``swmsa`` alternates
+#: W-MSA and shifted W-MSA block by block (Swin); ``tmsa`` alternates Twins' locally-grouped and
+#: global sub-sampled attention block by block (Twins-SVT).
+STAGE3_ATTNS = ("hilo", "msa", "sra", "wmsa", "swmsa", "tmsa")
+#: Knobs a LITv2 model passes on to its stage-3 attention, where that attention takes them.
+STAGE3_KNOBS = ("alpha", "window")
+#: Model knobs a LITv2 row takes.
+LITV2_KNOBS = ("attn", "alpha", "window", "dtm")
 #: Spatial-reduction ratio of SRA / Twins GSA at stage 3 (PVT's and Twins-SVT's value there).
 STAGE3_SR_RATIO = 2
 
@@ -97,9 +95,9 @@ class LITv2(HierarchicalNet):
         dtm: str = "deform",
         impl: str = "reference",
     ) -> None:
-        check_choice("attention", attn, tuple(STAGE3_ATTNS))
+        check_choice("attention", attn, STAGE3_ATTNS)
         check_choice("dtm", dtm, DTM_MODES)
-        takes = STAGE3_ATTNS[attn]
+        takes = [k for k in STAGE3_KNOBS if options.takes("layer", attn, k)]
         for knob, value in (("alpha", alpha), ("window", window)):
             if value is not None and knob not in takes:
                 raise ConfigError(
@@ -200,7 +198,7 @@ for _size in CONFIGS:
             source="hilobench",
             builder=_builder(_size),
             default_res=224,
-            options=("attn", "alpha", "window", "dtm"),
+            options=LITV2_KNOBS,
         )
     )
 register_model(
@@ -211,6 +209,6 @@ register_model(
         source="hilobench",
         builder=_builder("b"),
         default_res=384,
-        options=("attn", "alpha", "window", "dtm"),
+        options=LITV2_KNOBS,
     )
 )

@@ -1,7 +1,9 @@
 """Name → backbone builder. A new model is one ``register_model(ModelEntry(...))`` line.
 
 Built-in families register themselves when ``hilobench.models`` is imported; timm-backed rows
-live in ``zoo.py``; any other timm model is reachable as ``timm:<name>``. Third parties add
+live in ``zoo.py``, which also resolves ``timm:<name>`` (any other timm model) through
+:func:`register_prefix`, so this module knows nothing of timm. The knobs a model takes are
+names in the options table (``hilobench.options``). Third parties add
 models through the ``hilobench.models`` entry point group: each entry point loads to a module
 that calls :func:`register_model` on import, a :class:`ModelEntry`, or a callable returning one
 or an iterable of them.
@@ -18,12 +20,9 @@ from typing import Any, Literal
 
 from torch import nn
 
-from hilobench.attention import IMPLS
+from hilobench import options as knobs
+from hilobench.case import check_impl
 from hilobench.errors import ConfigError
-
-#: Model options besides resolution, impl and class count; an entry lists those it accepts.
-OPTIONS = ("attn", "alpha", "window", "dtm")
-TIMM_PREFIX = "timm:"
 
 
 @dataclass(frozen=True)
@@ -31,8 +30,9 @@ class ModelEntry:
     """One row of the model table.
 
     ``builder(res=(H, W), impl=..., num_classes=..., **options)`` returns the model, where
-    ``options`` are the names in ``options`` that the caller set. ``source`` says where the code
-    comes from; ``unavailable`` rows have no builder and say why in ``reason``.
+    ``options`` are the knobs in ``options`` (names in the options table) that the caller set.
+    ``source`` says where the code comes from; ``unavailable`` rows have no builder and say why
+    in ``reason``.
     """
 
     name: str
@@ -47,18 +47,23 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+#: name prefix → function building the row of a prefixed name on demand (``timm:``)
+_PREFIXES: dict[str, Callable[[str], ModelEntry]] = {}
 _plugins_loaded = False
 
 
 def register_model(entry: ModelEntry) -> ModelEntry:
     """Add ``entry`` (replacing one of the same name) and return it."""
-    unknown = set(entry.options) - set(OPTIONS)
-    if unknown:
-        raise ValueError(f"unknown options {sorted(unknown)} for model {entry.name!r}")
     if entry.source != "unavailable" and entry.builder is None:
         raise ValueError(f"model {entry.name!r} needs a builder")
+    knobs.take("model", entry.name, dict.fromkeys(entry.options))
     _REGISTRY[entry.name] = entry
     return entry
+
+
+def register_prefix(prefix: str, resolve: Callable[[str], ModelEntry]) -> None:
+    """Make every name starting with ``prefix`` (e.g. ``timm:``) resolve through ``resolve``."""
+    _PREFIXES[prefix] = resolve
 
 
 def _register_loaded(obj: Any) -> None:
@@ -95,27 +100,6 @@ def available_models() -> list[ModelEntry]:
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
-def _timm_entry(name: str) -> ModelEntry:
-    import timm
-
-    timm_name = name[len(TIMM_PREFIX) :]
-    if not timm_name or not timm.is_model(timm_name):
-        raise ConfigError(
-            f"timm has no model {timm_name!r}; list them with timm.list_models('<pattern>')"
-        )
-    from hilobench.models.zoo import timm_builder, timm_default_res
-
-    return ModelEntry(
-        name=name,
-        display=timm_name,
-        family="timm",
-        source="timm",
-        builder=timm_builder(timm_name),
-        default_res=timm_default_res(timm_name),
-        timm_name=timm_name,
-    )
-
-
 def get_model(name: str) -> ModelEntry:
     """The row for ``name``; ``timm:<name>`` reaches any timm model.
 
@@ -123,14 +107,14 @@ def get_model(name: str) -> ModelEntry:
     model (with the reason).
     """
     _load()
-    if name.startswith(TIMM_PREFIX):
-        return _timm_entry(name)
+    for prefix, resolve in _PREFIXES.items():
+        if name.startswith(prefix):
+            return resolve(name)
     entry = _REGISTRY.get(name)
     if entry is None:
-        usable = [e.name for e in available_models() if e.source != "unavailable"]
-        raise ConfigError(
-            f"unknown model {name!r}; choose from: {', '.join(usable)}, or timm:<name>"
-        )
+        usable = ", ".join(e.name for e in available_models() if e.source != "unavailable")
+        prefixed = "".join(f", or {p}<name>" for p in _PREFIXES)
+        raise ConfigError(f"unknown model {name!r}; choose from: {usable}{prefixed}")
     if entry.source == "unavailable":
         raise ConfigError(f"model {name!r} ({entry.display}) is unavailable: {entry.reason}")
     return entry
@@ -153,37 +137,37 @@ def build_model(
     *,
     res: int | tuple[int, int] | None = None,
     impl: str = "reference",
-    attn: str | None = None,
-    alpha: float | None = None,
-    window: int | None = None,
-    dtm: str = "deform",
     num_classes: int = 1000,
+    **options: Any,
 ) -> nn.Module:
     """Build model ``name`` (random init, no download) for ``res`` images.
 
     ``res=None`` means the row's ``default_res`` (so ``deit_b_384`` is a 384 model unless told
-    otherwise). Options the model does not take raise ConfigError naming the option and what it
-    does take; ``dtm="deform"`` is the default and is accepted everywhere.
+    otherwise). ``options`` are model knobs of the options table (attn, alpha, window, dtm),
+    checked there; None means unset, and a knob at its table default (``dtm="deform"``) is
+    accepted by every model. A knob the model does not take raises ConfigError naming the
+    models that do.
     """
     entry = get_model(name)
     hw = check_res(entry.default_res if res is None else res)
-    if impl not in IMPLS:
-        raise ConfigError(f"unknown impl {impl!r}; choose from: {', '.join(IMPLS)}")
+    check_impl(impl)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
         raise ConfigError(f"num_classes must be an integer >= 0, got {num_classes!r}")
-    given = {"attn": attn, "alpha": alpha, "window": window, "dtm": dtm}
-    options: dict[str, Any] = {}
-    for key, value in given.items():
-        if value is None or (key == "dtm" and value == "deform" and key not in entry.options):
+    kwargs: dict[str, Any] = {}
+    for key, value in options.items():
+        if key not in knobs.names("model"):
+            known = ", ".join(knobs.names("model"))
+            raise ConfigError(f"unknown model option {key!r}; known: {known}")
+        knob = knobs.get(key)
+        if value is None:
             continue
-        if key not in entry.options:
-            takes = ", ".join(entry.options) or "none"
-            raise ConfigError(
-                f"model {name!r} does not take option {key}={value!r} (options it takes: {takes})"
-            )
-        options[key] = value
+        if not knobs.takes("model", entry.name, key):
+            if value == knob.default:
+                continue
+            raise knobs.not_taken("model", [f"model {name!r}"], key, f"{key}={value!r}")
+        kwargs[knob.arg or key] = knob.check(value)
     assert entry.builder is not None
-    return entry.builder(res=hw, impl=impl, num_classes=num_classes, **options)
+    return entry.builder(res=hw, impl=impl, num_classes=num_classes, **kwargs)
 
 
 def analytic_macs(model: nn.Module, res: int | tuple[int, int]) -> int | None:

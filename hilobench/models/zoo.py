@@ -5,7 +5,8 @@ every timm attention module with a ``fused_attn`` flag gets ``fused_attn = (impl
 so ``reference`` runs the explicit matmul + softmax path and ``fused`` runs
 ``scaled_dot_product_attention``; models without such modules (CNNs, TNT) run the same code
 either way. Models whose position embeddings or windows depend on the input get ``img_size``
-set to the requested resolution; fully convolutional ones take any size as they are.
+set to the requested resolution; fully convolutional ones take any size as they are. Any other
+timm model is reachable as ``timm:<name>``, resolved here (the registry only knows the prefix).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from typing import Any
 from torch import nn
 
 from hilobench.errors import ConfigError
-from hilobench.models.registry import ModelEntry, register_model
+from hilobench.models.registry import ModelEntry, register_model, register_prefix
+
+TIMM_PREFIX = "timm:"
 
 
 def timm_default_res(timm_name: str) -> int:
     """The input side timm's default config names for ``timm_name`` (224 if none)."""
-    import timm
+    import timm  # seconds to import: only a timm model needs it
 
     cfg = timm.get_pretrained_cfg(timm_name)
     size = getattr(cfg, "input_size", None) if cfg is not None else None
@@ -42,7 +45,7 @@ def timm_builder(timm_name: str) -> Callable[..., nn.Module]:
     def build(
         *, res: tuple[int, int], impl: str = "reference", num_classes: int = 1000, **_: Any
     ) -> nn.Module:
-        import timm
+        import timm  # seconds to import: only building a timm model needs it
 
         kwargs: dict[str, Any] = dict(pretrained=False, num_classes=num_classes)
         try:
@@ -59,6 +62,26 @@ def timm_builder(timm_name: str) -> Callable[..., nn.Module]:
         return set_timm_impl(model, impl)
 
     return build
+
+
+def timm_entry(name: str) -> ModelEntry:
+    """The row of ``timm:<name>``, built on demand for any model timm has."""
+    import timm  # seconds to import: only a timm model needs it
+
+    timm_name = name[len(TIMM_PREFIX) :]
+    if not timm_name or not timm.is_model(timm_name):
+        raise ConfigError(
+            f"timm has no model {timm_name!r}; list them with timm.list_models('<pattern>')"
+        )
+    return ModelEntry(
+        name=name,
+        display=timm_name,
+        family="timm",
+        source="timm",
+        builder=timm_builder(timm_name),
+        default_res=timm_default_res(timm_name),
+        timm_name=timm_name,
+    )
 
 
 #: name, display (as in the paper's tables), family, timm name, default resolution
@@ -103,6 +126,7 @@ UNAVAILABLE: list[tuple[str, str, str, str]] = [
     ),
 ]
 
+register_prefix(TIMM_PREFIX, timm_entry)
 for _name, _display, _family, _timm, _res in TIMM_ROWS:
     register_model(
         ModelEntry(

@@ -23,7 +23,7 @@ from hilobench.store import load_rows, to_markdown
 
 Series = dict[str, tuple[list[Any], list[float]]]
 
-PAPER_DIR = Path(__file__).resolve().parent.parent / "results" / "paper"
+PAPER_DIR = Path(__file__).resolve().parent / "data" / "paper"  # package data: ships in the wheel
 #: Our attention names → rows of the paper's single-layer table.
 PAPER_ATTENTIONS = {
     "msa": "MSA",

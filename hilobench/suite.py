@@ -135,7 +135,7 @@ CONTEXT_FIELDS = (
 )
 
 DEFAULT_TIMEOUT_S = 1800.0
-SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+SUITES_DIR = Path(__file__).resolve().parent / "suites"  # package data: ships in the wheel
 
 # Limits checked before anything is expanded: YAML aliases share one object per anchor, so a
 # small file can stand for billions of values ("billion laughs"), and list-valued fields expand

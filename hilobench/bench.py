@@ -17,11 +17,14 @@ import torch
 from torch import nn
 
 from hilobench import options
-from hilobench.case import LAYER_SCALE, ROW_SCHEMA_VERSION, Case, fmt_hw, parse_hw
+from hilobench.attention import build_attention, get_attention
+from hilobench.case import LAYER_SCALE, Case, fmt_hw, parse_hw
 from hilobench.dtypes import TORCH_DTYPES
 from hilobench.errors import ConfigError
 from hilobench.measure import memory, stats, timing
 from hilobench.measure.flops import count_macs, warm_tracer
+from hilobench.measure.roofline import achieved_fraction
+from hilobench.row import ROW_SCHEMA_VERSION, Row
 
 #: Shortest timed sample: below ~20 ms, timer resolution and scheduler jitter dominate, so short
 #: calls are repeated inside one sample (the row reports per-call time and calls_per_sample).
@@ -74,8 +77,6 @@ def build_subject(case: Case) -> Subject:
     torch.manual_seed(0)
     opts = case.opts
     if case.kind == "layer":
-        from hilobench.attention import build_attention, get_attention
-
         h, w = layer_tokens(case)
         get_attention(case.name)  # an unknown name first; this also loads plug-in attentions
         # a knob the layer does not take would be ignored by the builder but kept in the key
@@ -90,7 +91,7 @@ def build_subject(case: Case) -> Subject:
 
         return Subject(module, make_inputs, (h, w), lpc, int(module.macs(h, w)), case.name)
 
-    from hilobench.models import analytic_macs, build_model
+    from hilobench.models import analytic_macs, build_model  # torchvision ~1.2 s: models only
 
     model = build_model(
         case.name, res=case.res, impl=case.impl, **options.builder_kwargs("model", opts)
@@ -161,7 +162,7 @@ def _bytes_of(tensors: Any) -> int:
     return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
 
 
-def base_row(case: Case) -> dict[str, Any]:
+def base_row(case: Case) -> Row:
     """Identity columns of a row: known before anything is measured."""
     opts = case.opts
     return {
@@ -192,7 +193,7 @@ def run_case(
     count: bool = True,
     timed: bool = True,
     peak_macs_per_s: float | None = None,
-) -> dict[str, Any]:
+) -> Row:
     """Measure ``case`` and return its row. OOM and runtime failures become rows with a status
     (``OOM`` / ``error``) keeping whatever was measured before; bad settings raise ConfigError.
     ``timed=False`` stops after counts and memory (a compare group times its members together).
@@ -260,12 +261,10 @@ def warm_process(*, count: bool = True) -> None:
         _DISPATCH_WARM = True
 
 
-def add_roofline(row: dict[str, Any], peak_macs_per_s: float | None) -> None:
+def add_roofline(row: Row, peak_macs_per_s: float | None) -> None:
     """Achieved MAC/s and its fraction of the device peak (inference rows: forward MACs only)."""
     if row.get("mode") != "infer" or row.get("status") != "ok" or not peak_macs_per_s:
         return
-    from hilobench.measure.roofline import achieved_fraction
-
     tp = row.get("throughput_median")
     macs = row.get("macs") or row.get("macs_traced")  # timm models have only the traced count
     row["achieved_macs_per_s"] = macs * tp if macs and tp else None
@@ -273,7 +272,7 @@ def add_roofline(row: dict[str, Any], peak_macs_per_s: float | None) -> None:
 
 
 def prepare_step(
-    case: Case, subject: Subject, row: dict[str, Any]
+    case: Case, subject: Subject, row: Row
 ) -> tuple[Callable[[], Any], tuple[Any, ...]]:
     """Move the subject to its device, draw its inputs and return (timed step, inputs)."""
     device = case.device
@@ -287,7 +286,7 @@ def prepare_step(
     step = make_step(case, subject, inputs)
     if case.compile:
         t = time.perf_counter()
-        subject.module.forward = torch.compile(subject.module.forward)  # type: ignore[method-assign]
+        subject.module.forward = torch.compile(subject.module.forward)
         step()
         if device.startswith("cuda"):
             torch.cuda.synchronize()
@@ -298,7 +297,7 @@ def prepare_step(
 def _measure(
     case: Case,
     subject: Subject,
-    row: dict[str, Any],
+    row: Row,
     timed: bool = True,
     deadline: float | None = None,
 ) -> None:
@@ -339,7 +338,7 @@ def _measure(
         row.update(timing_columns(case, subject, tm))
 
 
-def timing_columns(case: Case, subject: Subject, tm: timing.Timing) -> dict[str, Any]:
+def timing_columns(case: Case, subject: Subject, tm: timing.Timing) -> Row:
     """Row columns of one timing: per-layer samples and their summary."""
     samples = [s / subject.layers_per_call for s in tm.samples_s]
     return {

@@ -148,15 +148,3 @@ class Case:
         d["res"] = tuple(d["res"])
         d["options"] = tuple(sorted(d.get("options", {}).items()))
         return cls(**d)
-
-
-#: Columns every row has, in display order. Rows are plain dicts (JSON lines on disk).
-ROW_SCHEMA_VERSION = 1
-ROW_COLUMNS = (
-    "kind", "name", "attention", "impl", "mode", "res", "tokens", "batch", "device", "dtype",
-    "threads", "compile", "channels_last", "params", "macs", "macs_traced", "uncounted_ops",
-    "throughput_median", "throughput_ci_low", "throughput_ci_high", "latency_ms_p50",
-    "latency_ms_p90", "latency_ms_iqr", "cov", "noisy", "n_samples", "peak_mem_bytes",
-    "peak_rss_bytes", "achieved_macs_per_s", "roofline", "status", "message", "case_key",
-    "env_id",
-)  # fmt: skip

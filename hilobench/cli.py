@@ -7,18 +7,25 @@ the run loop, so an interrupted run keeps every row it finished.
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
+import pkgutil
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.table import Table
 
-from hilobench import __version__, options
+from hilobench import __version__, commands, options
 from hilobench.case import Case, expand_impls, parse_hw
 from hilobench.errors import EXIT_INTERRUPTED, EXIT_USAGE, ConfigError, check_choice
-from hilobench.render import console
+from hilobench.render import FORMATS, console, render_text, rich_table
+from hilobench.runlock import RunLock
+
+if TYPE_CHECKING:  # the model registry imports torch
+    from hilobench.models import ModelEntry
 
 app = typer.Typer(
     add_completion=False,
@@ -56,9 +63,8 @@ def execute(
     roofline: bool = True,
 ) -> list[dict[str, Any]]:
     """Validate every case, then measure them one by one, saving each row as it lands."""
-    from hilobench.bench import validate_case
-    from hilobench.render import FORMATS, render_text, rich_table
-    from hilobench.store import RunDir, check_writable, new_run_dir
+    from hilobench.bench import validate_case  # torch ~1.5 s: only a measuring command needs it
+    from hilobench.store import RunDir, check_writable, new_run_dir  # pandas ~0.25 s
 
     check_choice("format", fmt, FORMATS)
     for c in cases:
@@ -66,16 +72,16 @@ def execute(
     warn_emulated(cases)
     target = check_writable(out_dir if out_dir is not None else new_run_dir())
 
+    # torch ~1.5 s (timing), pandas ~0.25 s (runner), psutil ~20 ms (env): measuring only
     from hilobench.measure.env import env_id, fingerprint
     from hilobench.measure.timing import set_threads
-    from hilobench.runner import LineReporter, Runner, plan
-    from hilobench.suite import SuiteCase
+    from hilobench.plan import SuiteCase, plan
+    from hilobench.progress import LineReporter
+    from hilobench.runner import Runner
 
     threads = set_threads(cases[0].threads)
     env = fingerprint(cases[0].device, threads)
     eid = env_id(env)
-    from hilobench.runlock import RunLock
-
     with RunLock(target):  # one writer per run directory
         run = RunDir(target).create({**env, "env_id": eid})
         # in this process, one case after another; `suite run` isolates each case instead
@@ -99,7 +105,7 @@ def execute(
 
 def warn_emulated(cases: Iterable[Case]) -> None:
     """One line per dtype this CPU only emulates, before anything slow starts."""
-    from hilobench.measure.capability import emulation_warnings
+    from hilobench.measure.capability import emulation_warnings  # torch ~1.5 s
 
     for line in emulation_warnings(cases):
         err.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -133,7 +139,7 @@ def layer(
     **knobs: Any,
 ) -> None:
     """Benchmark single attention layers where the paper does: the 1/16-scale map of an image."""
-    from hilobench.attention import available_attentions
+    from hilobench.attention import available_attentions  # torch ~1.5 s
 
     names = available_attentions() if attn.strip() == "all" else split_list(attn)
     if not names:
@@ -185,7 +191,7 @@ def model(
     **knobs: Any,
 ) -> None:
     """Benchmark full backbones: LITv2 / LITv1 / PVT built here, the paper's others from timm."""
-    from hilobench.models import available_models, get_model
+    from hilobench.models import available_models, get_model  # torch ~1.5 s
 
     if list_:
         _print_models(available_models())
@@ -246,11 +252,11 @@ def install_commands(command: str | None = None) -> None:
     of them, load its registry first, so that plug-in knobs get their flags and the help names
     who takes each knob; other commands never import torch for this."""
     if command == "layer":
-        from hilobench.attention import available_attentions
+        from hilobench.attention import available_attentions  # torch ~1.5 s
 
         available_attentions()
     elif command == "model":
-        from hilobench.models import available_models
+        from hilobench.models import available_models  # torch ~1.5 s
 
         available_models()
     for name, func, after in (("layer", layer, "res"), ("model", model, "batch")):
@@ -262,9 +268,7 @@ def install_commands(command: str | None = None) -> None:
         infos.insert(at, infos.pop())
 
 
-def _print_models(entries: list[Any]) -> None:
-    from rich.table import Table
-
+def _print_models(entries: list[ModelEntry]) -> None:
     table = Table(title="models", header_style="bold")
     for c in ("name", "paper name", "family", "source", "res", "note"):
         table.add_column(c)
@@ -276,11 +280,6 @@ def _print_models(entries: list[Any]) -> None:
 
 def _register_commands() -> None:
     """Attach the commands defined in ``hilobench.commands`` (suite, show, report, compare...)."""
-    import importlib
-    import pkgutil
-
-    from hilobench import commands
-
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         importlib.import_module(f"hilobench.commands.{info.name}").register(app)
 

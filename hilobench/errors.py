@@ -10,6 +10,10 @@ class ConfigError(ValueError):
     """A bad setting: the message names the bad value and what is allowed."""
 
 
+class SuiteLimitError(ConfigError):
+    """A suite beyond the size limits: refused before it is expanded, even by `suite list`."""
+
+
 def check_choice(what: str, value: object, allowed: list[str] | tuple[str, ...]) -> None:
     """Raise ConfigError unless ``value`` is one of ``allowed``."""
     if value not in allowed:

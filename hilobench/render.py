@@ -4,6 +4,7 @@ consoles they are printed on."""
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -33,10 +34,10 @@ def rich_table(rows: list[dict[str, Any]], title: str = "") -> Table:
     """The terminal view: counts, speed with its 95% interval, memory, status."""
     table = Table(title=title or None, header_style="bold")
     layer_rows = all(r.get("kind") == "layer" for r in rows)
-    cols = ["name", "impl", "mode", "res", "tokens" if layer_rows else None, "batch", "dtype",
-            "params (M)", "MMACs" if layer_rows else "GMACs", "traced", "img/s", "95% CI",
-            "p50 ms", "p90 ms", "CoV", "roofline", "mem MB", "status"]  # fmt: skip
-    cols = [c for c in cols if c]
+    wanted = ["name", "impl", "mode", "res", "tokens" if layer_rows else None, "batch", "dtype",
+              "params (M)", "MMACs" if layer_rows else "GMACs", "traced", "img/s", "95% CI",
+              "p50 ms", "p90 ms", "CoV", "roofline", "mem MB", "status"]  # fmt: skip
+    cols = [c for c in wanted if c]
     for c in cols:
         table.add_column(c, justify="left" if c in ("name", "impl", "mode", "status") else "right")
     mscale = 1e6 if layer_rows else 1e9
@@ -89,3 +90,37 @@ def render_text(rows: list[dict[str, Any]], fmt: str) -> str:
     if fmt == "md":
         return to_markdown(df)
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def compare_groups_table(rows: list[dict[str, Any]]) -> Table | None:
+    """Members of compare groups with their interleaved speed ratio to the reference; None when
+    no row belongs to a group."""
+    from hilobench.report.tables import compare_table  # pandas (~0.25 s): see render_text
+
+    df = compare_table(rows)
+    if df is None:
+        return None
+    table = Table(title="compare groups (interleaved; speed ratio to the reference)")
+    for c in df.columns:
+        table.add_column(str(c), justify="left" if c in ("group", "member", "setting") else "right")
+    for rec in df.itertuples(index=False):
+        table.add_row(*(_cell(v) for v in rec))
+    return table
+
+
+def _cell(v: Any) -> str:
+    if v is None or v != v:  # None or NaN
+        return ""
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def print_rows(rows: list[dict[str, Any]], fmt: str, title: str) -> None:
+    """Rows on stdout: as tables (with the compare groups) or as json / csv / md text."""
+    if fmt == "table":
+        out = console()
+        out.print(rich_table(rows, title))
+        groups = compare_groups_table(rows)
+        if groups is not None:
+            out.print(groups)
+    else:
+        sys.stdout.write(render_text(rows, fmt) + "\n")

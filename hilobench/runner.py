@@ -12,6 +12,9 @@ after :data:`STOP_GRACE_S`, and never turns it into a row; a unit's rows land to
 Compare groups are measured in two steps: each member's counts and memory in its own process,
 then all members timed together in one process, round by round (A B C, B C A, ...), so drift
 hits every member alike and per-round ratios to the reference are meaningful.
+
+The units come from :func:`hilobench.plan.plan`; a :class:`hilobench.progress.Reporter` shows
+how the run goes.
 """
 
 from __future__ import annotations
@@ -25,57 +28,18 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-
+from hilobench.case import Case
 from hilobench.measure.procenv import worker_env
+from hilobench.plan import SuiteCase, Unit
+from hilobench.progress import Reporter
 from hilobench.store import RunDir
-from hilobench.suite import CompareGroup, SuiteCase
+from hilobench.worker import failure_row, run_job
 
-#: Per-case overhead (seconds) assumed by the ETA besides the timing budget.
-OVERHEAD_S = 4.0
 #: Seconds a worker gets to end after SIGTERM before it is killed.
 STOP_GRACE_S = 2.0
-
-
-@dataclass
-class Unit:
-    """What one worker measures: a single case, or the members of a compare group at one
-    setting (``ref`` indexes the reference member, None when it is not part of this run)."""
-
-    items: list[SuiteCase]
-    group: CompareGroup | None = None
-    ref: int | None = None
-
-    @property
-    def weight(self) -> float:
-        return sum(sc.case.budget + OVERHEAD_S for sc in self.items)
-
-
-def plan(cases: list[SuiteCase], groups: list[CompareGroup] | None = None) -> list[Unit]:
-    """Cases → units in suite order; a group's members at one setting form one unit, placed
-    where its first member appears."""
-    owner = {m: g for g in groups or [] for m in g.members}
-    units: list[Unit] = []
-    by_ctx: dict[tuple[str, tuple[Any, ...]], Unit] = {}
-    for sc in cases:
-        g = owner.get(sc.id)
-        if g is None:
-            units.append(Unit([sc]))
-            continue
-        k = (g.name, sc.context())
-        if k not in by_ctx:
-            by_ctx[k] = Unit([], g)
-            units.append(by_ctx[k])
-        by_ctx[k].items.append(sc)
-    for u in by_ctx.values():
-        refs = [i for i, sc in enumerate(u.items) if u.group and sc.id == u.group.reference]
-        u.ref = refs[0] if refs else None
-    return units
 
 
 class WorkerFailed(Exception):
@@ -149,105 +113,6 @@ def call_worker(job: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
         raise WorkerFailed(f"worker exited with code {proc.returncode} without a result{why}")
 
 
-class Reporter:
-    """Shows progress; the base class shows nothing."""
-
-    def start(self, total_cases: int, total_weight: float) -> None: ...
-
-    def begin(self, unit: Unit) -> None: ...
-
-    def done(self, unit: Unit, rows: list[dict[str, Any]]) -> None: ...
-
-    def stop(self) -> None: ...
-
-
-class LineReporter(Reporter):
-    """One ``[i/n] label`` line per case as it starts (logs, pipes, the single-shot commands)."""
-
-    def __init__(self, console: Console):
-        self.console = console
-        self.n = 0
-        self.total = 0
-
-    def start(self, total_cases: int, total_weight: float) -> None:
-        self.total = total_cases
-
-    def begin(self, unit: Unit) -> None:
-        for sc in unit.items:
-            self.n += 1
-            self.console.print(
-                f"[dim][{self.n}/{self.total}][/dim] {escape(sc.case.label())}", highlight=False
-            )
-
-
-class BarReporter(Reporter):
-    """A progress bar with an ETA (weighted by each case's budget) and a line per row."""
-
-    def __init__(self, console: Console):
-        from rich.progress import (
-            BarColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.console = console
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[cases]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        )
-        self.task: Any = None
-        self.finished = 0
-        self.total = 0
-
-    def start(self, total_cases: int, total_weight: float) -> None:
-        self.total = total_cases
-        self.progress.start()
-        self.task = self.progress.add_task(
-            "starting", total=max(total_weight, 1e-9), cases=f"0/{total_cases}"
-        )
-
-    def begin(self, unit: Unit) -> None:
-        label = unit.items[0].case.label()
-        if unit.group is not None:
-            label = f"compare {unit.group.name}: {len(unit.items)} interleaved @ " + label
-        self.progress.update(self.task, description=escape(label[:60]))
-        if not self.console.is_terminal:  # a log gets a line where a terminal gets the bar
-            self.console.print(f"[dim]started[/dim] {escape(label)}", highlight=False)
-
-    def done(self, unit: Unit, rows: list[dict[str, Any]]) -> None:
-        for row in rows:
-            self.finished += 1
-            self.console.print(_row_line(row, self.finished, self.total), highlight=False)
-        self.progress.update(self.task, advance=unit.weight, cases=f"{self.finished}/{self.total}")
-
-    def stop(self) -> None:
-        self.progress.stop()
-
-
-def _row_line(row: dict[str, Any], i: int, n: int) -> str:
-    from hilobench.case import Case
-
-    label = Case.from_json(row["case"]).label() if "case" in row else row.get("name", "")
-    label = escape(label)
-    status = row.get("status")
-    if status == "ok":
-        tp = row.get("throughput_median")
-        speed = f"{tp:.1f} img/s" if tp is not None else ""
-        if row.get("ratio_to_ref") is not None:
-            speed += f", {row['ratio_to_ref']:.2f}x {row.get('ref')}"
-        return f"[dim][{i}/{n}][/dim] [green]ok[/green] {label}  {speed}"
-    msg = escape(str(row.get("message", ""))[:80])
-    return f"[dim][{i}/{n}][/dim] [red]{status}[/red] {label}  {msg}"
-
-
 class Runner:
     """Runs units and appends each finished row to the run directory at once."""
 
@@ -307,15 +172,13 @@ class Runner:
                     if sc.case.device.startswith("cuda"):
                         (res,) = self._job(job, 300.0)
                     else:
-                        from hilobench.worker import run_job
-
                         (res,) = run_job(job)
                 except (WorkerFailed, RuntimeError):  # no roofline column then, the run goes on
                     continue
                 self.peaks[k] = float(res["peak_macs_per_s"])
                 self.run.record_peak(sc.case.device, sc.case.dtype, self.peaks[k])
 
-    def _peak(self, case: Any) -> float | None:
+    def _peak(self, case: Case) -> float | None:
         return self.peaks.get(f"{case.device}/{case.dtype}")
 
     def _annotate(self, sc: SuiteCase, row: dict[str, Any]) -> None:
@@ -356,9 +219,7 @@ class Runner:
             return out
 
     def _one(self, sc: SuiteCase, *, timed: bool) -> dict[str, Any]:
-        from hilobench.worker import failure_row
-
-        job = {
+        job: dict[str, Any] = {
             "kind": "case",
             "case": sc.case.to_json(),
             "case_id": sc.id,
@@ -370,14 +231,12 @@ class Runner:
         try:
             (row,) = self._job(job, sc.timeout)
         except WorkerFailed as e:
-            row = failure_row(job["case"], str(e), env_id=self.env_id)
+            row = dict(failure_row(job["case"], str(e), env_id=self.env_id))
         return row
 
     def _job(self, job: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
         if self.isolate:
             return call_worker(job, timeout)
-        from hilobench.worker import run_job
-
         return run_job(job)
 
 
@@ -385,7 +244,7 @@ def done_keys(run: RunDir) -> set[str]:
     """Keys of the cases a run directory already holds (any status)."""
     if not run.rows_path.exists():
         return set()
-    return {r.get("case_key") for r in run.rows() if r.get("case_key")}
+    return {str(r["case_key"]) for r in run.rows() if r.get("case_key")}
 
 
 def repair_tail(run: RunDir) -> None:

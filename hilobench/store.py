@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from hilobench.case import ROW_COLUMNS
 from hilobench.errors import ConfigError
+from hilobench.row import ROW_COLUMNS
 
 ROWS = "rows.jsonl"
 ENV = "env.json"

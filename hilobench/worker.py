@@ -33,13 +33,21 @@ inside a worker process.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Any
+
+from hilobench.case import Case
+from hilobench.row import Row, Status
+
+# What imports torch (~1.5 s) is imported where it is used, so that importing this module (the
+# runner does, in its own process) stays light.
 
 FAULT_ENV = "HILOBENCH_TEST_FAULT"
 FAULT_KINDS = ("oom", "error", "exit", "hang")
@@ -61,8 +69,6 @@ def fault_for(case_json: dict[str, Any], case_id: str | None = None) -> str | No
     faults = _faults()
     if not faults:
         return None
-    from hilobench.case import Case
-
     key = Case.from_json(case_json).key
     for kind, match in faults:
         if match in (case_id, case_json.get("name"), key):
@@ -72,7 +78,7 @@ def fault_for(case_json: dict[str, Any], case_id: str | None = None) -> str | No
 
 def _raise_fault(kind: str | None) -> None:
     if kind == "oom":
-        import torch
+        import torch  # torch ~1.5 s
 
         raise torch.OutOfMemoryError("injected out of memory (test fault)")
     if kind == "error":
@@ -80,19 +86,20 @@ def _raise_fault(kind: str | None) -> None:
 
 
 def failure_row(
-    case_json: dict[str, Any], message: str, *, status: str = "error", env_id: str = ""
-) -> dict[str, Any]:
+    case_json: dict[str, Any], message: str, *, status: Status = "error", env_id: str = ""
+) -> Row:
     """A row for a case that produced no measurement: identity, status and why."""
-    from hilobench.bench import base_row
-    from hilobench.case import Case
+    from hilobench.bench import base_row  # torch ~1.5 s
 
     row = base_row(Case.from_json(case_json))
-    row.update(env_id=env_id, status=status, message=" ".join(message.split())[:300])
+    row["env_id"] = env_id
+    row["status"] = status
+    row["message"] = " ".join(message.split())[:300]
     return row
 
 
-def _record_failure(row: dict[str, Any], exc: BaseException) -> None:
-    from hilobench.measure.memory import is_oom
+def _record_failure(row: Row, exc: BaseException) -> None:
+    from hilobench.measure.memory import is_oom  # torch ~1.5 s
 
     row["status"] = "OOM" if is_oom(exc) else "error"
     msg = str(exc).strip().splitlines()
@@ -108,10 +115,9 @@ def measure_case(
     timed: bool = True,
     case_id: str | None = None,
     peak_macs_per_s: float | None = None,
-) -> dict[str, Any]:
+) -> Row:
     """One case → one row, whatever happens (failures of any stage become a status)."""
-    from hilobench.bench import run_case
-    from hilobench.case import Case
+    from hilobench.bench import run_case  # torch ~1.5 s
 
     try:
         _raise_fault(fault_for(case_json, case_id))
@@ -144,20 +150,20 @@ def _guard(index: int, fn: Any) -> Any:
 
 def measure_group(
     cases_json: list[dict[str, Any]],
-    rows: list[dict[str, Any]],
+    rows: list[Row],
     *,
     ref: int | None,
     group: str = "",
     case_ids: list[str] | None = None,
     peak_macs_per_s: float | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Row]:
     """Time the members of a compare group round by round and add per-round ratios to ``ref``.
 
     ``rows`` are the members' rows of counts and memory; members whose row is not ``ok`` are
     left out. A member that fails while being timed is recorded and the rest are timed again,
     so one OOM does not cost the others their numbers.
     """
-    import torch
+    import torch  # torch ~1.5 s, as for the imports below
 
     from hilobench.bench import (
         MIN_SAMPLE_S,
@@ -166,10 +172,9 @@ def measure_group(
         prepare_step,
         timing_columns,
     )
-    from hilobench.case import Case
     from hilobench.measure import stats, timing
 
-    rows = [dict(r) for r in rows]
+    rows = [r.copy() for r in rows]
     cases = [Case.from_json(c) for c in cases_json]
     ids = case_ids or [c.name for c in cases]
     t0 = time.perf_counter()
@@ -228,18 +233,17 @@ def measure_group(
 def run_job(job: dict[str, Any]) -> list[dict[str, Any]]:
     """Run a job (see the module docstring) in this process and return its rows."""
     if job["kind"] == "case":
-        return [
-            measure_case(
-                job["case"],
-                env_id=job.get("env_id", ""),
-                count=job.get("count", True),
-                timed=job.get("timed", True),
-                case_id=job.get("case_id"),
-                peak_macs_per_s=job.get("peak_macs_per_s"),
-            )
-        ]
+        row = measure_case(
+            job["case"],
+            env_id=job.get("env_id", ""),
+            count=job.get("count", True),
+            timed=job.get("timed", True),
+            case_id=job.get("case_id"),
+            peak_macs_per_s=job.get("peak_macs_per_s"),
+        )
+        return [dict(row)]
     if job["kind"] == "group":
-        return measure_group(
+        rows = measure_group(
             job["cases"],
             job["rows"],
             ref=job.get("ref"),
@@ -247,12 +251,13 @@ def run_job(job: dict[str, Any]) -> list[dict[str, Any]]:
             case_ids=job.get("case_ids"),
             peak_macs_per_s=job.get("peak_macs_per_s"),
         )
+        return [dict(r) for r in rows]
     if job["kind"] == "gate":
-        from hilobench.gate.side import run_side
+        from hilobench.gate.side import run_side  # torch ~1.5 s
 
         return run_side(job)
     if job["kind"] == "peak":
-        from hilobench.measure.roofline import peak_macs_per_s
+        from hilobench.measure.roofline import peak_macs_per_s  # torch ~1.5 s
 
         return [{"peak_macs_per_s": peak_macs_per_s(job["device"], job["dtype"])}]
     raise ValueError(f"unknown job kind {job['kind']!r}")
@@ -264,9 +269,6 @@ def _die_with_parent() -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
-        import ctypes
-        import signal
-
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         if os.getppid() == 1:  # the parent died before the request took effect

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from hilobench.measure import env as menv
-from hilobench.report import load_runs, merge_runs
+from hilobench.report.merge import merge_runs
+from hilobench.report.runs import load_runs
 
 CliRunner = Callable[[list[str]], tuple[int, str, str]]
 

@@ -12,7 +12,9 @@ import pytest
 
 from hilobench.cli import main
 from hilobench.errors import ConfigError
-from hilobench.report import build_report, load_runs, merge_runs
+from hilobench.report.markdown import build_report
+from hilobench.report.merge import merge_runs
+from hilobench.report.runs import load_runs
 from hilobench.store import RunDir
 
 PAPER = Path(__file__).resolve().parent.parent / "results" / "paper"

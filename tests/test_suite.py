@@ -9,7 +9,8 @@ import pytest
 
 from hilobench.cli import main
 from hilobench.errors import ConfigError
-from hilobench.suite import find_suite, load_suite, parse_suite, select, shipped_suites
+from hilobench.plan import select
+from hilobench.suite import find_suite, load_suite, parse_suite, shipped_suites
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"
 SHIPPED = sorted(p.name for p in SUITES.glob("*.yaml"))
@@ -125,7 +126,7 @@ def test_compare_groups_match_settings() -> None:
     base = {"defaults": TINY, "cases": [{"layer": ["hilo", "msa"], "res": [224, 320]}]}
     s = parse_suite({**base, "compare": {"name": "g", "pattern": "*", "reference": "msa"}})
     assert s.compare[0].members == ("hilo", "msa")
-    from hilobench.runner import plan
+    from hilobench.plan import plan
 
     units = plan(s.cases, s.compare)
     assert [[sc.case.res[0] for sc in u.items] for u in units] == [[224, 224], [320, 320]]

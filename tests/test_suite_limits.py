@@ -13,16 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hilobench import suite as suite_mod
-from hilobench.errors import ConfigError
-from hilobench.suite import (
-    MAX_CASES,
-    MAX_SUITE_BYTES,
-    SuiteLimitError,
-    load_suite,
-    parse_suite,
-    read_yaml,
-)
+from hilobench import suite_expand
+from hilobench.errors import ConfigError, SuiteLimitError
+from hilobench.suite import load_suite, parse_suite
+from hilobench.suite_expand import MAX_CASES
+from hilobench.suite_yaml import MAX_SUITE_BYTES, read_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ROOT / "suites"
@@ -139,9 +134,9 @@ def test_count_is_exact_where_options_apply_to_some_layers(
         "defaults": {"dim": 64, "heads": 4},
         "cases": [{"layer": ["hilo", "msa"], "alpha": [0.5, 0.7, 0.9], "res": [224, 256]}],
     }
-    monkeypatch.setattr(suite_mod, "MAX_CASES", 8)
+    monkeypatch.setattr(suite_expand, "MAX_CASES", 8)
     assert len(parse_suite(data).cases) == 8
-    monkeypatch.setattr(suite_mod, "MAX_CASES", 7)
+    monkeypatch.setattr(suite_expand, "MAX_CASES", 7)
     with pytest.raises(SuiteLimitError, match="expands to 8 cases .*the limit is 7"):
         parse_suite(data)
 

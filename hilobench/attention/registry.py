@@ -51,9 +51,8 @@ def register_attention(
 
 def _load() -> None:
     global _plugins_loaded
-    # importing the package registers the built-in layers
-    import hilobench.attention  # noqa: F401
-
+    # the built-in layers are registered already: importing this module runs the package's
+    # __init__, which imports them
     if not _plugins_loaded:
         _plugins_loaded = True
         for ep in entry_points(group="hilobench.attentions"):

@@ -78,6 +78,10 @@ class WindowAttention(Attention):
     ``(2w-1)^2 x heads`` bias indexed by relative coordinates; ``shift > 0`` makes it SW-MSA.
     """
 
+    #: the learned bias and its index buffer; both None without ``rel_pos``
+    relative_position_bias_table: nn.Parameter | None
+    relative_position_index: torch.Tensor | None
+
     def __init__(
         self,
         dim: int,
@@ -128,9 +132,8 @@ class WindowAttention(Attention):
         table = self.relative_position_bias_table
         if table is None:
             return None
-        if (wh, ww) == (self.window, self.window):
-            index = self.relative_position_index
-        else:
+        index = self.relative_position_index  # there is one with the table
+        if index is None or (wh, ww) != (self.window, self.window):
             index = relative_position_index(wh, ww, self.window, table.device)
         n = wh * ww
         return table[index.reshape(-1)].view(n, n, -1).permute(2, 0, 1)

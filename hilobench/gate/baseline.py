@@ -13,6 +13,7 @@ from typing import Any
 from hilobench.case import Case
 from hilobench.gate.policy import DETERMINISTIC
 from hilobench.gate.verdict import BaselineError
+from hilobench.row import Row
 
 #: Format marker of a committed deterministic baseline file.
 BASELINE_KIND = "hilobench-deterministic-baseline"
@@ -49,7 +50,7 @@ def read_baseline_rows(path: Path) -> dict[str, dict[str, Any]]:
     return rows
 
 
-def deterministic_row(case: Case, *, count: bool = True, env_id: str = "") -> dict[str, Any]:
+def deterministic_row(case: Case, *, count: bool = True, env_id: str = "") -> Row:
     """The row of ``case`` without timing: identity, counts and memory, exactly as the suite
     runner measures them (:func:`hilobench.bench.run_case` with ``timed=False``)."""
     from hilobench.bench import run_case  # imports torch: only computing a baseline needs it
@@ -61,7 +62,7 @@ def compute_baseline(suite_path: Path | str) -> dict[str, Any]:
     """Deterministic figures of every case of a suite (no timing), as committed."""
     import torch  # only for its version; computing the rows imports it anyway
 
-    from hilobench.suite import load_suite
+    from hilobench.suite import load_suite  # with yaml ~25 ms: the CLI imports this module
 
     suite = load_suite(suite_path)
     cases: dict[str, Any] = {}

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hilobench.case import ROW_SCHEMA_VERSION, Case
+from hilobench.case import Case
 from hilobench.errors import ConfigError
 from hilobench.gate.baseline import read_baseline_rows
 from hilobench.gate.verdict import BaselineError
 from hilobench.measure import env as menv
+from hilobench.row import ROW_SCHEMA_VERSION
 from hilobench.store import ENV, ROWS, load_rows
 
 #: Case fields that pair two rows of one setting (the suite's compare-group setting).

@@ -222,7 +222,7 @@ class GateSide:
         except ConfigError as e:  # this revision cannot build the case
             self.rows[i] = {**base_row(case), "status": "error", "message": str(e)[:300]}
             raise
-        self.rows[i] = row
+        self.rows[i] = dict(row)  # a plain dict: blocks add columns Row lacks (block_calls)
         _settle()  # the counting's first-time imports and caches stay for good
         return {"status": row.get("status"), "message": row.get("message", "")}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hilobench.errors import EXIT_USAGE as EXIT_USAGE  # re-exported: all exit codes here
 from hilobench.gate.policy import SpeedPolicy
 
 if TYPE_CHECKING:
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
 
 EXIT_PASS = 0
 EXIT_REGRESSION = 1
-EXIT_USAGE = 2
 EXIT_BASELINE = 3
 
 

@@ -80,8 +80,14 @@ def emulation_warning(device: str, dtype: str) -> str | None:
 
 
 class _OnDevice(Protocol):
-    device: str
-    dtype: str
+    """Anything that names a device and a dtype (a Case, a suite row); read-only, so frozen
+    dataclasses qualify."""
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def dtype(self) -> str: ...
 
 
 def emulation_warnings(cases: Iterable[_OnDevice]) -> list[str]:

@@ -22,6 +22,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from hilobench import __version__
+
 __all__ = [
     "CLASS_FIELDS",
     "IDENTITY_FIELDS",
@@ -108,19 +112,15 @@ def _cores() -> tuple[int | None, int | None]:
     """(physical, logical) core counts; physical is None where it cannot be told."""
     logical = os.cpu_count()
     try:
-        import psutil
-
         return psutil.cpu_count(logical=False), psutil.cpu_count(logical=True) or logical
-    except Exception:  # psutil missing or unsupported platform
+    except Exception:  # unsupported platform
         return None, logical
 
 
 def _ram_total() -> int | None:
     try:
-        import psutil
-
         return int(psutil.virtual_memory().total)
-    except Exception:  # psutil missing or unsupported platform
+    except Exception:  # unsupported platform
         return None
 
 
@@ -163,7 +163,7 @@ def git_state(path: str | Path | None = None) -> tuple[str | None, bool | None]:
 
 
 def _cuda_info(device: str) -> dict:
-    import torch
+    import torch  # torch ~1.5 s: grouping stored runs never needs it
 
     dev = torch.device(device)
     info: dict = {"gpu_name": None, "gpu_memory_bytes": None, "gpu_capability": None}
@@ -184,9 +184,7 @@ def fingerprint(device: str = "cpu", threads: int | None = None) -> dict:
     GPU fields are filled only for a CUDA ``device``, so a CPU run's id does not depend on
     which GPU the host happens to have.
     """
-    import torch  # here, so that grouping stored runs never pays for importing torch
-
-    from hilobench import __version__
+    import torch  # torch ~1.5 s: here, so that grouping stored runs never pays for it
 
     physical, logical = _cores()
     commit, dirty = git_state()

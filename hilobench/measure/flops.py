@@ -22,6 +22,9 @@ meta tensors (no parameter data is copied) is traced with meta inputs, so a 1536
 costs no activation memory. Should a module refuse meta (data-dependent Python, a kernel
 without a meta implementation), the count falls back to a real CPU trace at batch 1, scaled by
 the batch; every MAC-carrying op here is linear in the batch, so the total is unchanged.
+
+The per-operator handles and the classification of operators live in
+:mod:`hilobench.measure.flop_handles`; this module runs the trace and assembles the count.
 """
 
 from __future__ import annotations
@@ -29,9 +32,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import math
 import warnings
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,210 +40,22 @@ from typing import Any
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten, tree_unflatten
+from torch.utils._pytree import TreeSpec, tree_flatten, tree_unflatten
+
+from hilobench.measure.flop_handles import (
+    CONVENTION_IGNORED,
+    DATA_MOVEMENT,
+    MAC_HANDLES,
+    NORM_HANDLES,
+    Handle,
+    Value,
+)
 
 with warnings.catch_warnings():  # fvcore scripts a loss function on import: a jit warning
     warnings.simplefilter("ignore")
     from fvcore.nn import FlopCountAnalysis
-    from fvcore.nn.jit_handles import batchnorm_flop_jit, get_shape, norm_flop_counter
 
 __all__ = ["Handle", "MacCount", "count_macs", "layer_macs"]
-
-#: fvcore handle: ``(jit input values, jit output values) -> count`` (a number or a Counter).
-Handle = Callable[[list[Any], list[Any]], Any]
-
-# ---------------------------------------------------------------------------------------------
-# operator classification
-# ---------------------------------------------------------------------------------------------
-
-#: Arithmetic that the paper's convention does not count as MACs (reported in ``ignored``).
-CONVENTION_IGNORED: frozenset[str] = frozenset(
-    "aten::" + op
-    for op in (
-        # softmax / scaling / biases / activations / elementwise
-        "softmax _softmax log_softmax add add_ sub sub_ rsub mul mul_ div div_ neg exp log "
-        "sqrt rsqrt pow square reciprocal abs sign erf gelu silu sigmoid tanh elu leaky_relu "
-        "hardswish hardsigmoid hardtanh mish softplus addcmul addcdiv lerp maximum minimum "
-        "clamp_min clamp_max where masked_fill_ cumsum mean sum var std "
-        "linalg_vector_norm frobenius_norm norm "
-        # pooling and interpolation
-        "avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d "
-        "adaptive_avg_pool3d max_pool1d max_pool2d max_pool3d adaptive_max_pool1d "
-        "adaptive_max_pool2d adaptive_max_pool3d upsample_nearest1d upsample_nearest2d "
-        "upsample_bilinear2d upsample_bicubic2d upsample_linear1d upsample_trilinear3d "
-        "grid_sampler col2im "
-        # dropout
-        "dropout_ feature_dropout alpha_dropout"
-    ).split()
-)
-
-#: Normalisations: ignored by default, counted with fvcore's handles when ``count_norms``.
-NORM_HANDLES: dict[str, Handle] = {
-    "aten::layer_norm": norm_flop_counter(2),
-    "aten::group_norm": norm_flop_counter(2),
-    "aten::instance_norm": norm_flop_counter(1),
-    "aten::batch_norm": batchnorm_flop_jit,
-    "aten::rms_norm": norm_flop_counter(2),
-}
-
-#: Zero-arithmetic ops (shape, copy, indexing, comparison, factories) beyond fvcore's own list.
-DATA_MOVEMENT: frozenset[str] = frozenset(
-    "aten::" + op
-    for op in (
-        "pad reflection_pad1d reflection_pad2d replication_pad1d replication_pad2d "
-        "circular_pad2d view_as expand_as repeat repeat_interleave tile movedim swapaxes "
-        "swapdims clone tensor_split unflatten flip im2col pixel_shuffle pixel_unshuffle "
-        "ones_like empty_like rand rand_like randn randn_like randint lift_fresh _unsafe_view "
-        "alias as_strided index_select embedding meshgrid linspace lt le ne logical_and "
-        "logical_or logical_not any all item zero_ fill_ new_ones detach_ argmax argmin sort "
-        "scalar_tensor tensor one_hot unfold diagonal triu tril masked_select empty_strided "
-        "resolve_conj resolve_neg"
-    ).split()
-)
-
-
-# ---------------------------------------------------------------------------------------------
-# handles
-# ---------------------------------------------------------------------------------------------
-
-
-def _shape(value: Any) -> list[int]:
-    shape = get_shape(value)
-    if shape is None:
-        raise ValueError(f"no static shape for traced value {value!r}")
-    return list(shape)
-
-
-def _out_numel_times(k_of: Callable[[list[Any]], int]) -> Handle:
-    """Handle counting ``numel(output) * K``: every output element is a K-long dot product."""
-
-    def handle(inputs: list[Any], outputs: list[Any]) -> int:
-        return math.prod(_shape(outputs[0])) * k_of(inputs)
-
-    return handle
-
-
-def _last_dim(index: int) -> Callable[[list[Any]], int]:
-    return lambda inputs: _shape(inputs[index])[-1]
-
-
-def sdpa_handle(inputs: list[Any], outputs: list[Any]) -> int:
-    """``q @ kᵀ`` and ``attn @ v``: batch·heads · Lq·Lk · (d_qk + d_v).
-
-    ``attn_mask`` (added, not multiplied) and ``is_causal`` do not change the count: it is the
-    dense product count, the same the explicit matmul formulation performs.
-    """
-    q, k, v = (_shape(t) for t in inputs[:3])
-    out = get_shape(outputs[0])
-    lead = list(out[:-2]) if out is not None else q[:-2]
-    return math.prod(lead) * q[-2] * k[-2] * (q[-1] + v[-1])
-
-
-def deform_conv2d_handle(inputs: list[Any], outputs: list[Any]) -> int:
-    """Like a convolution of the same shapes: out elements x in_ch/groups x kh x kw.
-
-    The bilinear sampling at the offsets and the optional modulation mask are not MACs by the
-    convention used for interpolation; the offset-predicting conv is an ordinary conv.
-    """
-    weight = _shape(inputs[1])  # (out_ch, in_ch / groups, kh, kw)
-    return math.prod(_shape(outputs[0])) * math.prod(weight[1:])
-
-
-def conv_mode_handle(inputs: list[Any], outputs: list[Any]) -> Counter[str]:
-    """``aten::_convolution_mode`` (string padding, "same"/"valid"): a conv, reported as such."""
-    weight = _shape(inputs[1])
-    return Counter({"conv": math.prod(_shape(outputs[0])) * math.prod(weight[1:])})
-
-
-def _tensordot_k(inputs: list[Any]) -> int:
-    a = _shape(inputs[0])
-    dims = inputs[2].toIValue()
-    return math.prod(a[d] for d in dims)
-
-
-def _vecdot_k(inputs: list[Any]) -> int:
-    a, b = _shape(inputs[0]), _shape(inputs[1])
-    dim = inputs[2].toIValue()
-    return max(a[dim] if a else 1, b[dim] if b else 1)
-
-
-def _einsum_labels(equation: str, shapes: list[list[int]]) -> tuple[list[list[str]], list[str]]:
-    """Operand and output label lists, with ``...`` expanded to shared right-aligned labels."""
-    lhs, arrow, rhs = equation.replace(" ", "").partition("->")
-    terms = lhs.split(",")
-    n_ell = max(
-        (len(s) - (len(t) - 3) for t, s in zip(terms, shapes, strict=True) if "..." in t),
-        default=0,
-    )
-    ell = [f"<{i}>" for i in range(n_ell)]
-
-    def expand(term: str, ndim: int | None) -> list[str]:
-        head, dots, tail = term.partition("...")
-        if not dots:
-            return list(term)
-        n = n_ell if ndim is None else ndim - len(head) - len(tail)
-        return list(head) + ell[n_ell - n :] + list(tail)
-
-    ops = [expand(t, len(s)) for t, s in zip(terms, shapes, strict=True)]
-    if arrow:
-        out = expand(rhs, None)
-    else:
-        counts = Counter(label for o in ops for label in o if len(label) == 1)
-        out = ell + sorted(label for label, c in counts.items() if c == 1)
-    return ops, out
-
-
-def einsum_handle(inputs: list[Any], outputs: list[Any]) -> int:
-    """Shape-only einsum count: a pairwise contraction costs the product of all its label sizes.
-
-    More than two operands are contracted left to right (torch's order without opt_einsum).
-    """
-    equation = inputs[0].toIValue()
-    shapes = [_shape(v) for v in inputs[1].node().inputs()]
-    ops, out = _einsum_labels(equation, shapes)
-    size: dict[str, int] = {}
-    for labels, shape in zip(ops, shapes, strict=True):
-        for label, n in zip(labels, shape, strict=True):
-            size[label] = max(size.get(label, 1), n)
-    if len(ops) < 2:
-        return 0
-    macs, cur = 0, ops[0]
-    for i in range(1, len(ops)):
-        involved = list(dict.fromkeys(cur + ops[i]))
-        macs += math.prod(size[label] for label in involved)
-        later = set(out).union(*ops[i + 1 :])
-        cur = [label for label in involved if label in later]
-    return macs
-
-
-#: Our MAC handles; they replace or extend fvcore's defaults.
-MAC_HANDLES: dict[str, Handle] = {
-    "aten::linear": _out_numel_times(lambda i: _shape(i[1])[-1]),
-    "aten::matmul": _out_numel_times(_last_dim(0)),
-    "aten::mm": _out_numel_times(_last_dim(0)),
-    "aten::bmm": _out_numel_times(_last_dim(0)),
-    "aten::addmm": _out_numel_times(_last_dim(1)),
-    "aten::baddbmm": _out_numel_times(_last_dim(1)),
-    "aten::addbmm": lambda i, o: math.prod(_shape(i[1])) * _shape(i[2])[-1],
-    "aten::mv": lambda i, o: math.prod(_shape(i[0])),
-    "aten::addmv": lambda i, o: math.prod(_shape(i[1])),
-    "aten::dot": lambda i, o: math.prod(_shape(i[0])),
-    "aten::vdot": lambda i, o: math.prod(_shape(i[0])),
-    "aten::outer": _out_numel_times(lambda i: 1),
-    "aten::ger": _out_numel_times(lambda i: 1),
-    "aten::addr": _out_numel_times(lambda i: 1),
-    "aten::tensordot": _out_numel_times(_tensordot_k),
-    "aten::linalg_vecdot": _out_numel_times(_vecdot_k),
-    "aten::einsum": einsum_handle,
-    "aten::_convolution_mode": conv_mode_handle,
-    "aten::scaled_dot_product_attention": sdpa_handle,
-    "torchvision::deform_conv2d": deform_conv2d_handle,
-}
-
-
-# ---------------------------------------------------------------------------------------------
-# counting
-# ---------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -262,7 +75,9 @@ class MacCount:
 class _Bound(nn.Module):
     """Calls ``inner`` with the original arguments, taking only their tensors as inputs."""
 
-    def __init__(self, inner: nn.Module, leaves: list[Any], spec: Any, slots: list[int]):
+    def __init__(
+        self, inner: nn.Module, leaves: list[Any], spec: TreeSpec, slots: list[int]
+    ) -> None:
         super().__init__()
         self.inner = inner
         self._leaves, self._spec, self._slots = leaves, spec, slots
@@ -276,7 +91,7 @@ class _Bound(nn.Module):
         return tuple(t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor))
 
 
-_CONV_FUNCS: dict[Any, tuple[int, bool]] = {
+_CONV_FUNCS: dict[Callable[..., torch.Tensor], tuple[int, bool]] = {
     torch.conv1d: (1, False),
     torch.conv2d: (2, False),
     torch.conv3d: (3, False),
@@ -338,7 +153,7 @@ class _MetaConvolution(TorchFunctionMode):
 
 
 def _ignore_recorder(name: str, seen: set[str]) -> Handle:
-    def handle(inputs: list[Any], outputs: list[Any]) -> int:
+    def handle(inputs: list[Value], outputs: list[Value]) -> int:
         seen.add(name)
         return 0
 
@@ -377,7 +192,7 @@ def _materialize(t: torch.Tensor, device: torch.device) -> torch.Tensor:
 def _trace_count(
     module: nn.Module,
     leaves: list[Any],
-    spec: Any,
+    spec: TreeSpec,
     device: torch.device,
     count_norms: bool,
     extra_handles: dict[str, Handle | None] | None,
@@ -391,8 +206,8 @@ def _trace_count(
     for op, h in NORM_HANDLES.items():
         handles[op] = h if count_norms else _ignore_recorder(op, seen_ignored)
     handles |= MAC_HANDLES
-    for op, h in (extra_handles or {}).items():
-        handles[op] = h if h is not None else _ignore_recorder(op, seen_ignored)
+    for op, extra in (extra_handles or {}).items():
+        handles[op] = extra if extra is not None else _ignore_recorder(op, seen_ignored)
 
     analysis = (
         FlopCountAnalysis(_Bound(module, consts, spec, slots), tensors)

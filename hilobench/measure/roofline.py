@@ -21,8 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from platformdirs import user_cache_dir
 
 from hilobench.dtypes import TORCH_DTYPES as _DTYPES
+from hilobench.measure.env import _cpu_model
 from hilobench.measure.timing import time_fn
 
 __all__ = ["Peak", "peak_macs_per_s", "measure_peak", "cache_path", "achieved_fraction"]
@@ -57,8 +59,6 @@ def cache_path() -> Path:
     """``$HILOBENCH_CACHE_DIR/roofline.json``, else the platform's user cache directory."""
     root = os.environ.get(CACHE_ENV)
     if not root:
-        from platformdirs import user_cache_dir  # only the cache needs it
-
         root = user_cache_dir("hilobench", appauthor=False)
     return Path(root) / CACHE_FILE
 
@@ -66,8 +66,6 @@ def cache_path() -> Path:
 def _device_name(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
-    from hilobench.measure.env import _cpu_model
-
     return _cpu_model()
 
 
@@ -100,12 +98,21 @@ def _write_cache(path: Path, key: str, peak: Peak) -> None:
         pass
 
 
+def _scalar(entry: dict[str, object], key: str) -> float | str:
+    """The value cached under ``key``: a number or a string (float() / int() then judge it)."""
+    value = entry[key]
+    if not isinstance(value, float | int | str):
+        raise TypeError(f"cached {key} is {type(value).__name__}, not a number")
+    return value
+
+
 def _cached(path: Path, key: str) -> Peak | None:
     entry = _read_cache(path).get(key)
     if not isinstance(entry, dict):
         return None
     try:
-        rate, n, secs = float(entry["macs_per_s"]), int(entry["n"]), float(entry["seconds"])
+        rate, secs = float(_scalar(entry, "macs_per_s")), float(_scalar(entry, "seconds"))
+        n = int(_scalar(entry, "n"))
     except (KeyError, TypeError, ValueError):
         return None
     return Peak(rate, n, secs, cached=True) if rate > 0 and n > 0 else None

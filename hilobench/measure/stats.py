@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import numpy as np
 
 __all__ = ["median_ci", "summarize", "ratio_summary", "rank_test", "relative_change"]
 
+#: Timing samples: a sequence of numbers or a NumPy array of them.
+Samples: TypeAlias = Sequence[float] | np.ndarray
 
-def _as_samples(samples: Sequence[float], what: str = "samples") -> np.ndarray:
+
+def _as_samples(samples: Samples, what: str = "samples") -> np.ndarray:
     """Validate and convert samples to a 1-D float array (non-empty, finite)."""
     arr = np.asarray(samples, dtype=float).ravel()
     if arr.size == 0:
@@ -55,7 +59,7 @@ def _order_stat_ranks(n: int, conf: float) -> tuple[int, int] | None:
     return low, n - low + 1
 
 
-def median_ci(samples: Sequence[float], conf: float = 0.95) -> tuple[float, float]:
+def median_ci(samples: Samples, conf: float = 0.95) -> tuple[float, float]:
     """Distribution-free confidence interval of the median from order statistics.
 
     Needs no assumption on the shape of the distribution, which matters for skewed timings.
@@ -72,7 +76,7 @@ def median_ci(samples: Sequence[float], conf: float = 0.95) -> tuple[float, floa
     return float(x[low - 1]), float(x[high - 1])
 
 
-def summarize(samples_s: Sequence[float], items_per_call: int, noisy_cov: float = 0.10) -> dict:
+def summarize(samples_s: Samples, items_per_call: int, noisy_cov: float = 0.10) -> dict:
     """Summary of per-call times: throughput with a CI, latency percentiles, noise flag.
 
     Throughput is ``items_per_call / median time``; its CI is the median-time CI inverted
@@ -104,9 +108,7 @@ def summarize(samples_s: Sequence[float], items_per_call: int, noisy_cov: float 
     }
 
 
-def ratio_summary(
-    a_samples: Sequence[float], b_samples: Sequence[float], conf: float = 0.95
-) -> dict:
+def ratio_summary(a_samples: Samples, b_samples: Samples, conf: float = 0.95) -> dict:
     """How many times faster ``a`` is than ``b``, from interleaved rounds.
 
     Sample i of each must come from the same round, so the per-round ratio ``b_i / a_i``
@@ -132,7 +134,7 @@ def ratio_summary(
     }
 
 
-def rank_test(base: Sequence[float], cand: Sequence[float], alternative: str = "less") -> float:
+def rank_test(base: Samples, cand: Samples, alternative: str = "less") -> float:
     """p-value of a Mann-Whitney U test on times; by default H1: the candidate is slower.
 
     ``alternative`` is passed to :func:`scipy.stats.mannwhitneyu` with ``base`` as the first
@@ -152,7 +154,7 @@ def rank_test(base: Sequence[float], cand: Sequence[float], alternative: str = "
     return 1.0 if np.isnan(p) else p
 
 
-def relative_change(base: Sequence[float], cand: Sequence[float]) -> float:
+def relative_change(base: Samples, cand: Samples) -> float:
     """``median(cand) / median(base) - 1`` for times: +0.10 means the candidate is 10% slower."""
     mb = float(np.median(_as_samples(base, "base")))
     mc = float(np.median(_as_samples(cand, "cand")))

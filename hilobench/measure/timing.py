@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psutil
 import torch
 
 __all__ = ["Timing", "set_threads", "default_threads", "time_fn", "time_interleaved"]
@@ -54,10 +55,8 @@ def default_threads() -> int:
     """
     n: int | None = None
     try:
-        import psutil
-
         n = psutil.cpu_count(logical=False)
-    except Exception:  # psutil missing or unsupported platform
+    except Exception:  # unsupported platform
         n = None
     n = n or os.cpu_count() or 1
     if hasattr(os, "sched_getaffinity"):

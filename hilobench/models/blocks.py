@@ -13,14 +13,31 @@ fvcore charges BatchNorm 5 per element instead, so trace in eval mode.)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol, TypeVar, cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from hilobench.attention.base import Attention
 
 #: fvcore's charge for an affine LayerNorm: mean, variance, normalise, scale, shift.
 LAYERNORM_MACS = 5
 #: fvcore's charge for an affine BatchNorm in eval mode (a folded scale and shift).
 BATCHNORM_MACS = 2
+
+
+_M = TypeVar("_M", bound=nn.Module)
+
+
+def members(modules: nn.ModuleList, kind: type[_M]) -> list[_M]:
+    """The modules of ``modules``, typed as ``kind``.
+
+    ``nn.ModuleList`` is untyped (it yields ``nn.Module``); every list in these models holds a
+    single kind, fixed by its constructor's signature, so this is only a statement of type.
+    """
+    return cast("list[_M]", list(modules))
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -96,7 +113,7 @@ class Block(nn.Module):
     ``attn`` follows the attention contract: ``attn(x, H, W)`` and ``attn.macs(H, W)``.
     """
 
-    def __init__(self, dim: int, attn: nn.Module | None, ffn: nn.Module) -> None:
+    def __init__(self, dim: int, attn: Attention | None, ffn: Mlp | ConvFFN) -> None:
         super().__init__()
         self.dim = dim
         self.norm1 = nn.LayerNorm(dim) if attn is not None else None
@@ -105,7 +122,7 @@ class Block(nn.Module):
         self.ffn = ffn
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
-        if self.attn is not None:
+        if self.attn is not None and self.norm1 is not None:  # both or neither (``__init__``)
             x = x + self.attn(self.norm1(x), H, W)
         return x + self.ffn(self.norm2(x), H, W)
 
@@ -160,10 +177,21 @@ class ClassifierHead(nn.Module):
         return LAYERNORM_MACS * H * W * self.dim + self.dim * self.num_classes
 
 
-class Stage(nn.Module):
-    """Optional downsampling (patch embed or token merging) followed by blocks at one scale."""
+class Downsample(Protocol):
+    """What a :class:`Stage` needs of its downsampling layer (e.g. deformable token merging):
+    tokens ``(B, H*W, C)`` in, tokens and the new map size out, and the analytic count."""
 
-    def __init__(self, blocks: list[nn.Module], downsample: nn.Module | None = None) -> None:
+    def __call__(self, x: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, int, int]: ...
+
+    def out_size(self, H: int, W: int) -> tuple[int, int]: ...
+
+    def macs(self, H: int, W: int) -> int: ...
+
+
+class Stage(nn.Module):
+    """Optional downsampling (token merging) followed by blocks at one scale."""
+
+    def __init__(self, blocks: Sequence[Block], downsample: Downsample | None = None) -> None:
         super().__init__()
         self.downsample = downsample
         self.blocks = nn.ModuleList(blocks)
@@ -181,7 +209,7 @@ class Stage(nn.Module):
     def macs(self, H: int, W: int) -> int:
         total = self.downsample.macs(H, W) if self.downsample is not None else 0
         h, w = self.out_size(H, W)
-        return total + sum(block.macs(h, w) for block in self.blocks)
+        return total + sum(block.macs(h, w) for block in members(self.blocks, Block))
 
 
 class HierarchicalNet(nn.Module):
@@ -192,7 +220,9 @@ class HierarchicalNet(nn.Module):
     ``forward`` on one ``H×W`` image.
     """
 
-    def __init__(self, patch_embed: PatchEmbed, stages: list[Stage], head: ClassifierHead):
+    def __init__(
+        self, patch_embed: PatchEmbed, stages: Sequence[Stage], head: ClassifierHead
+    ) -> None:
         super().__init__()
         self.patch_embed = patch_embed
         self.stages = nn.ModuleList(stages)
@@ -207,7 +237,7 @@ class HierarchicalNet(nn.Module):
         self.check_size(H, W)
         sizes = []
         h, w = self.patch_embed.out_size(H, W)
-        for stage in self.stages:
+        for stage in members(self.stages, Stage):
             h, w = stage.out_size(h, w)
             sizes.append((h, w))
         return sizes
@@ -234,7 +264,7 @@ class HierarchicalNet(nn.Module):
         self.check_size(H, W)
         total = self.patch_embed.macs(H, W)
         h, w = self.patch_embed.out_size(H, W)
-        for stage in self.stages:
+        for stage in members(self.stages, Stage):
             total += stage.macs(h, w)
             h, w = stage.out_size(h, w)
         return total + self.head.macs(h, w)

@@ -50,12 +50,13 @@ class DeformableTokenMerging(nn.Module):
         k = self.kernel
         # weight/bias of the (deformable) conv; deform_conv2d takes them as plain tensors
         self.conv = nn.Conv2d(in_dim, out_dim, k, stride=k)
+        offset: nn.Conv2d | None = None
         if mode == "deform":
-            self.offset = nn.Conv2d(in_dim, 2 * k * k, k, stride=k)
-            nn.init.zeros_(self.offset.weight)
-            nn.init.zeros_(self.offset.bias)
-        else:
-            self.offset = None
+            offset = nn.Conv2d(in_dim, 2 * k * k, k, stride=k)
+            nn.init.zeros_(offset.weight)
+            if offset.bias is not None:  # always: the conv is built with a bias
+                nn.init.zeros_(offset.bias)
+        self.offset = offset
         self.norm = nn.BatchNorm2d(out_dim)
         self.act = nn.GELU()
 

@@ -15,6 +15,7 @@ by 32 are handled as in LITv2: the patch embedding pads, token merging rounds do
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hilobench.attention import build_attention
@@ -83,7 +84,7 @@ def litv1(size: str, **kwargs: Any) -> LITv1:
     return LITv1(**CONFIGS[size], **kwargs)
 
 
-def _builder(size: str):
+def _builder(size: str) -> Callable[..., LITv1]:
     def build(
         *, res: tuple[int, int], impl: str = "reference", num_classes: int = 1000, **options: Any
     ) -> LITv1:

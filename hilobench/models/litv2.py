@@ -16,6 +16,7 @@ needs at least 29 pixels for stage 4 to be non-empty.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hilobench import options
@@ -28,6 +29,7 @@ from hilobench.models.blocks import (
     HierarchicalNet,
     PatchEmbed,
     Stage,
+    members,
 )
 from hilobench.models.dtm import DTM_MODES, DeformableTokenMerging
 from hilobench.models.registry import ModelEntry, register_model
@@ -158,16 +160,20 @@ def published_macs(model: HierarchicalNet, H: int, W: int) -> int:
     h, w = pe.out_size(H, W)
     total = h * w * pe.dim * (pe.in_chans * pe.patch**2 + 1)
     grid = h * w
-    for stage in model.stages:
+    for stage in members(model.stages, Stage):
         down = stage.downsample
         if down is not None:
+            if not isinstance(down, DeformableTokenMerging):
+                raise TypeError(
+                    f"published_macs knows token merging only, not {type(down).__name__}"
+                )
             h, w = down.out_size(h, w)
             k2 = down.kernel**2
             offset_channels = 12
             total += h * w * (k2 * down.in_dim * offset_channels + offset_channels)
             total += h * w * (k2 * down.in_dim * down.out_dim + down.out_dim)
             total += h * w * down.out_dim  # BatchNorm
-        for block in stage.blocks:
+        for block in members(stage.blocks, Block):
             n = h * w
             total += n * block.dim * (1 if block.attn is None else 2)  # LayerNorms
             ffn = block.ffn
@@ -180,7 +186,7 @@ def published_macs(model: HierarchicalNet, H: int, W: int) -> int:
     return total + head.dim * grid // 2 ** len(model.stages) + head.dim * head.num_classes
 
 
-def _builder(size: str):
+def _builder(size: str) -> Callable[..., LITv2]:
     def build(
         *, res: tuple[int, int], impl: str = "reference", num_classes: int = 1000, **options: Any
     ) -> LITv2:

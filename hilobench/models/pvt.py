@@ -14,6 +14,7 @@ padded image), so every stage map is whole.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -29,6 +30,7 @@ from hilobench.models.blocks import (
     PatchEmbed,
     ceil_div,
     init_weights,
+    members,
     to_map,
 )
 from hilobench.models.registry import ModelEntry, register_model
@@ -99,14 +101,15 @@ class PVT(nn.Module):
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
         last = len(self.stages) - 1
+        stages = members(self.stages, nn.ModuleList)
         for i, (embed, pos, blocks) in enumerate(
-            zip(self.patch_embeds, self.pos_embeds, self.stages, strict=True)
+            zip(self.patch_embeds, self.pos_embeds, stages, strict=True)
         ):
             x, H, W = embed(x)
             if i == last:
                 x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
             x = x + pos
-            for block in blocks:
+            for block in members(blocks, Block):
                 x = block(x, H, W)
             if i < last:
                 x = to_map(x, H, W)
@@ -122,11 +125,14 @@ class PVT(nn.Module):
         total = 0
         h, w = self.padded
         last = len(self.stages) - 1
-        for i, (embed, blocks) in enumerate(zip(self.patch_embeds, self.stages, strict=True)):
+        stages = members(self.stages, nn.ModuleList)
+        for i, (embed, blocks) in enumerate(
+            zip(members(self.patch_embeds, PatchEmbed), stages, strict=True)
+        ):
             total += embed.macs(h, w)
             h, w = embed.out_size(h, w)
             bh, bw = (1, h * w + 1) if i == last else (h, w)
-            total += sum(block.macs(bh, bw) for block in blocks)
+            total += sum(block.macs(bh, bw) for block in members(blocks, Block))
         tokens = h * w + 1
         return total + LAYERNORM_MACS * tokens * self.dims[-1] + self.dims[-1] * self.num_classes
 
@@ -137,7 +143,7 @@ def pvt(size: str, **kwargs: Any) -> PVT:
     return PVT(**CONFIGS[size], **kwargs)
 
 
-def _builder(size: str):
+def _builder(size: str) -> Callable[..., PVT]:
     def build(
         *, res: tuple[int, int], impl: str = "reference", num_classes: int = 1000, **options: Any
     ) -> PVT:

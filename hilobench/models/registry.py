@@ -79,8 +79,8 @@ def _register_loaded(obj: Any) -> None:
 
 def _load() -> None:
     global _plugins_loaded
-    import hilobench.models  # noqa: F401  (registers the built-in and timm rows)
-
+    # the built-in and timm rows are registered already: importing this module runs the
+    # package's __init__, which imports their modules
     if _plugins_loaded:
         return
     _plugins_loaded = True

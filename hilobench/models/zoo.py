@@ -35,7 +35,8 @@ def set_timm_impl(model: nn.Module, impl: str) -> nn.Module:
     """Point every timm attention at the explicit (reference) or fused kernel."""
     for m in model.modules():
         if hasattr(m, "fused_attn"):
-            m.fused_attn = impl == "fused"
+            # torch's stub types Module.__setattr__ values as Tensor | Module; a bool is allowed
+            m.fused_attn = impl == "fused"  # type: ignore[assignment]
     return model
 
 

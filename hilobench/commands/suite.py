@@ -1,21 +1,30 @@
-"""Commands for suites and stored runs: ``suite run|list|validate``, ``show``, ``report``,
-``merge``. Parsing only; the work lives in suite.py, runner.py, report.py and store.py.
+"""``hilobench suite run|list|validate``: YAML suites on the command line. Parsing and printing
+only; the work lives in suite.py (loading), runner.py (measuring) and store.py (the rows).
+
+The CLI imports this module at start-up, so what loads pandas, torch or yaml is imported inside
+the command that needs it.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
-import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
-from hilobench.errors import ConfigError, check_choice
+from hilobench.errors import ConfigError, SuiteLimitError, check_choice
+from hilobench.render import FORMATS, console, print_rows
+from hilobench.runlock import RunLock, describe
+
+if TYPE_CHECKING:
+    from hilobench.plan import Unit
+    from hilobench.store import RunDir
 
 err = Console(stderr=True)
 
@@ -25,12 +34,8 @@ suite_app = typer.Typer(
 )
 
 
-def _out() -> Console:
-    return Console() if Console().is_terminal else Console(width=220)
-
-
 def _parse_sets(items: list[str]) -> dict[str, Any]:
-    import yaml
+    import yaml  # ~15 ms at start-up: only --set needs it
 
     out: dict[str, Any] = {}
     for item in items:
@@ -69,14 +74,18 @@ def suite_run(
     fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
 ) -> None:
     """Run a suite: every case in a fresh process, rows saved as they finish."""
-    from hilobench.render import FORMATS
-    from hilobench.runlock import RunLock, describe
-    from hilobench.runner import plan, repair_tail
-    from hilobench.store import DEFAULT_ROOT, RunDir, check_writable, new_run_dir
-    from hilobench.suite import find_suite, load_suite, select
-
     check_choice("format", fmt, FORMATS)
     overrides = _parse_sets(sets)
+    # pandas (~0.25 s, store / runner), torch (~1.5 s, measure.timing / capability) and the
+    # suite loader with yaml (~25 ms) load only when a suite runs
+    from hilobench.measure.capability import emulation_warnings
+    from hilobench.measure.env import class_differences, env_id, fingerprint, machine_class
+    from hilobench.measure.timing import set_threads
+    from hilobench.plan import plan, select
+    from hilobench.runner import done_keys, repair_tail
+    from hilobench.store import DEFAULT_ROOT, RunDir, check_writable, new_run_dir
+    from hilobench.suite import find_suite, load_suite
+
     if device is not None:
         overrides["device"] = device
     if budget is not None:
@@ -110,14 +119,6 @@ def suite_run(
                 "or choose another --out"
             )
 
-        from hilobench.measure.env import (
-            class_differences,
-            env_id,
-            fingerprint,
-            machine_class,
-        )
-        from hilobench.measure.timing import set_threads
-
         env = fingerprint(chosen[0].case.device, set_threads(chosen[0].case.threads))
         eid = env_id(env)
         old_env = run.env() if have else {}
@@ -127,8 +128,6 @@ def suite_run(
         if diffs:
             why = "; ".join(diffs[:3])
             raise ConfigError(f"cannot resume {str(target)!r} here: another machine class ({why})")
-
-        from hilobench.runner import done_keys
 
         done = done_keys(run) if resume else set()
         todo = [sc for sc in chosen if sc.case.key not in done]
@@ -145,23 +144,20 @@ def suite_run(
             highlight=False,
         )
         keys = {sc.case.key for sc in chosen}
-        from hilobench.measure.capability import emulation_warnings
-
         for line in emulation_warnings(sc.case for sc in todo):
             err.print(line, markup=False, highlight=False, soft_wrap=True)
         rows = _run(run, plan(todo, s.compare), eid, isolate, s.name, keys, again, roofline)
         run.write_tables()
         _summarise(rows, target)
-        _render(run.rows(), fmt, f"suite {s.name}")
+        print_rows(run.rows(), fmt, f"suite {s.name}")
         if s.claims and _check_claims(run, s.claims):
             raise typer.Exit(1)
 
 
-def _check_claims(run: Any, claims: list[dict[str, Any]]) -> bool:
+def _check_claims(run: RunDir, claims: list[dict[str, Any]]) -> bool:
     """Check the suite's ratio claims on the run's rows, keep them beside the rows (so that
     `compare` checks them too) and print the verdicts; True when a claim failed."""
-    from rich.table import Table
-
+    # numpy and pandas (~0.25 s): only a suite with claims needs them
     from hilobench.gate.claims import check_claims
     from hilobench.gate.render import CLAIM_HEADER, claim_cells
 
@@ -201,18 +197,20 @@ def _resume_command(
 
 
 def _run(
-    run: Any,
-    units: list[Any],
+    run: RunDir,
+    units: list[Unit],
     eid: str,
     isolate: bool,
     name: str,
     keys: set[str],
     again: str,
     roofline: bool = True,
-) -> list:
+) -> list[dict[str, Any]]:
     """Measure ``units``; on Ctrl-C or SIGTERM end the worker, keep every finished row, write
     the tables for them and exit 130 (143 for SIGTERM) with the command that finishes the run."""
-    from hilobench.runner import BarReporter, Runner, done_keys, elapsed, stop_on_signals
+    # pandas (~0.25 s, the runner's store) and rich.progress (~7 ms)
+    from hilobench.progress import BarReporter
+    from hilobench.runner import Runner, done_keys, elapsed, stop_on_signals
 
     runner = Runner(
         run,
@@ -252,49 +250,12 @@ def _summarise(rows: list[dict[str, Any]], target: Path) -> None:
     err.print(f"saved to {target}", highlight=False)
 
 
-def _render(rows: list[dict[str, Any]], fmt: str, title: str) -> None:
-    from hilobench.render import render_text, rich_table
-
-    if fmt == "table":
-        out = _out()
-        out.print(rich_table(rows, title))
-        ct = _compare_rich(rows)
-        if ct is not None:
-            out.print(ct)
-    else:
-        sys.stdout.write(render_text(rows, fmt) + "\n")
-
-
-def _compare_rich(rows: list[dict[str, Any]]) -> Any:
-    from rich.table import Table
-
-    from hilobench.report import compare_table
-
-    df = compare_table(rows)
-    if df is None:
-        return None
-    table = Table(title="compare groups (interleaved; speed ratio to the reference)")
-    for c in df.columns:
-        table.add_column(str(c), justify="left" if c in ("group", "member", "setting") else "right")
-    for rec in df.itertuples(index=False):
-        table.add_row(*(_cell(v) for v in rec))
-    return table
-
-
-def _cell(v: Any) -> str:
-    if v is None or v != v:  # None or NaN
-        return ""
-    return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-
 @suite_app.command("list")
 def suite_list(
     directory: Path | None = typer.Option(None, "--dir", help="Where to look (default: suites/)."),
 ) -> None:
     """List the shipped suites: name, description and number of cases."""
-    from rich.table import Table
-
-    from hilobench.suite import SuiteLimitError, load_suite, shipped_suites
+    from hilobench.suite import load_suite, shipped_suites  # with yaml ~25 ms
 
     table = Table(title="suites", header_style="bold")
     for c in ("name", "file", "cases", "compare", "claims", "description"):
@@ -308,7 +269,7 @@ def suite_list(
             raise  # not a suite anyone wrote by hand: one line and exit 2, not a table row
         except ConfigError as e:
             table.add_row(p.stem, p.name, "-", "-", "-", f"[red]invalid:[/red] {escape(str(e))}")
-    _out().print(table)
+    console().print(table)
 
 
 @suite_app.command("validate")
@@ -317,9 +278,8 @@ def suite_validate(
     cases: bool = typer.Option(False, "--cases", help="Also list the expanded cases."),
 ) -> None:
     """Check suites completely (schema, names, and each case with its builder); exit 2 if not."""
-    from rich.table import Table
-
-    from hilobench.runner import plan
+    # the suite loader with yaml (~25 ms), which loads the planner anyway
+    from hilobench.plan import plan
     from hilobench.suite import find_suite, load_suite
 
     for spec in suites:
@@ -340,76 +300,9 @@ def suite_validate(
                 g = s.group_of(sc.id)
                 label = escape(sc.case.label())
                 table.add_row(str(i), sc.id, label, sc.case.key, g.name if g else "")
-            _out().print(table)
-
-
-def show(
-    run_dir: Path = typer.Argument(..., help="A run directory (holding rows.jsonl)."),
-    fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
-) -> None:
-    """Print a stored run as a table, JSON, CSV or Markdown."""
-    from hilobench.render import FORMATS
-    from hilobench.report import env_label
-    from hilobench.store import RunDir, load_rows
-
-    check_choice("format", fmt, FORMATS)
-    rows = load_rows(run_dir)
-    env = RunDir(run_dir).env()
-    if env:
-        err.print(f"{run_dir}: {len(rows)} rows measured on {env_label(env)}", highlight=False)
-    _render(rows, fmt, str(run_dir))
-
-
-def report(
-    run_dirs: list[Path] = typer.Argument(..., help="Run directories to report on."),
-    out_dir: Path = typer.Option(Path("report"), "--out", help="Where report.md and PNGs go."),
-    paper: Path | None = typer.Option(None, help="Folder with the paper's CSVs."),
-) -> None:
-    """Write report.md with plots: scaling, MACs vs tokens, and a side-by-side with the paper."""
-    from hilobench.report import build_report, require_matplotlib
-    from hilobench.store import check_writable, load_rows
-
-    for d in run_dirs:
-        load_rows(d)  # every input must exist before anything is written
-    if paper is not None and not paper.is_dir():
-        raise ConfigError(f"--paper {str(paper)!r} is not a directory")
-    require_matplotlib()
-    check_writable(out_dir)
-    rep = build_report(run_dirs, out_dir, paper_dir=paper)
-    err.print(f"wrote {rep.path} and {len(rep.figures)} figure(s)", highlight=False)
-
-
-def merge(
-    run_dirs: list[Path] = typer.Argument(..., help="Run directories, e.g. one per machine."),
-    out_file: Path | None = typer.Option(None, "--out", help="Write .csv or .md here."),
-    metric: str = typer.Option("throughput_median", help="Row column to tabulate."),
-) -> None:
-    """One table across machines: a row per case, a column per environment."""
-    from hilobench.report import load_runs, merge_runs
-    from hilobench.store import to_markdown
-
-    runs = load_runs(run_dirs)
-    known = {k for run in runs for r in run.rows for k in r}
-    if metric not in known:
-        raise ConfigError(f"unknown metric {metric!r}; rows have: {', '.join(sorted(known))}")
-    df = merge_runs(runs, metric)
-    if out_file is None:
-        sys.stdout.write(to_markdown(df) + "\n")
-        return
-    if out_file.suffix not in (".csv", ".md"):
-        raise ConfigError(f"--out {str(out_file)!r}: use a .csv or .md file name")
-    from hilobench.store import check_writable
-
-    check_writable(out_file.parent)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    text = df.to_csv(index=False) if out_file.suffix == ".csv" else to_markdown(df) + "\n"
-    out_file.write_text(text, encoding="utf-8")
-    err.print(f"wrote {out_file} ({len(df)} rows x {len(runs)} run(s))", highlight=False)
+            console().print(table)
 
 
 def register(app: typer.Typer) -> None:
-    """Attach ``suite`` (sub-commands) and ``show`` / ``report`` / ``merge``."""
+    """Attach ``suite`` and its sub-commands."""
     app.add_typer(suite_app, name="suite")
-    app.command()(show)
-    app.command()(report)
-    app.command()(merge)

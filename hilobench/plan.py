@@ -1,0 +1,114 @@
+"""What the runner needs from a suite: its cases, compare groups, and the units they form.
+
+A :class:`SuiteCase` is one expanded case plus how to run it; a :class:`CompareGroup` names
+cases that are timed together; :func:`plan` turns both into :class:`Unit` s, one worker each;
+:func:`select` picks cases by id, name or label. Nothing here reads a file (that is
+:mod:`hilobench.suite`), so the runner and the single-shot commands need no YAML parser.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Any
+
+from hilobench.case import Case
+
+#: Seconds before an isolated worker is killed, unless the suite says otherwise.
+DEFAULT_TIMEOUT_S = 1800.0
+#: Per-case overhead (seconds) assumed by the ETA besides the timing budget.
+OVERHEAD_S = 4.0
+#: Case fields that define a compare group's setting, besides the ``tokens`` option.
+CONTEXT_FIELDS = (
+    "kind",
+    "res",
+    "batch",
+    "device",
+    "dtype",
+    "impl",
+    "mode",
+    "threads",
+    "compile",
+    "channels_last",
+)
+
+
+@dataclass(frozen=True)
+class SuiteCase:
+    """One expanded case plus where it came from and how to run it."""
+
+    case: Case
+    id: str
+    entry: int = 0
+    timeout: float = DEFAULT_TIMEOUT_S
+    count: bool = True
+    #: this case's smallest slowdown that the gate fails on (None: the suite's or the default)
+    min_effect: float | None = None
+
+    def context(self) -> tuple[Any, ...]:
+        """The setting a compare group matches members on."""
+        c = self.case
+        return tuple(getattr(c, f) for f in CONTEXT_FIELDS) + (c.opts.get("tokens"),)
+
+
+@dataclass(frozen=True)
+class CompareGroup:
+    """Cases timed together, round by round; ratios are to the ``reference`` member."""
+
+    name: str
+    members: tuple[str, ...]
+    reference: str
+
+
+@dataclass
+class Unit:
+    """What one worker measures: a single case, or the members of a compare group at one
+    setting (``ref`` indexes the reference member, None when it is not part of this run)."""
+
+    items: list[SuiteCase]
+    group: CompareGroup | None = None
+    ref: int | None = None
+
+    @property
+    def weight(self) -> float:
+        return sum(sc.case.budget + OVERHEAD_S for sc in self.items)
+
+
+def plan(cases: list[SuiteCase], groups: list[CompareGroup] | None = None) -> list[Unit]:
+    """Cases → units in suite order; a group's members at one setting form one unit, placed
+    where its first member appears."""
+    owner = {m: g for g in groups or [] for m in g.members}
+    units: list[Unit] = []
+    by_ctx: dict[tuple[str, tuple[Any, ...]], Unit] = {}
+    for sc in cases:
+        g = owner.get(sc.id)
+        if g is None:
+            units.append(Unit([sc]))
+            continue
+        k = (g.name, sc.context())
+        if k not in by_ctx:
+            by_ctx[k] = Unit([], g)
+            units.append(by_ctx[k])
+        by_ctx[k].items.append(sc)
+    for u in by_ctx.values():
+        refs = [i for i, sc in enumerate(u.items) if u.group and sc.id == u.group.reference]
+        u.ref = refs[0] if refs else None
+    return units
+
+
+def select(cases: list[SuiteCase], patterns: str | None) -> list[SuiteCase]:
+    """Cases whose id, name or label matches one of the comma-separated ``patterns``.
+
+    A pattern with glob characters (``*?[``) must match a whole id or name; a plain word
+    matches any part of the id, the name or the label.
+    """
+    if not patterns:
+        return cases
+    pats = [p.strip() for p in patterns.split(",") if p.strip()]
+
+    def hit(sc: SuiteCase, pat: str) -> bool:
+        if any(ch in pat for ch in "*?["):
+            return fnmatch.fnmatchcase(sc.id, pat) or fnmatch.fnmatchcase(sc.case.name, pat)
+        return pat in sc.id or pat in sc.case.name or pat in sc.case.label()
+
+    return [sc for sc in cases if any(hit(sc, p) for p in pats)]

@@ -1,0 +1,120 @@
+"""Progress of a run on the console: which unit starts, which rows land, how long is left.
+
+The runner calls a :class:`Reporter` as it goes (``start``, then ``begin`` / ``done`` per unit,
+``stop``); the reporters only read what they are given. :class:`LineReporter` prints a line
+per case as it starts (logs, pipes, the single-shot commands); :class:`BarReporter` shows a bar
+with an ETA weighted by each case's budget, and a line per finished row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from hilobench.case import Case
+from hilobench.plan import Unit
+
+
+class Reporter:
+    """Shows progress; the base class shows nothing."""
+
+    def start(self, total_cases: int, total_weight: float) -> None: ...
+
+    def begin(self, unit: Unit) -> None: ...
+
+    def done(self, unit: Unit, rows: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class LineReporter(Reporter):
+    """One ``[i/n] label`` line per case as it starts (logs, pipes, the single-shot commands)."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.n = 0
+        self.total = 0
+
+    def start(self, total_cases: int, total_weight: float) -> None:
+        self.total = total_cases
+
+    def begin(self, unit: Unit) -> None:
+        for sc in unit.items:
+            self.n += 1
+            self.console.print(
+                f"[dim][{self.n}/{self.total}][/dim] {escape(sc.case.label())}", highlight=False
+            )
+
+
+class BarReporter(Reporter):
+    """A progress bar with an ETA (weighted by each case's budget) and a line per row."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[cases]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task: TaskID | None = None
+        self.finished = 0
+        self.total = 0
+
+    def start(self, total_cases: int, total_weight: float) -> None:
+        self.total = total_cases
+        self.progress.start()
+        self.task = self.progress.add_task(
+            "starting", total=max(total_weight, 1e-9), cases=f"0/{total_cases}"
+        )
+
+    def begin(self, unit: Unit) -> None:
+        label = unit.items[0].case.label()
+        if unit.group is not None:
+            label = f"compare {unit.group.name}: {len(unit.items)} interleaved @ " + label
+        if self.task is not None:
+            self.progress.update(self.task, description=escape(label[:60]))
+        if not self.console.is_terminal:  # a log gets a line where a terminal gets the bar
+            self.console.print(f"[dim]started[/dim] {escape(label)}", highlight=False)
+
+    def done(self, unit: Unit, rows: Sequence[Mapping[str, Any]]) -> None:
+        for row in rows:
+            self.finished += 1
+            self.console.print(row_line(row, self.finished, self.total), highlight=False)
+        if self.task is not None:
+            self.progress.update(
+                self.task, advance=unit.weight, cases=f"{self.finished}/{self.total}"
+            )
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def row_line(row: Mapping[str, Any], i: int, n: int) -> str:
+    """The console line of finished row ``i`` of ``n``: status, label, speed or why not."""
+    label = Case.from_json(row["case"]).label() if "case" in row else row.get("name", "")
+    label = escape(label)
+    status = row.get("status")
+    if status == "ok":
+        tp = row.get("throughput_median")
+        speed = f"{tp:.1f} img/s" if tp is not None else ""
+        if row.get("ratio_to_ref") is not None:
+            speed += f", {row['ratio_to_ref']:.2f}x {row.get('ref')}"
+        return f"[dim][{i}/{n}][/dim] [green]ok[/green] {label}  {speed}"
+    msg = escape(str(row.get("message", ""))[:80])
+    return f"[dim][{i}/{n}][/dim] [red]{status}[/red] {label}  {msg}"

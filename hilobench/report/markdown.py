@@ -1,0 +1,288 @@
+"""``report.md`` and its figures: the environments, each run's results, the side-by-side with
+the paper, scaling plots, the cross-machine table and the failures, in that order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hilobench.measure.env import informational_differences, machine_class_label
+from hilobench.report.merge import merge_runs
+from hilobench.report.paper import layer_side_by_side, model_side_by_side
+from hilobench.report.plots import plot_bars, plot_lines, require_matplotlib
+from hilobench.report.rows import ok_rows
+from hilobench.report.runs import ReportedRun, load_runs, run_class
+from hilobench.report.series import (
+    Series,
+    series_macs_vs_tokens,
+    series_name,
+    series_vs_res,
+    varying_fields,
+)
+from hilobench.report.tables import compare_table, markdown_table, results_table
+
+
+@dataclass
+class RunReport:
+    """What :func:`build_report` wrote: the Markdown file, each figure's series, each table."""
+
+    path: Path
+    figures: dict[str, Series] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def _same_class_notes(runs: list[ReportedRun]) -> list[str]:
+    """Markdown lines naming what differs between runs grouped as one machine (RAM, kernel)."""
+    first: dict[str, ReportedRun] = {}
+    lines = []
+    for run in runs:
+        ref = first.setdefault(run.label, run)
+        diffs = informational_differences(ref.env, run.env) if ref is not run else []
+        if diffs:
+            lines.append(
+                f"- `{run.path.name}` vs `{ref.path.name}` (one machine class, shown as "
+                f"{run.label}): {'; '.join(diffs)}"
+            )
+    return [*lines, ""] if lines else []
+
+
+def build_report(
+    run_dirs: Iterable[Path | str], out: Path | str, *, paper_dir: Path | None = None
+) -> RunReport:
+    """Write ``report.md`` and its PNG figures to ``out``; return what was written."""
+    require_matplotlib()  # fail before writing anything when matplotlib is missing
+    runs = load_runs(run_dirs)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rep = RunReport(out / "report.md")
+    rows = [dict(r, _env=run.label) for run in runs for r in run.rows]
+    md: list[str] = ["# hilobench report", ""]
+    md += [
+        "Throughput is images per second at the batch shown: the median of timed samples after "
+        "a warm-up, with a 95% distribution-free confidence interval; CoV is the samples' "
+        "coefficient of variation (rows above 10% are flagged noisy). MACs are "
+        "multiply-accumulates (the paper's 'FLOPs'). Memory is peak tensor bytes (CPU) or the "
+        "CUDA allocator's peak (GPU).",
+        "",
+        "## Environments",
+        "",
+    ]
+    envs = pd.DataFrame(
+        [
+            {
+                "run": run.path.name,
+                "environment": run.label,
+                "machine class": machine_class_label(run_class(run)),
+                "torch": run.env.get("torch"),
+                "threads": run.env.get("threads"),
+                "commit": str(run.env.get("git_commit") or "")[:10],
+                "rows": len(run.rows),
+                "ok": sum(r.get("status") == "ok" for r in run.rows),
+                "failed": sum(r.get("status") != "ok" for r in run.rows),
+            }
+            for run in runs
+        ]
+    )
+    rep.tables["environments"] = envs
+    md += [markdown_table(envs), ""]
+    md += _same_class_notes(runs)
+
+    for run in runs:
+        df = results_table(run.rows)
+        rep.tables[f"results:{run.path.name}"] = df
+        md += [f"## Results: {run.path.name} ({run.label})", "", markdown_table(df), ""]
+        ct = compare_table(run.rows)
+        if ct is not None:
+            rep.tables[f"compare:{run.path.name}"] = ct
+            md += [
+                "Members of a compare group were timed in one process, round by round with the "
+                "order rotated each round, so drift hits all alike; `x ref` is the median of "
+                "the per-round speed ratios to the reference, with its 95% interval. When the "
+                "machine's speed changes during a run (a high CoV), each member's own median can "
+                "land in a different state, so compare members by these ratios, not by img/s.",
+                "",
+                markdown_table(ct),
+                "",
+            ]
+
+    md += _paper_section(rep, rows, out, paper_dir)
+    md += _scaling_section(rep, rows, out)
+
+    if len({run.label for run in runs}) > 1:
+        merged = merge_runs(runs)
+        rep.tables["merged"] = merged
+        md += [
+            "## Across machines",
+            "",
+            "Throughput (img/s) of each case on each machine; failed cells show their status.",
+            "",
+            markdown_table(merged, {c: "{:.1f}" for c in merged.columns}),
+            "",
+        ]
+    failed = [r for r in rows if r.get("status") != "ok"]
+    if failed:
+        md += ["## Failures", "", "Cases that produced no timing, and why.", ""]
+        fdf = pd.DataFrame(
+            [
+                {
+                    "name": r.get("name"),
+                    "res": r.get("res"),
+                    "tokens": r.get("tokens"),
+                    "batch": r.get("batch"),
+                    "mode": r.get("mode"),
+                    "status": r.get("status"),
+                    "message": str(r.get("message", ""))[:120],
+                }
+                for r in failed
+            ]
+        )
+        rep.tables["failures"] = fdf
+        md += [markdown_table(fdf), ""]
+    rep.path.write_text("\n".join(md).rstrip() + "\n", encoding="utf-8")
+    return rep
+
+
+def _paper_section(
+    rep: RunReport, rows: list[dict[str, Any]], out: Path, paper_dir: Path | None
+) -> list[str]:
+    md: list[str] = []
+    layers = layer_side_by_side(rows, paper_dir)
+    models = model_side_by_side(rows, paper_dir)
+    if layers is None and models is None:
+        return md
+    md += [
+        "## Side by side with the paper",
+        "",
+        "The paper measured on other hardware (single layer: RTX 3090 and an i9-10900X, "
+        "PyTorch 1.8.1, no warm-up; backbones: one RTX 3090), so absolute speeds are not "
+        "comparable. Both sides are therefore shown as **ratios to a reference row measured on "
+        "the same machine**: every attention's throughput over MSA's, every model's over "
+        "ResNet-50's. Where both were timed in one compare group the ratio is the median of "
+        "per-round ratios with its 95% interval; otherwise it is the ratio of medians.",
+        "",
+    ]
+    if layers is not None:
+        rep.tables["paper_layers"] = layers
+        md += [
+            "### Single attention layer (14x14 tokens)",
+            "",
+            "Paper throughput is its CPU column for a CPU run and its GPU column for a CUDA run.",
+            "",
+            markdown_table(layers),
+            "",
+        ]
+        paired = layers.dropna(subset=["paper_x_msa"]) if "paper_x_msa" in layers else None
+        if paired is not None and len(paired):
+            for impl, part in paired.groupby("impl", sort=True):
+                name = f"paper_layers_{impl}.png"
+                lo = [v if v is not None else float("nan") for v in part["x_msa_ci_low"]]
+                hi = [v if v is not None else float("nan") for v in part["x_msa_ci_high"]]
+                labels = list(part["attention"])
+                rep.figures[name] = plot_bars(
+                    {
+                        "ours": (labels, [float(v) for v in part["x_msa"]]),
+                        "paper": (labels, [float(v) for v in part["paper_x_msa"]]),
+                    },
+                    out / name,
+                    title=f"Throughput relative to MSA ({impl} impl), ours vs paper",
+                    ylabel="throughput / MSA throughput",
+                    errors={"ours": ([float(v) for v in lo], [float(v) for v in hi])},
+                    hline=1.0,
+                )
+                md += [f"![throughput over MSA, ours vs paper ({impl})]({name})", ""]
+    if models is not None:
+        rep.tables["paper_models"] = models
+        md += ["### Backbones", "", markdown_table(models), ""]
+        if "paper_x_resnet50" in models:
+            paired = models.dropna(subset=["paper_x_resnet50", "x_resnet50"])
+            if len(paired):
+                labels = list(paired["paper_name"])
+                name = "paper_models.png"
+                rep.figures[name] = plot_bars(
+                    {
+                        "ours": (labels, [float(v) for v in paired["x_resnet50"]]),
+                        "paper": (labels, [float(v) for v in paired["paper_x_resnet50"]]),
+                    },
+                    out / name,
+                    title="Throughput relative to ResNet-50, ours vs paper",
+                    ylabel="throughput / ResNet-50 throughput",
+                    hline=1.0,
+                )
+                md += [f"![throughput over ResNet-50, ours vs paper]({name})", ""]
+    return md
+
+
+def _scaling_section(rep: RunReport, rows: list[dict[str, Any]], out: Path) -> list[str]:
+    md: list[str] = []
+    tp = series_vs_res(rows, "throughput_median")
+    mem = series_vs_res(rows, "peak_mem_bytes")
+    macs = series_macs_vs_tokens(rows)
+    sweep = any(len(x) > 1 for x, _ in tp.values())
+    if sweep or any(len(x) > 1 for x, _ in mem.values()):
+        md += ["## Throughput and memory vs resolution", ""]
+        md += [
+            "x is the image side (√(H·W) for non-square inputs); a single layer sees the "
+            "token map shown by its scale (1/16 by default). Points lost to OOM are missing "
+            "from their line and listed under Failures.",
+            "",
+        ]
+        if sweep:
+            rep.figures["throughput_vs_resolution.png"] = plot_lines(
+                tp,
+                out / "throughput_vs_resolution.png",
+                title="Throughput vs resolution",
+                xlabel="image side (pixels)",
+                ylabel="images / s",
+                logy=True,
+            )
+            md += ["![throughput vs resolution](throughput_vs_resolution.png)", ""]
+        if any(len(x) > 1 for x, _ in mem.values()):
+            rep.figures["memory_vs_resolution.png"] = plot_lines(
+                mem,
+                out / "memory_vs_resolution.png",
+                title="Peak memory vs resolution",
+                xlabel="image side (pixels)",
+                ylabel="peak memory (MiB)",
+                logy=True,
+            )
+            md += ["![memory vs resolution](memory_vs_resolution.png)", ""]
+    elif tp:
+        ok = ok_rows(rows)
+        varying = varying_fields(ok)
+        labels = [series_name(r, varying) for r in ok]
+        ci = (
+            [float(r.get("throughput_ci_low") or "nan") for r in ok],
+            [float(r.get("throughput_ci_high") or "nan") for r in ok],
+        )
+        rep.figures["throughput.png"] = plot_bars(
+            {"throughput": (labels, [float(r["throughput_median"]) for r in ok])},
+            out / "throughput.png",
+            title="Throughput: median with its 95% interval",
+            ylabel="images / s",
+            errors={"throughput": ci},
+        )
+        md += ["## Throughput", "", "![throughput](throughput.png)", ""]
+    if any(len(x) > 1 for x, _ in macs.values()):
+        rep.figures["macs_vs_tokens.png"] = plot_lines(
+            macs,
+            out / "macs_vs_tokens.png",
+            title="MACs vs tokens (one layer, batch 1)",
+            xlabel="tokens (H·W of the map)",
+            ylabel="MACs",
+            loglog=True,
+        )
+        md += [
+            "## MACs vs tokens",
+            "",
+            "Analytic multiply-accumulates of one layer on log-log axes: global attention "
+            "grows with the square of the token count, windowed and pooled attention about "
+            "linearly.",
+            "",
+            "![MACs vs tokens](macs_vs_tokens.png)",
+            "",
+        ]
+    return md

@@ -1,0 +1,119 @@
+"""Row: one measurement's result, one line of ``rows.jsonl``, typed column by column.
+
+A row is a plain dict on disk (a JSON object per line) and in memory; :class:`Row` says which
+columns it may carry and of what type, :data:`REQUIRED_COLUMNS` which ones every stored row
+has. ``docs/rows.schema.json`` is the same contract as a JSON Schema, for readers outside
+Python; ``tests/test_row_schema.py`` keeps the two in step and validates real rows against it.
+
+:data:`ROW_SCHEMA_VERSION` (the ``schema`` column) changes whenever a column changes meaning,
+so a comparison never judges rows of another schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict, get_args
+
+#: Version of the row columns; rows of another version are never compared.
+ROW_SCHEMA_VERSION = 1
+
+#: How a measurement ended: measured, out of memory, or any other failure (``message`` says).
+Status = Literal["ok", "OOM", "error"]
+STATUSES: tuple[str, ...] = get_args(Status)
+
+
+class Row(TypedDict, total=False):
+    """Every column a row may carry. Identity columns come from the Case before anything is
+    measured (:func:`hilobench.bench.base_row`); the rest appear as the measurement gets that
+    far, so a failed row keeps what was measured before it failed."""
+
+    # identity: what was measured
+    schema: int
+    case_key: str
+    kind: str
+    name: str
+    attention: str
+    impl: str
+    mode: str
+    res: str
+    tokens: str
+    batch: int
+    device: str
+    dtype: str
+    threads: int | None
+    compile: bool
+    channels_last: bool
+    options: dict[str, Any]
+    case: dict[str, Any]
+    env_id: str
+    # outcome
+    status: Status
+    message: str
+    traceback: str
+    # counts
+    params: int
+    macs: int | None
+    macs_traced: int
+    uncounted_ops: list[str]
+    layers_per_call: int
+    # memory
+    peak_mem_bytes: int
+    peak_rss_bytes: int | None
+    # timing: per-layer samples and their summary
+    samples_s: list[float]
+    calls_per_sample: int
+    warmup_calls: int
+    budget_capped: bool
+    n_samples: int
+    throughput_median: float
+    throughput_ci_low: float
+    throughput_ci_high: float
+    latency_ms_p50: float
+    latency_ms_p90: float
+    latency_ms_iqr: float
+    cov: float
+    noisy: bool
+    compile_s: float
+    wall_s: float
+    budgeted_s: float
+    # roofline: the achieved MAC rate against the device's GEMM peak
+    achieved_macs_per_s: float | None
+    roofline: float | None
+    # compare groups: members timed together, ratios to the reference member
+    interleaved: bool
+    group: str
+    group_wall_s: float
+    ref: str
+    ref_key: str | None
+    ratio_to_ref: float
+    ratio_ci_low: float
+    ratio_ci_high: float
+    ratio_n: int
+    ratio_frac_faster: float | None
+    # suite runs
+    suite: str
+    case_id: str
+    # the regression gate: both revisions measured in blocks of turns
+    round_group: str
+    blocks: int
+    sample_blocks: list[int]
+    test_slowdown: float
+    remeasure_samples_s: list[float]
+    remeasure_sample_blocks: list[int]
+
+
+#: Columns every stored row has, failed or not.
+REQUIRED_COLUMNS = (
+    "schema", "case_key", "kind", "name", "attention", "impl", "mode", "res", "tokens", "batch",
+    "device", "dtype", "threads", "compile", "channels_last", "options", "case", "env_id",
+    "status", "message",
+)  # fmt: skip
+
+#: Columns of the tables derived from the rows, in display order.
+ROW_COLUMNS = (
+    "kind", "name", "attention", "impl", "mode", "res", "tokens", "batch", "device", "dtype",
+    "threads", "compile", "channels_last", "params", "macs", "macs_traced", "uncounted_ops",
+    "throughput_median", "throughput_ci_low", "throughput_ci_high", "latency_ms_p50",
+    "latency_ms_p90", "latency_ms_iqr", "cov", "noisy", "n_samples", "peak_mem_bytes",
+    "peak_rss_bytes", "achieved_macs_per_s", "roofline", "status", "message", "case_key",
+    "env_id",
+)  # fmt: skip

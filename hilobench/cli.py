@@ -113,8 +113,9 @@ def warn_emulated(cases: Iterable[Case]) -> None:
 
 BUDGET_HELP = (
     "Seconds per case, all in: count trace, memory pass, warm-up and timed samples. Long calls "
-    "get fewer samples and a wider interval instead of an overrun; only the build, at most one "
-    "call and --compile time come on top."
+    "get fewer samples and a wider interval instead of an overrun; only the build, --compile "
+    "time and, when one call outlasts the budget, that call (the memory pass) plus one timed "
+    "sample come on top."
 )
 ROOFLINE_HELP = (
     "Measure (once per machine, then cached) the GEMM peak for the roofline column; "

@@ -15,19 +15,12 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
+from hilobench.gate.claim_terms import CLAIM_KEYS, CLAIM_METRICS
 from hilobench.plan import CompareGroup, SuiteCase
 from hilobench.suite_fields import Where, is_int, is_num, type_name
 
 #: Settings of the regression gate a suite may tune (see hilobench.gate.policy).
 GATE_KEYS = ("min_effect", "alpha", "budget", "confirm_fraction", "min_samples")
-CLAIM_METRICS = {
-    "throughput": "higher",
-    "latency": "lower",
-    "macs": "lower",
-    "params": "lower",
-    "memory": "lower",
-}
-CLAIM_KEYS = ("a", "b", "metric", "min_ratio", "max_ratio", "name", "note")
 COMPARE_KEYS = ("name", "members", "pattern", "reference")
 
 

@@ -33,6 +33,16 @@ def test_strict_budget_zero_still_measures_once() -> None:
     assert len(t.samples_s) == 1 and t.warmup_calls == 1 and t.capped
 
 
+def test_no_warm_up_means_one_call_per_sample() -> None:
+    # with no call time to size samples by, a sample is one call (not a million)
+    t = timing.time_fn(lambda: None, budget_s=0.0, min_warmup=0, min_sample_s=0.02,
+                       strict_budget=True)  # fmt: skip
+    assert t.warmup_calls == 0 and t.calls_per_sample == 1 and len(t.samples_s) == 1
+    res = timing.time_interleaved({"a": lambda: None}, budget_s=0.0, min_warmup=0,
+                                  min_sample_s=0.02, strict_budget=True)  # fmt: skip
+    assert res["a"].calls_per_sample == 1
+
+
 def test_loose_budget_keeps_min_samples() -> None:
     t = timing.time_fn(lambda: None, budget_s=0.0, min_samples=5, strict_budget=False)
     assert len(t.samples_s) == 5 and not t.capped
@@ -75,6 +85,25 @@ def test_case_with_slow_calls_fits_its_budget(monkeypatch: pytest.MonkeyPatch) -
     assert row["budget_capped"] is True and row["n_samples"] < 9
     # budget + the build + at most one call past the cap, with room for a busy machine
     assert wall < budget + 2 * SLOW_CALL_S + 0.5
+
+
+def test_memory_pass_past_the_budget_leaves_one_sample_and_no_warm_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A call longer than the whole budget: the memory pass crosses it, then exactly one timed
+    call; no warm-up call on top."""
+    make_step = bench.make_step
+
+    def slow_make_step(case, subject, inputs):  # type: ignore[no-untyped-def]
+        step = make_step(case, subject, inputs)
+        return lambda: (time.sleep(SLOW_CALL_S), step())
+
+    monkeypatch.setattr(bench, "make_step", slow_make_step)
+    bench.warm_process()
+    row = bench.run_case(_slow_layer_case(0.05))
+    assert row["status"] == "ok" and row["n_samples"] == 1 and row["warmup_calls"] == 0
+    assert row["calls_per_sample"] == 1
+    assert row["budgeted_s"] < 0.05 + 2 * SLOW_CALL_S + 0.3
 
 
 def test_fast_case_is_not_capped() -> None:

@@ -19,9 +19,6 @@ from hilobench.row import Row
 BASELINE_KIND = "hilobench-deterministic-baseline"
 BASELINE_SCHEMA = 1
 
-#: Figures a baseline holds per case: the deterministic ones.
-BASELINE_FIELDS = DETERMINISTIC
-
 
 def baseline_path(suite_path: Path | str, root: Path | str = ".") -> Path:
     """Where a suite's committed baseline lives: ``results/baselines/<suite stem>.json``."""
@@ -68,7 +65,7 @@ def compute_baseline(suite_path: Path | str) -> dict[str, Any]:
     cases: dict[str, Any] = {}
     for sc in suite.cases:
         row = deterministic_row(sc.case, count=sc.count)
-        figures = {k: row.get(k) for k in BASELINE_FIELDS if row.get(k) is not None}
+        figures = {k: row.get(k) for k in DETERMINISTIC if row.get(k) is not None}
         if sc.case.device.startswith("cuda"):
             figures.pop("peak_mem_bytes", None)
         cases[sc.case.key] = {"id": sc.id, "label": sc.case.label(), **figures}

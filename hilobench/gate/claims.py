@@ -17,17 +17,10 @@ from typing import Any
 import numpy as np
 
 from hilobench.errors import ConfigError
+from hilobench.gate.claim_terms import CLAIM_KEYS, CLAIM_METRICS, SPEED_METRICS
 from hilobench.gate.runs import row_context, row_id, row_label
 from hilobench.gate.speed import bootstrap_ratio_ci, same_rounds
 from hilobench.measure import stats
-
-SPEED_METRICS = ("throughput", "latency")
-#: Claim metric → row column (speed metrics come from the samples).
-CLAIM_METRICS = {
-    "throughput": "samples_s", "latency": "samples_s", "macs": "macs", "params": "params",
-    "memory": "peak_mem_bytes",
-}  # fmt: skip
-CLAIM_KEYS = ("a", "b", "metric", "min_ratio", "max_ratio", "name", "note")
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,8 @@ def time_fn(
         max_s=cap,
         strict=strict_budget,
     )
-    k = _calls_per_sample(_median(w_times[-WARMUP_WINDOW:]) if w_times else 0.0, min_sample_s)
+    # without a warm-up there is no call time to size samples by: one call per sample
+    k = _calls_per_sample(_median(w_times[-WARMUP_WINDOW:]), min_sample_s) if w_times else 1
     gc.collect()
     samples: list[float] = []
     while len(samples) < max_samples:
@@ -274,8 +275,8 @@ def time_interleaved(
             strict=strict_budget,
         )
         warm[name] = (len(w_times), w_s, steady)
-        ks[name] = _calls_per_sample(
-            _median(w_times[-WARMUP_WINDOW:]) if w_times else 0.0, min_sample_s
+        ks[name] = (
+            _calls_per_sample(_median(w_times[-WARMUP_WINDOW:]), min_sample_s) if w_times else 1
         )
     gc.collect()
     samples: dict[str, list[float]] = {name: [] for name in names}

@@ -1,7 +1,8 @@
 """Wall time of whole `hilobench layer` / `model` commands against the budget they were given.
 
 `--budget` promises that a case's count trace, memory pass, warm-up and samples fit in it, with
-only the build, the process's start-up and at most one call on top. This runs the commands as a
+only the build and the process's start-up on top; where one call outlasts the whole budget, the
+case takes the memory-pass call and one timed sample. This runs the commands as a
 user would (fresh processes), with a cold and then a warm roofline cache, optionally with
 PyTorch's CPU kernels capped to AVX2 (no AVX-512, no native bfloat16), and tabulates the
 process wall time, the overhead beyond the budget and how many samples each case got.
@@ -122,10 +123,14 @@ def write(out: Path, results: list[dict[str, Any]], avx2: bool) -> None:
         f"PyTorch {torch.__version__}, kernel level {cpu_capability()}"
         + (" (capped with ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2)" if avx2 else ""),
         "",
+        f"Load average when the table was written (1/5/15 min): "
+        f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} logical CPUs.",
+        "",
         "Process wall includes Python and PyTorch start-up; case wall is the rows' `wall_s` "
         "(build, the process's one-off tracer start-up, count trace, memory pass, timing); the "
         "budgeted part is the rows' `budgeted_s` (count trace, memory pass, warm-up, samples), "
-        "which `--budget` caps up to at most one call.",
+        "which `--budget` caps; where one call outlasts the whole budget (emulated bf16 on a "
+        "backbone), it is the memory-pass call plus one timed sample.",
         "",
         head,
         "|---" * (head.count("|") - 1) + "|",

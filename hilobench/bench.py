@@ -19,7 +19,7 @@ from torch import nn
 
 from hilobench import options
 from hilobench.attention import build_attention, get_attention
-from hilobench.case import LAYER_SCALE, Case, fmt_hw, parse_hw
+from hilobench.case import LAYER_SCALE, Case, check_threads, fmt_hw, parse_hw
 from hilobench.dtypes import TORCH_DTYPES
 from hilobench.errors import ConfigError
 from hilobench.measure import memory, stats, timing
@@ -79,9 +79,10 @@ def build_subject(case: Case) -> Subject:
     opts = case.opts
     if case.kind == "layer":
         h, w = layer_tokens(case)
-        get_attention(case.name)  # an unknown name first; this also loads plug-in attentions
+        entry = get_attention(case.name)  # an unknown name first; also loads plug-ins
         # a knob the layer does not take would be ignored by the builder but kept in the key
         options.check_taken("layer", [case.name], opts)
+        options.check_map_knobs({**entry.defaults, **opts}, (h, w))
         kwargs = options.builder_kwargs("layer", opts)  # dim, num_heads and the layer's knobs
         dim = int(kwargs["dim"])
         module = build_attention(case.name, impl=case.impl, **kwargs)
@@ -94,6 +95,8 @@ def build_subject(case: Case) -> Subject:
 
     from hilobench.models import analytic_macs, build_model  # torchvision ~1.2 s: models only
 
+    stage3 = (-(-case.res[0] // LAYER_SCALE), -(-case.res[1] // LAYER_SCALE))
+    options.check_map_knobs(opts, stage3, f" of stage 3 (1/{LAYER_SCALE} of {fmt_hw(case.res)})")
     model = build_model(
         case.name, res=case.res, impl=case.impl, **options.builder_kwargs("model", opts)
     )
@@ -106,16 +109,36 @@ def build_subject(case: Case) -> Subject:
     return Subject(model, make_model_inputs, None, 1, macs, opts.get("attn") or "")
 
 
-def validate_case(case: Case) -> None:
+def validate_case(case: Case, *, fits: bool = False) -> None:
     """Raise ConfigError for a case that cannot be built, cheaply (layers are small; models are
-    built on the meta device, so no weights are allocated or initialised for real)."""
+    built on the meta device, so no weights are allocated or initialised for real). ``fits``:
+    also refuse a case too big for the memory available now (a command about to measure it
+    here; a suite checked for another machine is not judged by this one's memory)."""
     check_device(case.device)
     check_dtype(case.dtype, case.device)
+    check_threads(case.threads)
     if case.kind == "layer":
-        build_subject(case)
-        return
-    with torch.device("meta"):
-        build_subject(case)
+        subject = build_subject(case)
+    else:
+        with torch.device("meta"):
+            subject = build_subject(case)
+    if fits:
+        check_memory(case, subject)
+
+
+def check_memory(case: Case, subject: Subject) -> None:
+    """Estimate what ``case`` holds at once and refuse it when that exceeds the memory available:
+    the attention matrix of the reference path (batch x heads x N x M elements) plus input and
+    activations at a rough multiple of the input; training keeps about twice that."""
+    size = TORCH_DTYPES[case.dtype].itemsize * (2 if case.mode == "train" else 1)
+    if subject.tokens:
+        h, w = subject.tokens
+        scores = getattr(subject.module, "score_elements", None)
+        attn = int(scores(h, w)) if callable(scores) and case.impl == "reference" else 0
+        act = h * w * int(getattr(subject.module, "dim", 1)) * memory.LAYER_ACTIVATION_FACTOR
+    else:
+        attn, act = 0, 3 * case.res[0] * case.res[1] * memory.MODEL_ACTIVATION_FACTOR
+    memory.check_fits(case.label(), case.batch * attn * size, case.batch * act * size, case.device)
 
 
 def _autocast(case: Case) -> contextlib.AbstractContextManager[Any]:

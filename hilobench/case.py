@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -23,6 +25,36 @@ IMPLS = ("reference", "fused")
 
 #: Image-to-token scale at which the paper benchmarks a single layer (stage 3 of a 4-stage net).
 LAYER_SCALE = 16
+#: Longest budget one case may have, in seconds: a budget is a cap, and a cap must end.
+MAX_BUDGET_S = 3600.0
+
+
+def check_budget(value: object, what: str = "budget") -> float:
+    """A budget in seconds: a finite number in (0, MAX_BUDGET_S]; ConfigError otherwise."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    x = float(value) if ok else math.nan  # type: ignore[arg-type]
+    if not (math.isfinite(x) and 0 < x <= MAX_BUDGET_S):
+        raise ConfigError(
+            f"{what} must be a number of seconds in (0, {MAX_BUDGET_S:g}], got {value!r}"
+        )
+    return x
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def check_threads(threads: int | None) -> None:
+    """Refuse more threads than this machine lets the process use."""
+    n = usable_cores()
+    if threads is not None and not 1 <= threads <= n:
+        raise ConfigError(
+            f"threads must be between 1 and {n} (the cores usable here), got {threads}"
+        )
 
 
 def parse_hw(
@@ -105,8 +137,7 @@ class Case:
             raise ConfigError(f"batch must be an integer >= 1, got {self.batch!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"threads must be an integer >= 1, got {self.threads!r}")
-        if not self.budget > 0:
-            raise ConfigError(f"budget must be > 0 seconds, got {self.budget!r}")
+        object.__setattr__(self, "budget", check_budget(self.budget))
         object.__setattr__(self, "res", parse_hw(self.res))
         object.__setattr__(self, "options", tuple(sorted(dict(self.options).items())))
 

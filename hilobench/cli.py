@@ -10,7 +10,9 @@ import functools
 import importlib
 import inspect
 import pkgutil
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +22,13 @@ from rich.table import Table
 
 from hilobench import __version__, commands, options
 from hilobench.case import Case, expand_impls, parse_hw
-from hilobench.errors import EXIT_INTERRUPTED, EXIT_USAGE, ConfigError, check_choice
+from hilobench.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    ConfigError,
+    check_choice,
+)
 from hilobench.render import FORMATS, console, render_text, rich_table
 from hilobench.runlock import RunLock
 
@@ -61,15 +69,17 @@ def execute(
     title: str,
     count: bool = True,
     roofline: bool = True,
+    append: bool = False,
 ) -> list[dict[str, Any]]:
-    """Validate every case, then measure them one by one, saving each row as it lands."""
+    """Validate every case, then measure them one by one, saving each row as it lands. Ctrl-C
+    or SIGTERM keeps the finished rows, writes their tables and exits 130 / 143."""
     from hilobench.bench import validate_case  # torch ~1.5 s: only a measuring command needs it
     from hilobench.store import RunDir, check_writable, new_run_dir  # pandas ~0.25 s
 
     check_choice("format", fmt, FORMATS)
+    cases = list({c.key: c for c in cases}.values())  # a case named twice is measured once
     for c in cases:
-        validate_case(c)
-    warn_emulated(cases)
+        validate_case(c, fits=True)
     target = check_writable(out_dir if out_dir is not None else new_run_dir())
 
     # torch ~1.5 s (timing), pandas ~0.25 s (runner), psutil ~20 ms (env): measuring only
@@ -77,12 +87,14 @@ def execute(
     from hilobench.measure.timing import set_threads
     from hilobench.plan import SuiteCase, plan
     from hilobench.progress import LineReporter
-    from hilobench.runner import Runner
+    from hilobench.runner import Runner, stop_on_signals
 
     threads = set_threads(cases[0].threads)
     env = fingerprint(cases[0].device, threads)
     eid = env_id(env)
-    with RunLock(target):  # one writer per run directory
+    check_existing(target, env, append)
+    with RunLock(target), stop_on_signals() as stop:  # one writer per run directory
+        warn_emulated(cases)  # after every refusal: a refused run prints its one line only
         run = RunDir(target).create({**env, "env_id": eid})
         # in this process, one case after another; `suite run` isolates each case instead
         runner = Runner(
@@ -93,7 +105,7 @@ def execute(
         except KeyboardInterrupt:
             run.write_tables()
             err.print(f"interrupted: {len(runner.rows)} of {len(cases)} rows kept in {run.path}")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            raise typer.Exit(stop.exit_code) from None
         run.write_tables()
     if fmt == "table":
         out.print(rich_table(rows, title))
@@ -101,6 +113,31 @@ def execute(
     else:
         sys.stdout.write(render_text(rows, fmt) + "\n")
     return rows
+
+
+def check_existing(target: Path, env: dict[str, Any], append: bool) -> None:
+    """Rows already in ``target`` are another run's: refuse to add to them unless ``append``,
+    and then only from the same machine class (threads and dtype are per row, so may differ)."""
+    from hilobench.measure.env import ROW_FIELDS, class_differences, machine_class
+    from hilobench.store import RunDir  # pandas ~0.25 s
+
+    run = RunDir(target)
+    rows = run.rows() if run.rows_path.exists() else []
+    if not rows:
+        return
+    if not append:
+        raise ConfigError(
+            f"{target} already holds {len(rows)} row(s) of another run; choose a new --out, "
+            "or add --append to add rows to it"
+        )
+    theirs = {k: v for k, v in machine_class(run.env(), rows).items() if k not in ROW_FIELDS}
+    ours = {k: v for k, v in machine_class(env).items() if k not in ROW_FIELDS}
+    diff = class_differences(theirs, ours)
+    if diff:
+        raise ConfigError(
+            f"{target} holds rows of another machine class ({'; '.join(diff)}); "
+            "rows of different machines do not mix: choose a new --out"
+        )
 
 
 def warn_emulated(cases: Iterable[Case]) -> None:
@@ -117,6 +154,7 @@ BUDGET_HELP = (
     "time and, when one call outlasts the budget, that call (the memory pass) plus one timed "
     "sample come on top."
 )
+APPEND_HELP = "Add rows to an --out that holds rows already (same machine class only)."
 ROOFLINE_HELP = (
     "Measure (once per machine, then cached) the GEMM peak for the roofline column; "
     "--no-roofline skips it."
@@ -136,6 +174,7 @@ def layer(
     budget: float = typer.Option(3.0, help=BUDGET_HELP),
     roofline: bool = typer.Option(True, help=ROOFLINE_HELP),
     out_dir: Path | None = typer.Option(None, "--out", help="Run directory for the results."),
+    append: bool = typer.Option(False, "--append", help=APPEND_HELP),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
     **knobs: Any,
 ) -> None:
@@ -170,7 +209,9 @@ def layer(
         for n in names
         for i in parse_impls(impl)
     ]
-    execute(cases, out_dir=out_dir, fmt=fmt, title="attention layers", roofline=roofline)
+    execute(
+        cases, out_dir=out_dir, fmt=fmt, title="attention layers", roofline=roofline, append=append
+    )
 
 
 def model(
@@ -188,6 +229,7 @@ def model(
     budget: float = typer.Option(5.0, help=BUDGET_HELP),
     roofline: bool = typer.Option(True, help=ROOFLINE_HELP),
     out_dir: Path | None = typer.Option(None, "--out", help="Run directory for the results."),
+    append: bool = typer.Option(False, "--append", help=APPEND_HELP),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
     **knobs: Any,
 ) -> None:
@@ -212,7 +254,7 @@ def model(
                              impl=i, mode=mode, threads=threads, compile=compile,
                              channels_last=channels_last, options=opts, budget=budget)
                     )  # fmt: skip
-    execute(cases, out_dir=out_dir, fmt=fmt, title="backbones", roofline=roofline)
+    execute(cases, out_dir=out_dir, fmt=fmt, title="backbones", roofline=roofline, append=append)
 
 
 def _knob_parameter(kind: str, knob: options.Knob) -> inspect.Parameter:
@@ -289,8 +331,19 @@ install_commands()
 _register_commands()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside a run's own handling: unwind like Ctrl-C (locks released, temporary
+    files removed by their ``finally`` blocks), then exit 143."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Iterable[str] | None = None) -> None:
-    """Entry point: maps user errors to one line + exit 2, Ctrl-C to exit 130."""
+    """Entry point: maps user errors to one line + exit 2, Ctrl-C to exit 130, SIGTERM to 143."""
+    if argv is None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)  # a process of its own: SIGTERM unwinds too
     args = list(argv) if argv is not None else sys.argv[1:]
     if args in (["--version"], ["-V"]):
         print(f"hilobench {__version__}")
@@ -300,6 +353,9 @@ def main(argv: Iterable[str] | None = None) -> None:
         rv = app(args=args, prog_name="hilobench", standalone_mode=False)
     except ConfigError as e:
         _die(str(e))
+    except Terminated:
+        err.print("terminated")
+        sys.exit(EXIT_TERMINATED)
     except (typer.Abort, KeyboardInterrupt):
         err.print("interrupted")
         sys.exit(EXIT_INTERRUPTED)

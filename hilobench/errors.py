@@ -4,6 +4,8 @@
 EXIT_USAGE = 2
 #: Ctrl-C (128 + SIGINT), as a shell reports it.
 EXIT_INTERRUPTED = 130
+#: Stopped by SIGTERM (128 + 15, as shells report it).
+EXIT_TERMINATED = 143
 
 
 class ConfigError(ValueError):

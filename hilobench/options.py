@@ -32,7 +32,7 @@ PY_TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": st
 #: Names a knob cannot have: case fields, run settings and the commands' own options.
 RESERVED = frozenset(
     "layer model id points res batch device dtype impl mode threads compile channels_last "
-    "budget timeout count min_effect names list list_ train roofline out out_dir format fmt "
+    "budget timeout count min_effect names list list_ train roofline out out_dir format fmt append "
     "help version".split()
 )
 
@@ -153,8 +153,19 @@ def _attention_names() -> list[str]:
 #: The built-in knobs, in the order the CLI lists them.
 BUILTIN: tuple[Knob, ...] = (
     Knob("tokens", "hw", "Token map HxW (bypasses the 1/16 image scale).", arg=None, every=True),
-    Knob("dim", "int", "Channels.", default=768, minimum=1, every=True),
-    Knob("heads", "int", "Attention heads.", arg="num_heads", default=12, minimum=1, every=True),
+    # upper bounds far past any vision model (ViT-22B: 6144 channels, 48 heads) that keep a
+    # mistyped value from overflowing a tensor size
+    Knob("dim", "int", "Channels.", default=768, minimum=1, maximum=65536, every=True),
+    Knob(
+        "heads",
+        "int",
+        "Attention heads.",
+        arg="num_heads",
+        default=12,
+        minimum=1,
+        maximum=1024,
+        every=True,
+    ),  # fmt: skip
     Knob(
         "alpha",
         "float",
@@ -332,3 +343,17 @@ def help_text(kind: str, knob: Knob) -> str:
         d = _TAKERS[kind][t][knob.name]
         shown.append(t if d is None or isinstance(d, bool) else f"{t} {d}")
     return knob.help + (f" Taken by: {', '.join(shown)}." if shown else "")
+
+
+def check_map_knobs(values: dict[str, Any], hw: tuple[int, int], where: str = "") -> None:
+    """A window or a reduction ratio no larger than the token map it acts on (its longer side):
+    a larger one only pads the map (HiLo), sizes tables by its square (Swin) or leaves no keys
+    (SRA), and can ask for terabytes."""
+    for k in ("window", "sr"):
+        v = values.get(k)
+        if isinstance(v, int) and v > max(hw):
+            raise KnobError(
+                k,
+                f"{k}={v} is larger than the {hw[0]}x{hw[1]} token map{where}; "
+                f"{k} must be at most {max(hw)}, the map's longer side",
+            )

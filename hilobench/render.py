@@ -1,5 +1,5 @@
 """Rows → what a person reads (rich table) or a program reads (json / csv / md), and the
-consoles they are printed on."""
+consoles they are printed on. Text from rows is data: rich markup in it is escaped."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 FORMATS = ("table", "json", "csv", "md")
@@ -32,7 +33,7 @@ def _mem(v: Any) -> str:
 
 def rich_table(rows: list[dict[str, Any]], title: str = "") -> Table:
     """The terminal view: counts, speed with its 95% interval, memory, status."""
-    table = Table(title=title or None, header_style="bold")
+    table = Table(title=escape(title) or None, header_style="bold")
     layer_rows = all(r.get("kind") == "layer" for r in rows)
     wanted = ["name", "impl", "mode", "res", "tokens" if layer_rows else None, "batch", "dtype",
               "params (M)", "MMACs" if layer_rows else "GMACs", "traced", "img/s", "95% CI",
@@ -51,15 +52,17 @@ def rich_table(rows: list[dict[str, Any]], title: str = "") -> Table:
         if status == "ok" and r.get("noisy"):
             status = "ok (noisy)"
         elif status not in ("ok", ""):
-            status = f"[red]{status}[/red] {r.get('message', '')[:40]}"
+            status = f"[red]{escape(str(status))}[/red] {escape(str(r.get('message', ''))[:40])}"
+        else:
+            status = escape(str(status))
         cells = {
-            "name": r.get("name", ""),
-            "impl": r.get("impl", ""),
-            "mode": r.get("mode", ""),
-            "res": str(r.get("res", "")),
-            "tokens": str(r.get("tokens", "")),
-            "batch": str(r.get("batch", "")),
-            "dtype": r.get("dtype", ""),
+            "name": escape(str(r.get("name", ""))),
+            "impl": escape(str(r.get("impl", ""))),
+            "mode": escape(str(r.get("mode", ""))),
+            "res": escape(str(r.get("res", ""))),
+            "tokens": escape(str(r.get("tokens", ""))),
+            "batch": escape(str(r.get("batch", ""))),
+            "dtype": escape(str(r.get("dtype", ""))),
             "params (M)": _num(r.get("params"), 1e6),
             "MMACs": _num(r.get("macs"), mscale),
             "GMACs": _num(r.get("macs"), mscale, "{:.3f}"),
@@ -111,7 +114,7 @@ def compare_groups_table(rows: list[dict[str, Any]]) -> Table | None:
 def _cell(v: Any) -> str:
     if v is None or v != v:  # None or NaN
         return ""
-    return f"{v:.3f}" if isinstance(v, float) else str(v)
+    return f"{v:.3f}" if isinstance(v, float) else escape(str(v))
 
 
 def print_rows(rows: list[dict[str, Any]], fmt: str, title: str) -> None:

@@ -45,6 +45,11 @@ class Row(TypedDict, total=False):
     options: dict[str, Any]
     case: dict[str, Any]
     env_id: str
+    # provenance: the code that measured, and how
+    hilobench_version: str
+    git_commit: str | None
+    git_dirty: bool | None
+    isolated: bool
     # outcome
     status: Status
     message: str
@@ -91,6 +96,7 @@ class Row(TypedDict, total=False):
     ratio_frac_faster: float | None
     # suite runs
     suite: str
+    suite_hash: str
     case_id: str
     # the regression gate: both revisions measured in blocks of turns
     round_group: str

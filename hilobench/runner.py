@@ -19,6 +19,7 @@ how the run goes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -26,15 +27,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from hilobench.case import Case
+from hilobench.measure.env import code_state
 from hilobench.measure.procenv import worker_env
 from hilobench.plan import SuiteCase, Unit
 from hilobench.progress import Reporter
+from hilobench.rundir_io import repair_torn_tail
 from hilobench.store import RunDir
 from hilobench.worker import failure_row, run_job
 
@@ -124,6 +127,7 @@ class Runner:
         isolate: bool = True,
         reporter: Reporter | None = None,
         suite: str | None = None,
+        suite_hash: str | None = None,
         roofline: bool = True,
     ):
         self.run = run
@@ -132,6 +136,9 @@ class Runner:
         self.roofline = roofline
         self.reporter = reporter or Reporter()
         self.suite = suite
+        self.suite_hash = suite_hash
+        # the code that measures, once per run (a few git calls)
+        self.provenance = provenance(isolate, exclude=[run.path])
         self.rows: list[dict[str, Any]] = []
         self.peaks: dict[str, float] = {}
 
@@ -183,9 +190,12 @@ class Runner:
 
     def _annotate(self, sc: SuiteCase, row: dict[str, Any]) -> None:
         row.setdefault("env_id", self.env_id)
+        row.update(self.provenance)
         if self.suite is not None:
             row["suite"] = self.suite
             row["case_id"] = sc.id
+            if self.suite_hash is not None:
+                row["suite_hash"] = self.suite_hash
 
     def _unit(self, unit: Unit) -> list[dict[str, Any]]:
         if unit.group is None:
@@ -240,6 +250,35 @@ class Runner:
         return run_job(job)
 
 
+def provenance(isolated: bool, exclude: Iterable[str | Path] = ()) -> dict[str, Any]:
+    """The provenance columns of a row: the code version (:func:`code_state`) and whether it
+    was measured in a worker process of its own."""
+    return {**code_state(exclude), "isolated": bool(isolated)}
+
+
+def suite_hash(data: bytes) -> str:
+    """The ``suite_hash`` column: 16 hex digits of the suite file's sha256."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def provenance_differences(
+    rows: Iterable[dict[str, Any]], suite: str, digest: str | None, code: dict[str, Any]
+) -> list[str]:
+    """Why ``rows`` do not come from this suite (name, content hash) and code (``code``:
+    :func:`code_state`); empty when they do. A column a row does not record (written before it
+    existed) is not judged; the commit and dirty flag are judged only where both sides are in
+    a git checkout, the package version otherwise."""
+    now: dict[str, Any] = {"suite": suite, "suite_hash": digest, **code}
+    seen: dict[str, set[str]] = {}
+    for r in rows:
+        in_git = r.get("git_commit") is not None and code.get("git_commit") is not None
+        code_cols = ("git_commit", "git_dirty") if in_git else ("hilobench_version",)
+        for k in ("suite", "suite_hash", *code_cols):
+            if k in r and now.get(k) is not None and r[k] != now[k]:
+                seen.setdefault(k, set()).add(json.dumps(r[k]))
+    return [f"{k} {', '.join(sorted(v))} -> {json.dumps(now[k])}" for k, v in seen.items()]
+
+
 def done_keys(run: RunDir) -> set[str]:
     """Keys of the cases a run directory already holds (any status)."""
     if not run.rows_path.exists():
@@ -247,17 +286,10 @@ def done_keys(run: RunDir) -> set[str]:
     return {str(r["case_key"]) for r in run.rows() if r.get("case_key")}
 
 
-def repair_tail(run: RunDir) -> None:
-    """End ``rows.jsonl`` with a newline, so a row torn by a kill stays alone on its line
-    (and is skipped) instead of swallowing the next row appended by ``--resume``."""
-    p = run.rows_path
-    if p.exists() and p.stat().st_size:
-        with open(p, "rb+") as f:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                f.write(b"\n")
-                f.flush()
-                os.fsync(f.fileno())
+def repair_tail(run: RunDir) -> str | None:
+    """Cut a row torn by a kill off ``rows.jsonl`` before ``--resume`` appends, so every line
+    stays a whole row (:func:`hilobench.rundir_io.repair_torn_tail`); a note when it did."""
+    return repair_torn_tail(run.rows_path)
 
 
 class Stop:

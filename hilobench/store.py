@@ -1,11 +1,14 @@
 """Result rows ⇄ files. ``rows.jsonl`` is the source of truth (appended and flushed per row, so
 an interrupted run loses nothing); ``results.csv`` / ``results.md`` are derived with pandas.
+Reading goes through :mod:`hilobench.rundir_io` (checked rows, one-line errors), writing
+through :mod:`hilobench.fileio` (atomic files, synced appends).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,10 +17,10 @@ from typing import Any
 import pandas as pd
 
 from hilobench.errors import ConfigError
+from hilobench.fileio import append_text, make_dir, write_text_atomic
 from hilobench.row import ROW_COLUMNS
+from hilobench.rundir_io import ENV, ROWS, load_rows, read_env
 
-ROWS = "rows.jsonl"
-ENV = "env.json"
 CSV = "results.csv"
 MD = "results.md"
 DEFAULT_ROOT = Path("results") / "runs"
@@ -35,6 +38,14 @@ def new_run_dir(root: Path | str = DEFAULT_ROOT) -> Path:
         path = Path(root) / f"{stamp}-{n}"
         n += 1
     return path
+
+
+def run_dir_name(name: str) -> str:
+    """``name`` (a suite's, from its file) as one safe directory name under the runs root:
+    characters outside ``[A-Za-z0-9._-]`` (path separators included) become ``-``, and leading
+    or trailing dots and dashes go, so it can never climb out (``../../x`` → ``x``)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")
+    return slug or "suite"
 
 
 def check_writable(path: Path | str) -> Path:
@@ -67,16 +78,16 @@ class RunDir:
         return self.path / ROWS
 
     def create(self, env: dict[str, Any]) -> RunDir:
-        self.path.mkdir(parents=True, exist_ok=True)
+        make_dir(self.path)
         if not (self.path / ENV).exists():
-            _atomic_write(self.path / ENV, json.dumps(env, indent=2, default=str) + "\n")
+            write_text_atomic(self.path / ENV, json.dumps(env, indent=2, default=str) + "\n")
         return self
 
     def record_peak(self, device: str, dtype: str, macs_per_s: float) -> None:
         """Keep the measured GEMM peak beside the environment, keyed ``device/dtype``."""
         env = self.env()
         env.setdefault("peak_macs_per_s", {})[f"{device}/{dtype}"] = macs_per_s
-        _atomic_write(self.path / ENV, json.dumps(env, indent=2, default=str) + "\n")
+        write_text_atomic(self.path / ENV, json.dumps(env, indent=2, default=str) + "\n")
 
     def append(self, row: dict[str, Any]) -> None:
         """Append one row and push it to disk now: a kill after this line keeps the row."""
@@ -84,21 +95,18 @@ class RunDir:
 
     def append_rows(self, rows: list[dict[str, Any]]) -> None:
         """Append rows in one write and push them to disk now, so the rows of one unit (a
-        compare group's members) land together, as whole lines."""
+        compare group's members) land together, as whole lines. A failed write leaves the
+        rows before it and raises a one-line ConfigError."""
         if not rows:
             return
-        text = "".join(json.dumps(row, default=str) + "\n" for row in rows)
-        with open(self.rows_path, "a", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        append_text(self.rows_path, "".join(json.dumps(row, default=str) + "\n" for row in rows))
 
     def rows(self) -> list[dict[str, Any]]:
         return load_rows(self.path)
 
     def env(self) -> dict[str, Any]:
-        p = self.path / ENV
-        return json.loads(p.read_text()) if p.exists() else {}
+        """The run's ``env.json`` ({} when there is none yet)."""
+        return read_env(self.path)
 
     def write_tables(self) -> None:
         """Derive results.csv / results.md from the rows (nothing yet: nothing to write)."""
@@ -106,27 +114,8 @@ class RunDir:
         if not rows:
             return
         df = table_frame(rows)
-        _atomic_write(self.path / CSV, df.to_csv(index=False))
-        _atomic_write(self.path / MD, to_markdown(df) + "\n")
-
-
-def load_rows(path: Path | str) -> list[dict[str, Any]]:
-    """Rows of a run dir (or a rows.jsonl file). A torn last line from a killed run is skipped."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / ROWS
-    if not p.exists():
-        raise ConfigError(f"no results at {str(p)!r}: expected a run directory with {ROWS}")
-    rows = []
-    for line in p.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
+        write_text_atomic(self.path / CSV, df.to_csv(index=False))
+        write_text_atomic(self.path / MD, to_markdown(df) + "\n")
 
 
 def table_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -158,10 +147,3 @@ def _cell(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v).replace("|", "\\|")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)

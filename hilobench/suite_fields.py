@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from hilobench import options
-from hilobench.case import DTYPES, IMPLS, parse_hw
+from hilobench.case import DTYPES, IMPLS, MAX_BUDGET_S, parse_hw
 from hilobench.errors import ConfigError
 
 #: Case fields that map onto :class:`Case` (besides the name and kind).
@@ -111,7 +111,10 @@ def check_value(key: str, v: Any) -> Any:
     if key == "threads":
         want(v is None or (is_int(v) and v >= 1), "an integer >= 1 or null")
         return v
-    if key in ("budget", "timeout"):
+    if key == "budget":  # the one budget rule of every case
+        want(is_num(v) and 0 < v <= MAX_BUDGET_S, f"a number of seconds in (0, {MAX_BUDGET_S:g}]")
+        return float(v)
+    if key == "timeout":
         want(is_num(v) and v > 0, "a number of seconds > 0")
         return float(v)
     if key == "min_effect":

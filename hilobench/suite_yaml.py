@@ -9,6 +9,7 @@ it returns what ``yaml.safe_load`` does. The shipped suites are far below every 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +93,23 @@ class _BoundedLoader(yaml.SafeLoader):
         return self.construct_document(node)
 
 
+# YAML 1.1 reads 0x5, 0o17, 010 and 1:30 as integers (hex, octal, base 60): in a suite they are
+# typos (``tokens: 0x5`` meant a 0-by-5 map), so only decimal integers are integers here and the
+# rest stay strings, which the field checks then refuse with a message.
+_INT_TAG = "tag:yaml.org,2002:int"
+_DECIMAL_INT = re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$")
+_BoundedLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _INT_TAG]
+    + ([(_INT_TAG, _DECIMAL_INT)] if first in "-+0123456789" else [])
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def read_yaml(p: Path) -> Any:
     """Parse a suite file within the limits (see the module docstring); ConfigError if not.
 
-    The same data as ``yaml.safe_load`` for any file within the limits."""
+    The same data as ``yaml.safe_load`` for any file within the limits, except that only
+    decimal integers are integers (see ``_DECIMAL_INT``)."""
     with open(p, "rb") as f:
         raw = f.read(MAX_SUITE_BYTES + 1)
     if len(raw) > MAX_SUITE_BYTES:

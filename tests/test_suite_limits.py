@@ -146,3 +146,17 @@ def test_limit_counts_all_entries_and_overrides() -> None:
     assert len(parse_suite(data).cases) == 101
     with pytest.raises(SuiteLimitError, match=f"expands to 10,100 cases .*limit is {MAX_CASES:,}"):
         parse_suite(data, overrides={"batch": list(range(1, 101))})
+
+
+def test_hex_octal_and_base60_numbers_are_not_integers(tmp_path: Path, cli) -> None:
+    """``tokens: 0x5`` is a typo for a 0x5 map, not the hex integer 5."""
+    from hilobench.suite_yaml import read_yaml
+
+    f = tmp_path / "n.yaml"
+    f.write_text("a: 0x5\nb: 010\nc: '1:30'\nd: 1:30\ne: 42\nf: -7\ng: 1_000\n")
+    assert read_yaml(f) == {"a": "0x5", "b": "010", "c": "1:30", "d": "1:30", "e": 42, "f": -7,
+                            "g": 1000}  # fmt: skip
+    suite = tmp_path / "s.yaml"
+    suite.write_text("cases:\n  - layer: msa\n    tokens: 0x5\n")
+    code, _, err = cli(["suite", "validate", str(suite)])
+    assert code == 2 and "0x5" in err and len(err.strip().splitlines()) == 1

@@ -42,6 +42,13 @@ class Attention(nn.Module):
         """Multiply-accumulates of one image (batch 1) on an ``H x W`` token map."""
         raise NotImplementedError
 
+    def score_elements(self, H: int, W: int) -> int:
+        """Attention-score elements of one image on an ``H x W`` map, summed over heads (the
+        size of the attention matrix the reference path materialises). Global attention here;
+        layers that attend to fewer keys say so."""
+        n = H * W
+        return self.num_heads * n * n
+
 
 def check_window(window: object) -> int:
     """Validate a window size (the ``window`` knob's check); return it as int."""

@@ -119,6 +119,13 @@ class HiLo(Attention):
             out = out[:, :H, :W, :]
         return out.reshape(B, N, C)
 
+    def score_elements(self, H: int, W: int) -> int:
+        """Hi-Fi: ``s² x s²`` per window and head; Lo-Fi: every padded token x the pooled map."""
+        s = self.window
+        n = -(-H // s) * s * (-(-W // s) * s)
+        g = n // (s * s)
+        return self.h_heads * g * (s * s) ** 2 + self.l_heads * n * g
+
     def macs(self, H: int, W: int) -> int:
         """The paper's count on the padded map (softmax, scaling, pooling, biases excluded).
 

@@ -69,6 +69,11 @@ class SpatialReductionAttention(Attention):
             )
         return H // r, W // r
 
+    def score_elements(self, H: int, W: int) -> int:
+        """Every token attends to the reduced map."""
+        kh, kw = self.kv_size(H, W)
+        return self.num_heads * H * W * kh * kw
+
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         B, N, C = x.shape
         q = self.q(x).reshape(B, N, self.num_heads, self.head_dim).transpose(1, 2)

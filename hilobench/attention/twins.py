@@ -99,3 +99,7 @@ class TwinsPair(Attention):
     def macs(self, H: int, W: int) -> int:
         """Both layers' MACs together; per-layer figures divide by ``layers_per_call``."""
         return self.lsa.macs(H, W) + self.gsa.macs(H, W)
+
+    def score_elements(self, H: int, W: int) -> int:
+        """The larger of the two layers' attention matrices: they run one after the other."""
+        return max(self.lsa.score_elements(H, W), self.gsa.score_elements(H, W))

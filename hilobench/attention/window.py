@@ -127,6 +127,11 @@ class WindowAttention(Attention):
             return H, W, H, W, 0
         return w, w, -(-H // w) * w, -(-W // w) * w, self.shift
 
+    def score_elements(self, H: int, W: int) -> int:
+        """Every (padded) token attends inside its window."""
+        wh, ww, hp, wp, _ = self._layout(H, W)
+        return self.num_heads * hp * wp * wh * ww
+
     def _bias(self, wh: int, ww: int) -> torch.Tensor | None:
         """``(heads, n, n)`` relative position bias for a ``wh x ww`` window."""
         table = self.relative_position_bias_table

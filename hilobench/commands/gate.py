@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from hilobench.case import check_budget
 from hilobench.errors import ConfigError, check_choice
+from hilobench.fileio import write_text_atomic
 from hilobench.gate.baseline import baseline_path, compute_baseline, computed_rows, write_baseline
 from hilobench.gate.policy import Policies, SpeedPolicy, suite_policies
 from hilobench.gate.verdict import EXIT_BASELINE, EXIT_PASS, BaselineError, GateError, Verdict
@@ -44,32 +48,57 @@ def _check_writable_file(path: Path | None) -> None:
         raise ConfigError(f"cannot write {str(path)!r}: {str(parent)!r} is not a directory")
 
 
+def _escaped(report: Verdict) -> Verdict:
+    """A copy of ``report`` for the terminal: names and labels read from files are data, so
+    rich markup in them is escaped (the files written keep them as they are)."""
+    cases = [
+        replace(c, label=escape(c.label), notes=[escape(n) for n in c.notes]) for c in report.cases
+    ]
+    claims = [
+        replace(
+            cl,
+            claim=replace(
+                cl.claim, a=escape(cl.claim.a), b=escape(cl.claim.b), name=escape(cl.claim.name)
+            ),
+            a_label=escape(cl.a_label),
+            b_label=escape(cl.b_label),
+            note=escape(cl.note),
+        )
+        for cl in report.claims
+    ]
+    return replace(report, cases=cases, claims=claims)
+
+
 def _emit(report: Verdict, title: str, markdown: Path | None, json_out: Path | None) -> None:
-    """Print the tables (wide when piped, for CI logs); write the pull-request comment and the
-    JSON report when asked."""
+    """Write the pull-request comment and the JSON report when asked (first, whole or not at
+    all: a failed write is one ConfigError line and nothing else), then print the tables (wide
+    when piped, for CI logs)."""
     from hilobench.gate.render import verdict_markdown, verdict_tables  # numpy, pandas: ~0.25 s
 
-    out = console(width=200)
-    if report.refused:
-        err.print(f"[red]{report.headline}[/red]", highlight=False)
-    else:
-        for t in verdict_tables(report):
-            out.print(t)
-        for n in report.notes:
-            err.print(f"[dim]{n}[/dim]", highlight=False)
-        if report.env_overridden:
-            err.print(
-                "[yellow]environment mismatch overridden:[/yellow] " + "; ".join(report.env_notes),
-                highlight=False,
-            )
+    written = []
     for path, text in (
         (markdown, verdict_markdown(report, title) if markdown else ""),
         (json_out, json.dumps(report.to_json(), indent=2, default=str) + "\n" if json_out else ""),
     ):
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-            err.print(f"wrote {path}", highlight=False)
+            write_text_atomic(path, text)
+            written.append(path)
+    out = console(width=200)
+    if report.refused:
+        return  # the caller's one error line says why; the files above still hold the details
+    else:
+        for t in verdict_tables(_escaped(report)):
+            out.print(t)
+        for n in report.notes:
+            err.print(f"[dim]{escape(n)}[/dim]", highlight=False)
+        if report.env_overridden:
+            err.print(
+                "[yellow]environment mismatch overridden:[/yellow] "
+                + escape("; ".join(report.env_notes)),
+                highlight=False,
+            )
+    for path in written:
+        err.print(escape(f"wrote {path}"), highlight=False)
 
 
 def _suite_settings(
@@ -162,13 +191,14 @@ def gate_cmd(
     from hilobench.gate.judge import judge_runs
     from hilobench.gate.render import verdict_markdown
     from hilobench.gate.runs import JudgedRun, load_run
+    from hilobench.runner import stop_on_signals
     from hilobench.suite import find_suite
 
     suite_path = find_suite(suite)
     _check_writable_file(markdown)
     _check_writable_file(json_out)
-    if budget is not None and not budget > 0:
-        raise ConfigError(f"budget must be > 0 seconds, got {budget}")
+    if budget is not None:
+        check_budget(budget)
     policy = _policy(min_effect, alpha)
     target = baseline or baseline_path(suite_path)
     if update_baseline and check_baseline:
@@ -176,7 +206,7 @@ def gate_cmd(
     if update_baseline:
         data = compute_baseline(suite_path)
         write_baseline(data, target)
-        err.print(f"wrote {len(data['cases'])} case(s) to {target}", highlight=False)
+        err.print(escape(f"wrote {len(data['cases'])} case(s) to {target}"), highlight=False)
         raise typer.Exit(EXIT_PASS)
     if check_baseline:
         try:
@@ -190,22 +220,29 @@ def gate_cmd(
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out = out_dir or Path("results") / "runs" / f"gate-{stamp}"
-    try:
-        outcome = driver.run_gate(
-            base,
-            suite_path,
-            out_dir=out,
-            policy=policy,
-            budget_s=budget,
-            progress=lambda m: err.print(f"[dim]{m}[/dim]", highlight=False),
-        )
-    except GateError as e:
-        raise _fail(str(e), e.exit_code) from None
+    # Ctrl-C / SIGTERM: the sides are ended and the base worktree removed on the way out
+    with stop_on_signals() as stop:
+        try:
+            outcome = driver.run_gate(
+                base,
+                suite_path,
+                out_dir=out,
+                policy=policy,
+                budget_s=budget,
+                progress=lambda m: err.print(f"[dim]{escape(m)}[/dim]", highlight=False),
+            )
+        except GateError as e:
+            raise _fail(str(e), e.exit_code) from None
+        except KeyboardInterrupt:
+            err.print(escape(f"interrupted: gate stopped, no verdict; logs in {out}"))
+            raise typer.Exit(stop.exit_code) from None
     report = outcome.verdict
-    (out / "report.md").write_text(verdict_markdown(report, "hilobench gate"), encoding="utf-8")
-    (out / "report.json").write_text(json.dumps(report.to_json(), indent=2, default=str) + "\n")
+    write_text_atomic(out / "report.md", verdict_markdown(report, "hilobench gate"))
+    write_text_atomic(
+        out / "report.json", json.dumps(report.to_json(), indent=2, default=str) + "\n"
+    )
     _emit(report, "hilobench gate", markdown, json_out)
-    err.print(f"rows and reports in {out}", highlight=False)
+    err.print(escape(f"rows and reports in {out}"), highlight=False)
     raise typer.Exit(report.exit_code)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hilobench.errors import ConfigError, check_choice
 from hilobench.render import FORMATS, print_rows
@@ -32,7 +33,9 @@ def show(
     rows = load_rows(run_dir)
     env = RunDir(run_dir).env()
     if env:
-        err.print(f"{run_dir}: {len(rows)} rows measured on {env_label(env)}", highlight=False)
+        err.print(
+            escape(f"{run_dir}: {len(rows)} rows measured on {env_label(env)}"), highlight=False
+        )
     print_rows(rows, fmt, str(run_dir))
 
 
@@ -54,7 +57,7 @@ def report(
     require_matplotlib()
     check_writable(out_dir)
     rep = build_report(run_dirs, out_dir, paper_dir=paper)
-    err.print(f"wrote {rep.path} and {len(rep.figures)} figure(s)", highlight=False)
+    err.print(escape(f"wrote {rep.path} and {len(rep.figures)} figure(s)"), highlight=False)
 
 
 def merge(
@@ -64,6 +67,7 @@ def merge(
 ) -> None:
     """One table across machines: a row per case, a column per environment."""
     # pandas (~0.25 s)
+    from hilobench.fileio import write_text_atomic
     from hilobench.report.merge import merge_runs
     from hilobench.report.runs import load_runs
     from hilobench.store import check_writable, to_markdown
@@ -79,10 +83,9 @@ def merge(
     if out_file.suffix not in (".csv", ".md"):
         raise ConfigError(f"--out {str(out_file)!r}: use a .csv or .md file name")
     check_writable(out_file.parent)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
     text = df.to_csv(index=False) if out_file.suffix == ".csv" else to_markdown(df) + "\n"
-    out_file.write_text(text, encoding="utf-8")
-    err.print(f"wrote {out_file} ({len(df)} rows x {len(runs)} run(s))", highlight=False)
+    write_text_atomic(out_file, text)
+    err.print(escape(f"wrote {out_file} ({len(df)} rows x {len(runs)} run(s))"), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hilobench.errors import ConfigError, SuiteLimitError, check_choice
+from hilobench.fileio import write_text_atomic
 from hilobench.render import FORMATS, console, print_rows
 from hilobench.runlock import RunLock, describe
 
@@ -56,6 +57,11 @@ def suite_run(
     resume: bool = typer.Option(
         False, "--resume", help="Finish an interrupted run: skip cases already in rows.jsonl."
     ),
+    force_resume: bool = typer.Option(
+        False,
+        "--force-resume",
+        help="Resume even rows of another suite file or code version (mixed provenance).",
+    ),
     isolate: bool = typer.Option(
         True, "--isolate/--no-isolate", help="One fresh process per case (default) or all here."
     ),
@@ -75,15 +81,24 @@ def suite_run(
 ) -> None:
     """Run a suite: every case in a fresh process, rows saved as they finish."""
     check_choice("format", fmt, FORMATS)
+    resume = resume or force_resume  # --force-resume is --resume without the provenance check
     overrides = _parse_sets(sets)
     # pandas (~0.25 s, store / runner), torch (~1.5 s, measure.timing / capability) and the
     # suite loader with yaml (~25 ms) load only when a suite runs
+    from hilobench.fileio import write_bytes_atomic
     from hilobench.measure.capability import emulation_warnings
-    from hilobench.measure.env import class_differences, env_id, fingerprint, machine_class
+    from hilobench.measure.env import (
+        class_differences,
+        code_state,
+        env_id,
+        fingerprint,
+        machine_class,
+    )
     from hilobench.measure.timing import set_threads
     from hilobench.plan import plan, select
-    from hilobench.runner import done_keys, repair_tail
-    from hilobench.store import DEFAULT_ROOT, RunDir, check_writable, new_run_dir
+    from hilobench.rundir_io import read_bytes
+    from hilobench.runner import done_keys, provenance_differences, repair_tail, suite_hash
+    from hilobench.store import DEFAULT_ROOT, RunDir, check_writable, new_run_dir, run_dir_name
     from hilobench.suite import find_suite, load_suite
 
     if device is not None:
@@ -95,7 +110,7 @@ def suite_run(
     chosen = select(s.cases, filter_)
     if not chosen:
         raise ConfigError(f"--filter {filter_!r} matches no case of suite {s.name!r}")
-    root = DEFAULT_ROOT / s.name
+    root = DEFAULT_ROOT / run_dir_name(s.name)  # a name from the file: never a path
     if out_dir is None and resume:
         previous = sorted(p for p in root.glob("*") if (p / "rows.jsonl").is_file())
         if not previous:
@@ -103,6 +118,8 @@ def suite_run(
         out_dir = previous[-1]
     target = check_writable(out_dir if out_dir is not None else new_run_dir(root))
     again = _resume_command(suite, target, device, budget, sets, filter_, isolate)
+    again += " --force-resume" if force_resume else ""
+    digest = suite_hash(path.read_bytes()) if path.is_file() else None
     with RunLock(target) as lock:  # one writer per run directory
         if lock.took_over is not None:
             err.print(
@@ -128,25 +145,38 @@ def suite_run(
         if diffs:
             why = "; ".join(diffs[:3])
             raise ConfigError(f"cannot resume {str(target)!r} here: another machine class ({why})")
+        if have and not force_resume:
+            # rows of another suite file or another code version would mix unseen
+            code = code_state(exclude=[target])
+            diffs = provenance_differences(run.rows(), s.name, digest, code)
+            if diffs:
+                raise ConfigError(
+                    f"cannot resume {str(target)!r}: its rows come from another suite or code "
+                    f"version ({'; '.join(diffs[:3])}); pass --force-resume to mix them"
+                )
 
         done = done_keys(run) if resume else set()
         todo = [sc for sc in chosen if sc.case.key not in done]
         run.create({**env, "env_id": eid})
         if path.is_file() and not (target / "suite.yaml").exists():
-            (target / "suite.yaml").write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
-        repair_tail(run)
+            write_bytes_atomic(target / "suite.yaml", read_bytes(path, "suite"))
+        repaired = repair_tail(run)
+        if repaired:
+            err.print(repaired, markup=False, highlight=False, soft_wrap=True)
         skipped = len(chosen) - len(todo)
         err.print(
             f"suite {s.name}: {len(todo)} case(s) to run"
             + (f", {skipped} already done" if skipped else "")
             + f" → {target}"
             + ("" if isolate else " (in this process)"),
+            markup=False,  # the suite's name comes from its file
             highlight=False,
         )
         keys = {sc.case.key for sc in chosen}
         for line in emulation_warnings(sc.case for sc in todo):
             err.print(line, markup=False, highlight=False, soft_wrap=True)
-        rows = _run(run, plan(todo, s.compare), eid, isolate, s.name, keys, again, roofline)
+        units = plan(todo, s.compare)
+        rows = _run(run, units, eid, isolate, s.name, keys, again, roofline, digest)
         run.write_tables()
         _summarise(rows, target)
         print_rows(run.rows(), fmt, f"suite {s.name}")
@@ -161,7 +191,7 @@ def _check_claims(run: RunDir, claims: list[dict[str, Any]]) -> bool:
     from hilobench.gate.claims import check_claims
     from hilobench.gate.render import CLAIM_HEADER, claim_cells
 
-    (run.path / "claims.json").write_text(json.dumps(claims, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(run.path / "claims.json", json.dumps(claims, indent=2) + "\n")
     results = check_claims(run.rows(), claims)
     table = Table(title="claims", header_style="bold")
     for h in CLAIM_HEADER:
@@ -205,6 +235,7 @@ def _run(
     keys: set[str],
     again: str,
     roofline: bool = True,
+    digest: str | None = None,
 ) -> list[dict[str, Any]]:
     """Measure ``units``; on Ctrl-C or SIGTERM end the worker, keep every finished row, write
     the tables for them and exit 130 (143 for SIGTERM) with the command that finishes the run."""
@@ -218,6 +249,7 @@ def _run(
         isolate=isolate,
         reporter=BarReporter(err),
         suite=name,
+        suite_hash=digest,
         roofline=roofline,
     )
     t0 = time.perf_counter()

@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from hilobench.case import Case
+from hilobench.errors import ConfigError
+from hilobench.fileio import write_text_atomic
 from hilobench.gate.policy import DETERMINISTIC
 from hilobench.gate.verdict import BaselineError
 from hilobench.row import Row
+from hilobench.rundir_io import read_json
 
 #: Format marker of a committed deterministic baseline file.
 BASELINE_KIND = "hilobench-deterministic-baseline"
@@ -28,9 +31,9 @@ def baseline_path(suite_path: Path | str, root: Path | str = ".") -> Path:
 def read_baseline_rows(path: Path) -> dict[str, dict[str, Any]]:
     """The baseline's cases as rows by case key (``status: ok`` plus the figures)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise BaselineError(f"cannot read baseline {str(path)!r}: {e}") from None
+        data = read_json(path, "baseline")
+    except ConfigError as e:
+        raise BaselineError(str(e)) from None
     if not isinstance(data, dict) or data.get("kind") != BASELINE_KIND:
         raise BaselineError(f"{str(path)!r} is not a hilobench baseline file")
     if data.get("schema") != BASELINE_SCHEMA:
@@ -38,10 +41,10 @@ def read_baseline_rows(path: Path) -> dict[str, dict[str, Any]]:
             f"baseline {str(path)!r} has schema {data.get('schema')!r}; this hilobench reads "
             f"schema {BASELINE_SCHEMA}: regenerate it with `hilobench gate --update-baseline`"
         )
-    rows = {
-        key: {"case_key": key, "status": "ok", **figures}
-        for key, figures in (data.get("cases") or {}).items()
-    }
+    cases = data.get("cases") or {}
+    if not isinstance(cases, dict) or not all(isinstance(f, dict) for f in cases.values()):
+        raise BaselineError(f"baseline {str(path)!r}: 'cases' must map case keys to objects")
+    rows = {key: {"case_key": key, "status": "ok", **figures} for key, figures in cases.items()}
     if not rows:
         raise BaselineError(f"baseline {str(path)!r} lists no cases")
     return rows
@@ -86,5 +89,5 @@ def computed_rows(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def write_baseline(data: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    """Write the baseline file whole or not at all (a one-line ConfigError when it cannot)."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from hilobench.bench import base_row
-from hilobench.case import Case
+from hilobench.case import Case, check_budget
+from hilobench.fileio import write_text_atomic
 from hilobench.gate.claims import Claim
 from hilobench.gate.judge import judge_runs
 from hilobench.gate.policy import GateCase, SpeedPolicy, gate_cases, policies_of
@@ -289,7 +290,7 @@ def run_pair(
             run.write_tables()
         if claims:
             raw_claims = [c.raw if isinstance(c, Claim) else dict(c) for c in claims]
-            (out_dir / "candidate" / "claims.json").write_text(json.dumps(raw_claims) + "\n")
+            write_text_atomic(out_dir / "candidate" / "claims.json", json.dumps(raw_claims) + "\n")
     return verdict
 
 
@@ -358,6 +359,8 @@ def run_gate(
     cases = gate_cases(suite, policy or SpeedPolicy())
     if budget_s is None and suite.gate.get("budget") is not None:
         budget_s = float(suite.gate["budget"])
+    if budget_s is not None:
+        budget_s = check_budget(budget_s, "gate budget")
     root = repo_root(repo)
     with checkout(root, base_rev) as (base_path, commit):
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,13 @@
 """Stored runs as the judge reads them: rows by case key, the environment, the row helpers.
 
-Loading refuses what cannot be judged: a missing or unreadable baseline, rows of another
-schema (exit 3), a candidate that is not a run directory (exit 2). Whether two runs' speeds
+Loading (through :mod:`hilobench.rundir_io`) refuses what cannot be judged: a missing,
+unreadable or malformed baseline or one of another row schema (exit 3), a candidate that is not
+a run directory, holds malformed files or rows of another schema (exit 2). Whether two runs' speeds
 are comparable is decided by their machine class, not by the exact environment hash.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +18,8 @@ from hilobench.errors import ConfigError
 from hilobench.gate.baseline import read_baseline_rows
 from hilobench.gate.verdict import BaselineError
 from hilobench.measure import env as menv
-from hilobench.row import ROW_SCHEMA_VERSION
-from hilobench.store import ENV, ROWS, load_rows
+from hilobench.row import REQUIRED_COLUMNS
+from hilobench.rundir_io import ROWS, load_rows, read_env, read_json
 
 #: Case fields that pair two rows of one setting (the suite's compare-group setting).
 CLAIM_PAIR_COLUMNS = (
@@ -71,25 +71,26 @@ def load_run(path: Path | str, *, role: str = "base") -> JudgedRun:
         raise fail(f"{role} {str(p)!r} is neither a run directory nor a baseline .json file")
     if not (p / ROWS).exists():
         raise fail(f"{role} {str(p)!r} has no {ROWS}: not a run directory")
-    raw = load_rows(p)
+    try:
+        raw = load_rows(p, required=REQUIRED_COLUMNS)  # the judge reads every column
+        env = read_env(p)
+        claims = _read_claims(p / "claims.json")
+    except ConfigError as e:  # malformed, or rows of another schema: a base is unusable (3)
+        raise fail(f"{role}: {e}") from None
     if not raw:
         raise fail(f"{role} {str(p)!r} holds no rows")
-    for r in raw:
-        if r.get("schema") != ROW_SCHEMA_VERSION or "case_key" not in r:
-            raise BaselineError(
-                f"{role} {str(p)!r} has rows of schema {r.get('schema')!r}; this hilobench "
-                f"reads schema {ROW_SCHEMA_VERSION}: re-measure the {role}"
-            )
-    env: dict[str, Any] = {}
-    if (p / ENV).exists():
-        try:
-            env = json.loads((p / ENV).read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            raise BaselineError(f"{role} {str(p)!r} has an unreadable {ENV}") from None
-    eid = env.get("env_id") or (menv.env_id(env) if env else "")
-    claims_path = p / "claims.json"
-    claims = json.loads(claims_path.read_text()) if claims_path.exists() else []
-    return JudgedRun(str(p), pick_rows(raw), env, eid, claims=list(claims))
+    eid = str(env.get("env_id") or (menv.env_id(env) if env else ""))
+    return JudgedRun(str(p), pick_rows(raw), env, eid, claims=claims)
+
+
+def _read_claims(path: Path) -> list[dict[str, Any]]:
+    """The claims a suite run kept beside its rows ([] when none): a list of objects."""
+    if not path.exists():
+        return []
+    claims = read_json(path, "claims file")
+    if not isinstance(claims, list) or not all(isinstance(c, dict) for c in claims):
+        raise ConfigError(f"claims file {str(path)!r} must hold a JSON list of objects")
+    return claims
 
 
 def machine_of(run: JudgedRun) -> dict[str, str]:

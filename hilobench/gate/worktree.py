@@ -2,11 +2,13 @@
 
 The gate measures the base with the base's own code, so it needs that code checked out beside
 the working tree; a worktree shares the repository's objects, so this is fast and offline.
+A stop signal that arrives while the worktree is being removed waits until it is gone.
 """
 
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -35,6 +37,26 @@ def repo_root(path: Path | str = ".") -> Path:
 
 
 @contextmanager
+def held_signals() -> Iterator[None]:
+    """Hold SIGINT / SIGTERM during a block that must finish (removing the worktree), then
+    deliver the first one to the handler that was in place."""
+    got: list[int] = []
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    try:
+        old = {s: signal.signal(s, lambda n, _f: got.append(n)) for s in sigs}
+    except ValueError:  # not the main thread: signals are not ours to hold
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        if got:
+            signal.raise_signal(got[0])
+
+
+@contextmanager
 def checkout(repo: Path, rev: str) -> Iterator[tuple[Path, str]]:
     """REV checked out into a temporary git worktree: yields (path, commit); removed on exit."""
     try:
@@ -45,11 +67,10 @@ def checkout(repo: Path, rev: str) -> Iterator[tuple[Path, str]]:
     tmp = Path(tempfile.mkdtemp(prefix="hilobench-gate-base-"))
     path = tmp / "base"
     try:
-        _git(repo, "worktree", "add", "--detach", "--quiet", str(path), commit)
-    except subprocess.CalledProcessError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise GateError(f"cannot check out {rev!r}: {e.stderr.strip()}") from None
-    try:
+        try:
+            _git(repo, "worktree", "add", "--detach", "--quiet", str(path), commit)
+        except subprocess.CalledProcessError as e:
+            raise GateError(f"cannot check out {rev!r}: {e.stderr.strip()}") from None
         if not (path / WORKER_FILE).is_file():
             raise GateError(
                 f"revision {rev!r} ({commit[:12]}) has no {WORKER_FILE}: too old for the "
@@ -57,6 +78,7 @@ def checkout(repo: Path, rev: str) -> Iterator[tuple[Path, str]]:
             )
         yield path, commit
     finally:
-        _git(repo, "worktree", "remove", "--force", str(path), check=False)
-        shutil.rmtree(tmp, ignore_errors=True)
-        _git(repo, "worktree", "prune", check=False)
+        with held_signals():
+            _git(repo, "worktree", "remove", "--force", str(path), check=False)
+            shutil.rmtree(tmp, ignore_errors=True)
+            _git(repo, "worktree", "prune", check=False)

@@ -31,6 +31,7 @@ __all__ = [
     "IDENTITY_FIELDS",
     "INFO_FIELDS",
     "class_differences",
+    "code_state",
     "compare_envs",
     "env_id",
     "fingerprint",
@@ -131,12 +132,15 @@ def _package_version(name: str) -> str | None:
         return None
 
 
-def git_state(path: str | Path | None = None) -> tuple[str | None, bool | None]:
+def git_state(
+    path: str | Path | None = None, exclude: Iterable[str | Path] = ()
+) -> tuple[str | None, bool | None]:
     """(commit, dirty) of the git checkout that holds the hilobench package.
 
     Returns (None, None) when hilobench is not run from a git checkout (e.g. installed from a
     wheel inside some other repository), when git is missing, or when there is no commit yet.
-    ``dirty`` counts modified and untracked, non-ignored files.
+    ``dirty`` counts modified and untracked, non-ignored files, except those under
+    ``exclude`` (a run directory inside the checkout must not make its own code look edited).
     """
     pkg_dir = Path(path) if path is not None else Path(__file__).resolve().parents[1]
 
@@ -156,10 +160,31 @@ def git_state(path: str | Path | None = None) -> tuple[str | None, bool | None]:
         ):
             return None, None
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain"))
+        skip = [f":(exclude,top){r}" for r in _inside(top, exclude)]
+        dirty = bool(git("status", "--porcelain", "--", ":(top)", *skip))
     except (OSError, subprocess.SubprocessError, ValueError):
         return None, None
     return commit or None, dirty
+
+
+def _inside(top: Path, paths: Iterable[str | Path]) -> list[str]:
+    """``paths`` that lie inside the checkout ``top``, relative to it (posix)."""
+    out = []
+    for p in paths:
+        try:
+            rel = Path(p).resolve().relative_to(top)
+        except ValueError:  # outside the checkout: git would refuse the pathspec
+            continue
+        if rel.parts:
+            out.append(rel.as_posix())
+    return out
+
+
+def code_state(exclude: Iterable[str | Path] = ()) -> dict[str, Any]:
+    """The code a measurement ran: the hilobench version and, in a git checkout, its commit
+    and whether it had uncommitted changes (None outside a checkout). Row columns."""
+    commit, dirty = git_state(exclude=exclude)
+    return {"hilobench_version": __version__, "git_commit": commit, "git_dirty": dirty}
 
 
 def _cuda_info(device: str) -> dict:

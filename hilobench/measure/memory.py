@@ -6,6 +6,9 @@
 - :func:`peak_rss_rise`: what the operating system saw (Linux high-water mark). Includes the
   allocator and library buffers; noisy, best run in a fresh subprocess.
 - :func:`cuda_peak_bytes`: the CUDA caching allocator's own peak counter.
+
+And one estimate before anything is allocated: :func:`check_fits` refuses a case whose
+attention matrix and activations would not fit in the memory available.
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from hilobench.errors import ConfigError
+
 __all__ = [
     "TensorMemoryTracker",
     "peak_tensor_bytes",
     "peak_rss_rise",
     "cuda_peak_bytes",
     "is_oom",
+    "available_bytes",
+    "check_fits",
 ]
 
 # Ops that return a freshly materialised tensor that was built outside the dispatcher
@@ -221,3 +228,35 @@ def is_oom(exc: BaseException) -> bool:
         msg = str(exc).lower()
         return any(m in msg for m in _OOM_MESSAGES)
     return False
+
+
+#: Rough lower bounds of what a measurement holds besides its attention matrix, per input
+#: element: a layer keeps its input, q / k / v and its output (~6x); a backbone's first
+#: stages hold several feature maps wider than the image (~8x the image).
+LAYER_ACTIVATION_FACTOR = 6
+MODEL_ACTIVATION_FACTOR = 8
+_GB = 1e9
+
+
+def available_bytes(device: str) -> int:
+    """Memory a measurement can use now: available RAM on the CPU, free memory on CUDA."""
+    if device.startswith("cuda"):
+        free, _total = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    import psutil  # ~20 ms: only a memory check needs it
+
+    return int(psutil.virtual_memory().available)
+
+
+def check_fits(label: str, attention_bytes: int, activation_bytes: int, device: str) -> None:
+    """Refuse (ConfigError) a case whose estimate exceeds the memory available, before anything
+    is allocated: one line naming the estimate, what dominates it and what is available."""
+    need = attention_bytes + activation_bytes
+    have = available_bytes(device)
+    if need <= have:
+        return
+    what = "the attention matrix" if attention_bytes >= activation_bytes else "activations"
+    raise ConfigError(
+        f"{label} needs ~{need / _GB:.1f} GB for {what}, {have / _GB:.1f} GB available; "
+        "lower --batch, the resolution or --tokens"
+    )

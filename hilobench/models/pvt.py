@@ -59,6 +59,11 @@ class PVT(nn.Module):
         super().__init__()
         self.res = (int(res[0]), int(res[1]))
         self.stride = 4 * 2 ** (len(dims) - 1)
+        if min(self.res) < self.stride:
+            raise ConfigError(
+                f"{self.res[0]}x{self.res[1]} is too small for PVT: each side needs at least "
+                f"{self.stride} pixels (its total stride; a smaller image would be mostly padding)"
+            )
         self.padded = tuple(ceil_div(s, self.stride) * self.stride for s in self.res)
         self.dims, self.num_classes = list(dims), num_classes
         self.patch_embeds = nn.ModuleList()

@@ -20,6 +20,9 @@ from hilobench.errors import ConfigError
 from hilobench.models.registry import ModelEntry, register_model, register_prefix
 
 TIMM_PREFIX = "timm:"
+#: Smallest image side a timm backbone is measured at: the usual total stride of a backbone,
+#: below which its last stage would see an empty (or padded-only) map.
+TIMM_MIN_SIDE = 32
 
 
 def timm_default_res(timm_name: str) -> int:
@@ -46,6 +49,11 @@ def timm_builder(timm_name: str) -> Callable[..., nn.Module]:
     def build(
         *, res: tuple[int, int], impl: str = "reference", num_classes: int = 1000, **_: Any
     ) -> nn.Module:
+        if min(res) < TIMM_MIN_SIDE:
+            raise ConfigError(
+                f"{res[0]}x{res[1]} is too small for timm model {timm_name!r}: each side needs "
+                f"at least {TIMM_MIN_SIDE} pixels"
+            )
         import timm  # seconds to import: only building a timm model needs it
 
         kwargs: dict[str, Any] = dict(pretrained=False, num_classes=num_classes)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from hilobench.fileio import make_dir, write_text_atomic
 from hilobench.measure.env import informational_differences, machine_class_label
 from hilobench.report.merge import merge_runs
 from hilobench.report.paper import layer_side_by_side, model_side_by_side
@@ -56,8 +57,7 @@ def build_report(
     """Write ``report.md`` and its PNG figures to ``out``; return what was written."""
     require_matplotlib()  # fail before writing anything when matplotlib is missing
     runs = load_runs(run_dirs)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_dir(out)
     rep = RunReport(out / "report.md")
     rows = [dict(r, _env=run.label) for run in runs for r in run.rows]
     md: list[str] = ["# hilobench report", ""]
@@ -142,7 +142,7 @@ def build_report(
         )
         rep.tables["failures"] = fdf
         md += [markdown_table(fdf), ""]
-    rep.path.write_text("\n".join(md).rstrip() + "\n", encoding="utf-8")
+    write_text_atomic(rep.path, "\n".join(md).rstrip() + "\n")
     return rep
 
 

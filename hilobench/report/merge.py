@@ -3,11 +3,30 @@ paper's table of GPUs)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
 
 from hilobench.report.runs import ReportedRun
+
+#: Case fields that keep rows apart but are shown only when the merged rows differ in them.
+_SHOWN_IF_MIXED = ("device", "threads", "compile", "channels_last")
+
+#: Identity columns of a row (as hilobench.bench.base_row writes them).
+_IDENTITY = ("kind", "name", "impl", "mode", "res", "tokens", "batch", "device", "dtype",
+             "threads", "compile", "channels_last", "options")  # fmt: skip
+
+
+def _case_identity(row: dict[str, Any]) -> tuple[Any, ...]:
+    """What keeps two rows apart: the case key (every field of the Case, see
+    :meth:`hilobench.case.Case.identity`), or for a row without one its recorded identity."""
+    if row.get("case_key"):
+        return ("key", str(row["case_key"]))
+    case = row.get("case")
+    if isinstance(case, dict) and case:
+        return ("case", json.dumps(case, sort_keys=True, default=str))
+    return ("row", json.dumps({k: row.get(k) for k in _IDENTITY}, sort_keys=True, default=str))
 
 
 def merge_runs(runs: list[ReportedRun], metric: str = "throughput_median") -> pd.DataFrame:
@@ -16,19 +35,25 @@ def merge_runs(runs: list[ReportedRun], metric: str = "throughput_median") -> pd
     row."""
     key_cols = ["kind", "name", "impl", "mode", "res", "tokens", "batch", "dtype"]
     cells: dict[tuple[Any, ...], dict[str, Any]] = {}
+    shown: dict[tuple[Any, ...], dict[str, Any]] = {}
     order: list[str] = []
     for run in runs:
         if run.label not in order:
             order.append(run.label)
         for r in run.rows:
-            opts = r.get("options") or {}
+            key = _case_identity(r)
+            opts = r.get("options")
+            opts = opts if isinstance(opts, dict) else {}
             extra = ",".join(f"{k}={v}" for k, v in sorted(opts.items()) if k != "tokens")
-            key = tuple(str(r.get(c, "")) for c in key_cols) + (extra,)
+            shown.setdefault(key, {c: str(r.get(c, "")) for c in [*key_cols, *_SHOWN_IF_MIXED]})
+            shown[key]["options"] = extra
             rec = cells.setdefault(key, {})
             value = r.get(metric) if r.get("status") == "ok" else r.get("status")
             if r.get("status") == "ok" or run.label not in rec:
                 rec[run.label] = value
-    data = [dict(zip([*key_cols, "options"], k, strict=True), **v) for k, v in cells.items()]
+    data = [dict(shown[k], **v) for k, v in cells.items()]
+    mixed = [c for c in _SHOWN_IF_MIXED if len({d[c] for d in data}) > 1]
+    key_cols += mixed
     df = pd.DataFrame(data, columns=[*key_cols, "options", *order])
     if (df["options"] == "").all():
         df = df.drop(columns=["options"])

@@ -7,7 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from hilobench.errors import ConfigError
+from hilobench.fileio import atomic_path
 from hilobench.report.series import Series
+
+
+def _save(plt: Any, fig: Any, path: Path) -> None:
+    """Draw ``fig`` to ``path`` whole or not at all (a temporary PNG renamed into place)."""
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
 
 
 def require_matplotlib() -> Any:
@@ -48,8 +58,7 @@ def plot_lines(
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
     return series
 
 
@@ -90,6 +99,5 @@ def plot_bars(
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
     return series

@@ -3,7 +3,6 @@ and a label per machine class that is unique within the set being reported."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 from hilobench.errors import ConfigError
 from hilobench.measure.env import machine_class, machine_class_label
-from hilobench.store import load_rows
+from hilobench.rundir_io import load_rows, read_env
 
 
 @dataclass
@@ -25,13 +24,18 @@ class ReportedRun:
 
 
 def load_runs(paths: Iterable[Path | str]) -> list[ReportedRun]:
-    """Read run directories; each gets an environment label unique within the set."""
+    """Read run directories (checked by :mod:`hilobench.rundir_io`: a malformed file is a
+    one-line ConfigError); each gets an environment label unique within the set."""
     runs = []
     for p in paths:
         p = Path(p)
         rows = load_rows(p)
-        env_path = p / "env.json"
-        env = json.loads(env_path.read_text()) if env_path.is_file() else {}
+        if not rows:
+            raise ConfigError(f"{str(p)!r} holds no rows: nothing to report or merge")
+        if p.is_dir():
+            env = read_env(p)
+        else:  # a rows.jsonl file: its environment lies beside it
+            env = read_env(p.parent)
         runs.append(ReportedRun(p, env, rows))
     if not runs:
         raise ConfigError("no run directories given")

@@ -21,6 +21,11 @@ MODES = ("infer", "train")
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda")
 #: The two implementations of every attention: the published formulation and the fused kernel.
+#: The settings of a measurement besides what is measured (kind, name, options) and its budget:
+#: a compare group shares them, a suite case may set each one.
+SETTING_FIELDS = (
+    "res", "batch", "device", "dtype", "impl", "mode", "threads", "compile", "channels_last",
+)  # fmt: skip
 IMPLS = ("reference", "fused")
 
 #: Image-to-token scale at which the paper benchmarks a single layer (stage 3 of a 4-stage net).

@@ -12,25 +12,14 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any
 
-from hilobench.case import Case
+from hilobench.case import SETTING_FIELDS, Case
 
 #: Seconds before an isolated worker is killed, unless the suite says otherwise.
 DEFAULT_TIMEOUT_S = 1800.0
 #: Per-case overhead (seconds) assumed by the ETA besides the timing budget.
 OVERHEAD_S = 4.0
 #: Case fields that define a compare group's setting, besides the ``tokens`` option.
-CONTEXT_FIELDS = (
-    "kind",
-    "res",
-    "batch",
-    "device",
-    "dtype",
-    "impl",
-    "mode",
-    "threads",
-    "compile",
-    "channels_last",
-)
+CONTEXT_FIELDS = ("kind", *SETTING_FIELDS)
 
 
 @dataclass(frozen=True)

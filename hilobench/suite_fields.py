@@ -13,22 +13,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from hilobench import options
-from hilobench.case import DTYPES, IMPLS, MAX_BUDGET_S, parse_hw
+from hilobench.case import DTYPES, IMPLS, MAX_BUDGET_S, SETTING_FIELDS, parse_hw
 from hilobench.errors import ConfigError
 
 #: Case fields that map onto :class:`Case` (besides the name and kind).
-CASE_KEYS = (
-    "res",
-    "batch",
-    "device",
-    "dtype",
-    "impl",
-    "mode",
-    "threads",
-    "compile",
-    "channels_last",
-    "budget",
-)
+CASE_KEYS = (*SETTING_FIELDS, "budget")
 #: Run settings that are not part of a measurement's identity.
 RUN_KEYS = ("timeout", "count", "min_effect")
 #: Keys of a ``cases:`` entry that are not settings.

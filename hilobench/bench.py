@@ -240,6 +240,8 @@ def run_case(
     row["params"] = sum(p.numel() for p in subject.module.parameters()) // lpc
     row["macs"] = subject.analytic_macs // lpc if subject.analytic_macs is not None else None
     row["layers_per_call"] = lpc
+    if case.kind == "layer":  # fused == reference where the layer has no softmax attention
+        row["fused_is_reference"] = bool(getattr(subject.module, "fused_is_reference", False))
     if count:
         # LayerNorm counts 5 MACs per element, as the paper's fvcore figures do (SRA: 419.56M)
         # eval(): fvcore charges BatchNorm 2 per element at inference (5 in training)

@@ -159,6 +159,33 @@ ROOFLINE_HELP = (
     "Measure (once per machine, then cached) the GEMM peak for the roofline column; "
     "--no-roofline skips it."
 )
+PLUGIN_HELP = (
+    "A Python file to import first (repeatable): attentions it registers with "
+    "@register_attention can be named, with their knobs' flags."
+)
+
+
+def plugin_paths(args: list[str]) -> list[str]:
+    """The files named by ``--plugin FILE`` / ``--plugin=FILE`` in a command line."""
+    found = []
+    for i, a in enumerate(args):
+        if a == "--":
+            break
+        if a == "--plugin" and i + 1 < len(args):
+            found.append(args[i + 1])
+        elif a.startswith("--plugin="):
+            found.append(a.split("=", 1)[1])
+    return found
+
+
+def load_plugins(paths: Iterable[str | Path]) -> None:
+    """Import each plug-in file (one line and exit 2, naming the file, if one fails)."""
+    paths = list(paths)
+    if paths:
+        from hilobench.attention.registry import load_plugin_file  # torch ~1.5 s
+
+        for path in paths:
+            load_plugin_file(path)
 
 
 def layer(
@@ -176,10 +203,13 @@ def layer(
     out_dir: Path | None = typer.Option(None, "--out", help="Run directory for the results."),
     append: bool = typer.Option(False, "--append", help=APPEND_HELP),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
+    plugin: list[Path] = typer.Option([], "--plugin", metavar="FILE", help=PLUGIN_HELP),
     **knobs: Any,
 ) -> None:
     """Benchmark single attention layers where the paper does: the 1/16-scale map of an image."""
     from hilobench.attention import available_attentions  # torch ~1.5 s
+
+    load_plugins(plugin)  # loaded already when run through main(), before the flags were built
 
     names = available_attentions() if attn.strip() == "all" else split_list(attn)
     if not names:
@@ -342,29 +372,45 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 def main(argv: Iterable[str] | None = None) -> None:
     """Entry point: maps user errors to one line + exit 2, Ctrl-C to exit 130, SIGTERM to 143."""
-    if argv is None and threading.current_thread() is threading.main_thread():
+    own = argv is None and threading.current_thread() is threading.main_thread()
+    if own:
         signal.signal(signal.SIGTERM, _on_sigterm)  # a process of its own: SIGTERM unwinds too
-    args = list(argv) if argv is not None else sys.argv[1:]
+    try:
+        code = _main(list(argv) if argv is not None else sys.argv[1:])
+    except Terminated:  # a signal while a message was being printed
+        code = EXIT_TERMINATED
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    if own:  # the work is done or given up: a late signal must not turn the exit into a kill
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
+    sys.exit(code)
+
+
+def _main(args: list[str]) -> int:
+    """Run one command line; the exit code."""
     if args in (["--version"], ["-V"]):
         print(f"hilobench {__version__}")
-        sys.exit(0)
+        return 0
     try:
+        load_plugins(plugin_paths(args))  # before the commands: their knobs get flags
         install_commands(args[0] if args else None)
         rv = app(args=args, prog_name="hilobench", standalone_mode=False)
     except ConfigError as e:
-        _die(str(e))
+        return _die(str(e))
     except Terminated:
         err.print("terminated")
-        sys.exit(EXIT_TERMINATED)
+        return EXIT_TERMINATED
     except (typer.Abort, KeyboardInterrupt):
         err.print("interrupted")
-        sys.exit(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     except typer.TyperException as e:  # typer's own usage errors (unknown option, bad type)
         fmt = getattr(e, "format_message", None)
-        _die(fmt() if callable(fmt) else str(e), int(getattr(e, "exit_code", EXIT_USAGE) or 2))
-    sys.exit(rv if isinstance(rv, int) else 0)
+        return _die(fmt() if callable(fmt) else str(e), int(getattr(e, "exit_code", 2) or 2))
+    return rv if isinstance(rv, int) else 0
 
 
-def _die(message: str, code: int = EXIT_USAGE) -> None:
+def _die(message: str, code: int = EXIT_USAGE) -> int:
+    """Print a user error as one line; the exit code to end with."""
     sys.stderr.write(f"hilobench: error: {' '.join(message.split())}\n")
-    sys.exit(code)
+    return code

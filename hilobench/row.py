@@ -60,6 +60,7 @@ class Row(TypedDict, total=False):
     macs_traced: int
     uncounted_ops: list[str]
     layers_per_call: int
+    fused_is_reference: bool
     # memory
     peak_mem_bytes: int
     peak_rss_bytes: int | None

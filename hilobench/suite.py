@@ -7,6 +7,7 @@ Schema (every key optional except ``cases``)::
 
     name: attention_layers            # default: the file name without .yaml
     description: one line shown by `hilobench suite list`
+    plugins: [my_attn.py]             # Python files to import first (relative to this file)
     defaults:                         # any case field or option, applied where it fits
       batch: 64
       device: cpu                     # cpu | cuda | cuda:N
@@ -78,7 +79,7 @@ from hilobench.suite_fields import (
 from hilobench.suite_sections import parse_claims, parse_compare, parse_gate
 from hilobench.suite_yaml import read_yaml
 
-TOP_KEYS = ("name", "description", "defaults", "cases", "compare", "claims", "gate")
+TOP_KEYS = ("name", "description", "plugins", "defaults", "cases", "compare", "claims", "gate")
 SUITES_DIR = Path(__file__).resolve().parent / "suites"  # package data: ships in the wheel
 
 
@@ -121,6 +122,23 @@ def load_suite(
     return suite
 
 
+def load_plugins(w: Where, plugins: Any, source: str) -> None:
+    """Import the suite's ``plugins:`` files (paths relative to the suite file), so that the
+    attentions and knobs they register can be named in it."""
+    if plugins is None:
+        return
+    if not isinstance(plugins, list) or not all(isinstance(f, str) and f for f in plugins):
+        raise w.fail("field 'plugins'", f"expected a list of Python file paths, got {plugins!r}")
+    from hilobench.attention.registry import load_plugin_file  # torch ~1.5 s: plug-ins only
+
+    base = Path(source).parent if Path(source).is_file() else Path.cwd()
+    for f in plugins:
+        try:
+            load_plugin_file(base / Path(f).expanduser())
+        except ConfigError as e:
+            raise w.fail("field 'plugins'", str(e)) from None
+
+
 def parse_suite(
     data: Any,
     *,
@@ -141,6 +159,7 @@ def parse_suite(
     description = data.get("description", "")
     if not isinstance(description, str):
         raise w.fail("field 'description'", f"expected a string, got {type_name(description)}")
+    load_plugins(w, data.get("plugins"), source)
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise w.fail("field 'defaults'", f"expected a mapping, got {type_name(defaults)}")

@@ -246,28 +246,39 @@ def test_high_resolution_layer_counts_on_meta_without_memory():
 # ---------------------------------------------------------------------------------------------
 
 ATTENTIONS = ("hilo", "msa", "sra", "wmsa", "swmsa", "lsa", "gsa", "tmsa")
+ZOO = ("cswin", "dat", "focal", "hornet", "linformer", "performer", "van", "xca")
 TOKEN_MAPS = [(14, 14), (24, 24), (96, 96), (15, 13)]  # 224/16, 384/16, 1536/16, non-divisible
 
 
+def _registered() -> list[str]:
+    from hilobench.attention import available_attentions
+
+    return available_attentions()
+
+
 @functools.cache
-def _layer(name: str, impl: str) -> nn.Module:
+def _layer(name: str, impl: str, hw: tuple[int, int] | None = None) -> nn.Module:
+    """The layer at dim 768, 12 heads; one tied to its token count (``seq_len``: Linformer's
+    learned projections) is built for the map ``hw``."""
+    from hilobench import options
     from hilobench.attention import build_attention
 
-    return build_attention(name, 768, 12, impl=impl)
+    knobs = {}
+    if hw is not None and options.takes("layer", name, "seq_len"):
+        knobs["seq_len"] = hw[0] * hw[1]
+    return build_attention(name, 768, 12, impl=impl, **knobs)
 
 
 def test_all_expected_attentions_registered():
-    from hilobench.attention import available_attentions
-
-    assert set(ATTENTIONS) <= set(available_attentions())
+    assert set(ATTENTIONS) | set(ZOO) <= set(_registered())
 
 
 @pytest.mark.parametrize("hw", TOKEN_MAPS, ids=lambda hw: f"{hw[0]}x{hw[1]}")
 @pytest.mark.parametrize("impl", ["reference", "fused"])
-@pytest.mark.parametrize("name", ATTENTIONS)
+@pytest.mark.parametrize("name", _registered())
 def test_traced_equals_analytic(name, impl, hw):
     H, W = hw
-    m = _layer(name, impl)
+    m = _layer(name, impl, hw)
     c = layer_macs(m, H, W)
     assert c.uncounted == []
     assert c.traced_on == "meta"

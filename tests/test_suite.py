@@ -54,7 +54,10 @@ def test_shipped_suite_contents() -> None:
     assert res["litv2_b_384"] == (384, 384) and res["swin_t"] == (224, 224)
 
     layers = load_suite(SUITES / "attention_layers.yaml")
-    assert {sc.case.name for sc in layers.cases} == {"hilo", "msa", "sra", "wmsa", "swmsa", "tmsa"}
+    assert {sc.case.name for sc in layers.cases} == {
+        "hilo", "msa", "sra", "wmsa", "swmsa", "tmsa", "lsa", "gsa",
+        "cswin", "dat", "focal", "xca", "performer", "linformer", "van", "hornet", "quadtree",
+    }  # fmt: skip
     for sc in layers.cases:
         o = sc.case.opts
         assert (o["dim"], o["heads"], sc.case.batch, sc.case.res) == (768, 12, 64, (224, 224))

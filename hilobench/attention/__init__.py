@@ -9,7 +9,8 @@ from hilobench.attention.registry import (
 )
 
 # Importing the layer modules registers them.
-from hilobench.attention import hilo, msa, sra, twins, window  # noqa: E402,F401  isort: skip
+from hilobench.attention import dat, focal, hilo, hornet, msa, sra, twins, van, window, xca  # noqa: E402,F401  isort: skip
+from hilobench.attention import cswin, linformer, performer, quadtree  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "IMPLS",

@@ -23,6 +23,10 @@ class Attention(nn.Module):
     #: per-layer figures can be reported.
     layers_per_call: int = 1
 
+    #: True when this layer has no softmax attention for ``scaled_dot_product_attention``, so its
+    #: ``fused`` implementation runs the reference computation (rows say ``fused_is_reference``).
+    fused_is_reference: bool = False
+
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, impl: str = "reference"):
         super().__init__()
         options.check("dim", dim)

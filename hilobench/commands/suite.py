@@ -29,6 +29,22 @@ if TYPE_CHECKING:
 
 err = Console(stderr=True)
 
+PLUGIN_HELP = (
+    "A Python file to import first (repeatable): attentions it registers with "
+    "@register_attention can be named in the suite, with their knobs."
+)
+
+
+def _load_plugins(paths: list[Path]) -> None:
+    """Import the ``--plugin`` files (``hilobench.cli.main`` has already, before building the
+    commands; loading is idempotent). One line and exit 2, naming the file, if one fails."""
+    if paths:
+        from hilobench.attention.registry import load_plugin_file  # torch ~1.5 s
+
+        for path in paths:
+            load_plugin_file(path)
+
+
 suite_app = typer.Typer(
     no_args_is_help=True,
     help="Run, list and check YAML suites (suites/*.yaml).",
@@ -78,9 +94,11 @@ def suite_run(
         True, help="Measure (once per machine, then cached) the GEMM peak for the roofline column."
     ),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
+    plugin: list[Path] = typer.Option([], "--plugin", metavar="FILE", help=PLUGIN_HELP),
 ) -> None:
     """Run a suite: every case in a fresh process, rows saved as they finish."""
     check_choice("format", fmt, FORMATS)
+    _load_plugins(plugin)
     resume = resume or force_resume  # --force-resume is --resume without the provenance check
     overrides = _parse_sets(sets)
     # pandas (~0.25 s, store / runner), torch (~1.5 s, measure.timing / capability) and the
@@ -117,7 +135,7 @@ def suite_run(
             raise ConfigError(f"nothing to resume: no earlier run of {s.name!r} under {root}")
         out_dir = previous[-1]
     target = check_writable(out_dir if out_dir is not None else new_run_dir(root))
-    again = _resume_command(suite, target, device, budget, sets, filter_, isolate)
+    again = _resume_command(suite, target, device, budget, sets, filter_, isolate, plugin)
     again += " --force-resume" if force_resume else ""
     digest = suite_hash(path.read_bytes()) if path.is_file() else None
     with RunLock(target) as lock:  # one writer per run directory
@@ -210,9 +228,12 @@ def _resume_command(
     sets: list[str],
     filter_: str | None,
     isolate: bool,
+    plugins: list[Path] | None = None,
 ) -> str:
     """The command line that finishes this run, with the options that shape its cases."""
     args = ["hilobench", "suite", "run", spec]
+    for path in plugins or []:
+        args += ["--plugin", str(path)]
     if device is not None:
         args += ["--device", device]
     if budget is not None:
@@ -308,8 +329,10 @@ def suite_list(
 def suite_validate(
     suites: list[str] = typer.Argument(..., help="Suite files or shipped suite names."),
     cases: bool = typer.Option(False, "--cases", help="Also list the expanded cases."),
+    plugin: list[Path] = typer.Option([], "--plugin", metavar="FILE", help=PLUGIN_HELP),
 ) -> None:
     """Check suites completely (schema, names, and each case with its builder); exit 2 if not."""
+    _load_plugins(plugin)
     # the suite loader with yaml (~25 ms), which loads the planner anyway
     from hilobench.plan import plan
     from hilobench.suite import find_suite, load_suite

@@ -3,9 +3,10 @@
 fvcore counts what a trace records operator by operator, through one handle per operator name
 (``"aten::linear"``). This module owns that table's contents: the handles for operators fvcore
 misses or gets wrong (``scaled_dot_product_attention``, torchvision's ``deform_conv2d``,
-``matmul`` with broadcast or 1-D operands, ``einsum`` without building operand-sized arrays),
-fvcore's normalisation handles (counted only on request), and the operators that are not MACs
-by the paper's convention (``CONVENTION_IGNORED``) or do no arithmetic (``DATA_MOVEMENT``).
+``matmul`` with broadcast or 1-D operands, ``einsum`` without building operand-sized arrays,
+``grid_sample``), fvcore's normalisation handles (counted only on request), and the operators
+that are not MACs by the paper's convention (``CONVENTION_IGNORED``) or do no arithmetic
+(``DATA_MOVEMENT``).
 :mod:`hilobench.measure.flops` runs the trace with them.
 """
 
@@ -33,6 +34,7 @@ __all__ = [
     "conv_mode_handle",
     "deform_conv2d_handle",
     "einsum_handle",
+    "grid_sampler_handle",
     "sdpa_handle",
 ]
 
@@ -69,7 +71,7 @@ CONVENTION_IGNORED: frozenset[str] = frozenset(
         "adaptive_avg_pool3d max_pool1d max_pool2d max_pool3d adaptive_max_pool1d "
         "adaptive_max_pool2d adaptive_max_pool3d upsample_nearest1d upsample_nearest2d "
         "upsample_bilinear2d upsample_bicubic2d upsample_linear1d upsample_trilinear3d "
-        "grid_sampler col2im "
+        "col2im "
         # dropout
         "dropout_ feature_dropout alpha_dropout"
     ).split()
@@ -93,7 +95,7 @@ DATA_MOVEMENT: frozenset[str] = frozenset(
         "swapdims clone tensor_split unflatten flip im2col pixel_shuffle pixel_unshuffle "
         "ones_like empty_like rand rand_like randn randn_like randint lift_fresh _unsafe_view "
         "alias as_strided index_select embedding meshgrid linspace lt le ne logical_and "
-        "logical_or logical_not any all item zero_ fill_ new_ones detach_ argmax argmin sort "
+        "logical_or logical_not any all item zero_ fill_ new_ones detach_ argmax argmin sort topk "
         "scalar_tensor tensor one_hot unfold diagonal triu tril masked_select empty_strided "
         "resolve_conj resolve_neg"
     ).split()
@@ -145,6 +147,23 @@ def deform_conv2d_handle(inputs: list[Value], outputs: list[Value]) -> int:
     """
     weight = _shape(inputs[1])  # (out_ch, in_ch / groups, kh, kw)
     return math.prod(_shape(outputs[0])) * math.prod(weight[1:])
+
+
+#: MACs per output element of bilinear ``grid_sample`` on a 2-D map: a weighted sum of the four
+#: neighbours. fvcore charges every ``grid_sampler`` this rate, so the published DAT figure has it.
+GRID_SAMPLE_BILINEAR_MACS = 4
+
+
+def grid_sampler_handle(inputs: list[Value], outputs: list[Value]) -> int:
+    """``grid_sample``: every output element is a weighted sum of its corner neighbours, 4 per
+    element for bilinear on a 2-D map (8, trilinear, on a 3-D one), 16 for bicubic, none for
+    nearest (a copy). Counted because deformable attention (DAT) samples its keys and its
+    position bias this way, and fvcore, which made the published figures, counts it too (at 4,
+    whatever the mode)."""
+    out = _shape(outputs[0])
+    mode = _constant(inputs[2])  # 0 bilinear, 1 nearest, 2 bicubic
+    per = {0: 2 ** (len(out) - 2), 1: 0, 2: 16}.get(int(mode), GRID_SAMPLE_BILINEAR_MACS)
+    return math.prod(out) * per
 
 
 def conv_mode_handle(inputs: list[Value], outputs: list[Value]) -> Counter[str]:
@@ -236,4 +255,5 @@ MAC_HANDLES: dict[str, Handle] = {
     "aten::_convolution_mode": conv_mode_handle,
     "aten::scaled_dot_product_attention": sdpa_handle,
     "torchvision::deform_conv2d": deform_conv2d_handle,
+    "aten::grid_sampler": grid_sampler_handle,
 }

@@ -23,6 +23,15 @@ PAPER_ATTENTIONS = {
     "wmsa": "Local Window",
     "swmsa": "Shifted Window",
     "hilo": "HiLo",
+    "cswin": "Cross Window",
+    "dat": "DAT",
+    "performer": "Performer",
+    "linformer": "Linformer",
+    "focal": "Focal",
+    "xca": "XCA",
+    "van": "VAN",
+    "quadtree": "QuadTree",
+    "hornet": "HorNet",
 }
 LAYER_REF = "msa"
 MODEL_REF = "resnet50"

@@ -1,6 +1,11 @@
 """``python -m hilobench``: the same command line as the ``hilobench`` script."""
 
-from hilobench.cli import main
+import sys
+
+try:
+    from hilobench.cli import main
+except KeyboardInterrupt:  # Ctrl-C while still starting up: nothing was done yet
+    sys.exit(130)
 
 if __name__ == "__main__":
     main()

@@ -75,8 +75,8 @@ def test_suite_run_killed_at_random_moments_resumes_exactly(tmp_path: Path) -> N
                 "--no-roofline", "--format", "json"]  # fmt: skip
         sig = (signal.SIGINT, signal.SIGTERM)[i % 2]
         code = _kill_after(base, rng.uniform(0.5, 6.0), sig, env)
-        assert code in (0, 130, 143)
-        _check_dir(run, Path(env["TMPDIR"]))
+        kept = _check_dir(run, Path(env["TMPDIR"]))
+        assert code in (0, 130, 143) or (code < 0 and not kept), code  # as in the layer test
         done = subprocess.run([*base, "--resume"], env=env, capture_output=True, text=True,
                               timeout=180)  # fmt: skip
         assert done.returncode == 0, done.stderr
@@ -94,8 +94,10 @@ def test_layer_run_killed_at_random_moments_keeps_whole_rows(tmp_path: Path) -> 
                "0.3", "--no-roofline", "--out", str(run), "--format", "json"]  # fmt: skip
         sig = (signal.SIGTERM, signal.SIGINT)[i % 2]
         code = _kill_after(cmd, rng.uniform(1.0, 5.0), sig, env)
-        assert code in (0, 130, 143)
         rows = _check_dir(run, Path(env["TMPDIR"]))
+        # a signal before the handlers are set (Python still importing, e.g. compiling bytecode
+        # on a first run) kills the process outright: allowed only while nothing was written
+        assert code in (0, 130, 143) or (code < 0 and not rows), code
         if code == 0:
             assert len(rows) == 4
         if rows:

@@ -25,7 +25,7 @@ from platformdirs import user_cache_dir
 
 from hilobench.dtypes import TORCH_DTYPES as _DTYPES
 from hilobench.measure.env import _cpu_model
-from hilobench.measure.timing import time_fn
+from hilobench.measure.timing import _sync_for, _timed_calls, time_fn
 
 __all__ = ["Peak", "peak_macs_per_s", "measure_peak", "cache_path", "achieved_fraction"]
 
@@ -128,7 +128,7 @@ def measure_peak(
     sample counts (the limit is what the hardware can do).
     """
     start = time.perf_counter()
-    sync = (lambda: torch.cuda.synchronize(device)) if device.startswith("cuda") else (lambda: None)
+    sync = _sync_for(device)
     gen = torch.Generator(device="cpu").manual_seed(0)
     tdtype = _DTYPES[dtype]
 
@@ -138,11 +138,7 @@ def measure_peak(
         return a, b
 
     def one_call(a: torch.Tensor, b: torch.Tensor) -> float:
-        sync()
-        t = time.perf_counter()
-        torch.mm(a, b)
-        sync()
-        return time.perf_counter() - t
+        return _timed_calls(lambda: torch.mm(a, b), sync, 1)
 
     n, n_max = MIN_N, max_gemm_size(device)
     with torch.inference_mode():

@@ -167,6 +167,14 @@ def _calls_per_sample(call_s: float, min_sample_s: float) -> int:
     return int(min(MAX_CALLS_PER_SAMPLE, math.ceil(min_sample_s / call_s)))
 
 
+def _calls_after_warm_up(warm_times: list[float], min_sample_s: float) -> int:
+    """Calls per sample, sized by the steady warm-up calls; without a warm-up there is no call
+    time to size by, so one call per sample."""
+    if not warm_times:
+        return 1
+    return _calls_per_sample(_median(warm_times[-WARMUP_WINDOW:]), min_sample_s)
+
+
 def _check_args(budget_s: float, min_samples: int, max_samples: int, min_warmup: int) -> None:
     if budget_s < 0:
         raise ValueError(f"budget_s must be >= 0, got {budget_s!r}")
@@ -213,8 +221,7 @@ def time_fn(
         max_s=cap,
         strict=strict_budget,
     )
-    # without a warm-up there is no call time to size samples by: one call per sample
-    k = _calls_per_sample(_median(w_times[-WARMUP_WINDOW:]), min_sample_s) if w_times else 1
+    k = _calls_after_warm_up(w_times, min_sample_s)
     gc.collect()
     samples: list[float] = []
     while len(samples) < max_samples:
@@ -275,9 +282,7 @@ def time_interleaved(
             strict=strict_budget,
         )
         warm[name] = (len(w_times), w_s, steady)
-        ks[name] = (
-            _calls_per_sample(_median(w_times[-WARMUP_WINDOW:]), min_sample_s) if w_times else 1
-        )
+        ks[name] = _calls_after_warm_up(w_times, min_sample_s)
     gc.collect()
     samples: dict[str, list[float]] = {name: [] for name in names}
     order: dict[str, list[int]] = {name: [] for name in names}

@@ -8,6 +8,7 @@ alike. The speed-up is summarised per round: median and 95% interval of referenc
     python benchmarks/impl_speedup.py                       # 14x14 @ b64 and 56x56 @ b4, CPU
     python benchmarks/impl_speedup.py --device cuda --dtype bfloat16 --out results/impl_speedup_cuda
     python benchmarks/impl_speedup.py --attn none --model litv2_s --batch 16
+    python benchmarks/impl_speedup.py --summarize RUN1 RUN2 --out DIR   # one table of two runs
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import argparse
 import copy
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from hilobench.attention import available_attentions, set_impl
+from hilobench.attention import available_attentions, get_attention, set_impl
 from hilobench.bench import (
     MIN_SAMPLE_S,
     Subject,
@@ -31,7 +33,7 @@ from hilobench.bench import (
 )
 from hilobench.case import Case, parse_hw
 from hilobench.measure import memory, stats, timing
-from hilobench.measure.env import env_id, fingerprint
+from hilobench.measure.env import env_id, fingerprint, machine_class, machine_class_label
 from hilobench.store import RunDir, check_writable, new_run_dir
 
 
@@ -98,8 +100,9 @@ def measure_pair(case: Case, budget: float) -> dict[str, Any]:
 
 def summary_markdown(rows: list[dict[str, Any]], env: dict[str, Any]) -> str:
     """The run as a Markdown table: parity, both throughputs and the speed-up interval."""
+    machine = env.get("gpu_name") or env.get("cpu_model") or env.get("device")
     lines = [
-        f"Fused vs reference, interleaved per round; {env.get('cpu_model') or env.get('device')}"
+        f"Fused vs reference, interleaved per round; {machine}"
         f", {env.get('threads')} threads, torch {env.get('torch')}.",
         "",
         "| case | dtype | max rel err | reference img/s | fused img/s | fused speed-up | 95% CI "
@@ -135,7 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--budget", type=float, default=6.0, help="seconds per pair")
     p.add_argument("--out", default=None, help="run directory (default results/runs/<stamp>)")
+    p.add_argument(
+        "--summarize", nargs="+", metavar="RUN", help="join these runs' rows in one summary (--out)"
+    )
     a = p.parse_args(argv)
+    if a.summarize:
+        if not a.out:
+            p.error("--summarize needs --out")
+        return summarize_runs(a.summarize, a.out)
 
     check_device(a.device)
     check_dtype(a.dtype, a.device)
@@ -148,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         hw, _, batch = spec.partition(":")
         h, w = parse_hw(hw, "tokens")
         for n in names:
-            opts = (("dim", a.dim), ("heads", a.heads), ("tokens", f"{h}x{w}"))
+            opts: tuple[tuple[str, object], ...] = (
+                ("dim", a.dim), ("heads", a.heads), ("tokens", f"{h}x{w}")
+            )  # fmt: skip
+            if "seq_len" in get_attention(n).knobs:  # learned projections sized to the map
+                opts = tuple(sorted((*opts, ("seq_len", h * w))))
             cases.append(Case("layer", n, batch=int(batch or 64), device=a.device,
                               dtype=a.dtype, threads=threads, options=opts))  # fmt: skip
     for m in filter(None, a.model.split(",")):
@@ -160,9 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     out.create({**env, "env_id": env_id(env)})
     print(f"{'case':<28}{'max rel err':>12}{'ref img/s':>11}{'fused img/s':>12}"
           f"{'speed-up [95% CI]':>26}")  # fmt: skip
+    rows: list[dict[str, Any]] = []
     for case in cases:
         row = measure_pair(case, a.budget)
         out.append(row)
+        rows.append(row)
         label = f"{case.name} {row['tokens'] or row['res']} b{case.batch}"
         if row["status"] != "ok":
             print(f"{label:<28}{row['max_rel_error']:>12.2e}  {row['status']}: {row['message']}")
@@ -170,10 +186,34 @@ def main(argv: list[str] | None = None) -> int:
         ci = f"{row['speedup']:.2f}x [{row['speedup_ci_low']:.2f}, {row['speedup_ci_high']:.2f}]"
         print(f"{label:<28}{row['max_rel_error']:>12.2e}{row['reference_img_s']:>11.1f}"
               f"{row['fused_img_s']:>12.1f}{ci:>26}", flush=True)  # fmt: skip
-    summary = [{k: v for k, v in r.items() if not k.endswith("samples_s")} for r in out.rows()]
-    (out.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out.path / "results.md").write_text(summary_markdown(summary, out.env()))
+    write_summary(out.path, rows, out.env())
     print(f"saved to {out.path}", file=sys.stderr)
+    return 0
+
+
+def write_summary(path: Path, rows: list[dict[str, Any]], env: dict[str, Any]) -> None:
+    """summary.json and results.md of a run: its rows without the raw samples. (These rows are
+    this script's own, not hilobench rows, so they are not read back through the row loader.)"""
+    summary = [{k: v for k, v in r.items() if not k.endswith("samples_s")} for r in rows]
+    (path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (path / "results.md").write_text(summary_markdown(summary, env))
+
+
+def summarize_runs(dirs: list[str], out: str) -> int:
+    """Join runs of this script made on one machine (e.g. a run finished in two parts) into one
+    summary: refused when their machines differ."""
+    rows: list[dict[str, Any]] = []
+    envs = []
+    for d in map(Path, dirs):
+        envs.append(json.loads((d / "env.json").read_text()))
+        rows += [json.loads(line) for line in (d / "rows.jsonl").read_text().splitlines() if line]
+    classes = {machine_class_label(machine_class(e), dtype=False) for e in envs}
+    if len(classes) > 1:
+        print(f"error: the runs come from {len(classes)} different machines", file=sys.stderr)
+        return 2
+    Path(out).mkdir(parents=True, exist_ok=True)
+    write_summary(Path(out), rows, envs[0])
+    print(f"{len(rows)} rows from {len(dirs)} run(s) summarised in {out}", file=sys.stderr)
     return 0
 
 

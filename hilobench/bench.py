@@ -50,6 +50,14 @@ def check_device(device: str) -> None:
         raise ConfigError(
             f"device {device!r} requested but CUDA is not available here; use --device cpu"
         )
+    _, _, ordinal = device.partition(":")
+    if ordinal and device.startswith("cuda"):
+        n = torch.cuda.device_count()
+        if not ordinal.isdigit() or int(ordinal) >= n:
+            raise ConfigError(
+                f"device {device!r} is not on this machine: it has {n} CUDA device(s), "
+                f"cuda:0 to cuda:{n - 1}"
+            )
 
 
 def check_dtype(dtype: str, device: str) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
-from hilobench.gate.claim_terms import CLAIM_KEYS, CLAIM_METRICS
+from hilobench.gate.claim_terms import CLAIM_DEVICES, CLAIM_KEYS, CLAIM_METRICS
 from hilobench.plan import CompareGroup, SuiteCase
 from hilobench.suite_fields import Where, is_int, is_num, type_name
 
@@ -134,6 +134,11 @@ def parse_claims(w: Where, raw: Any, ids: set[str]) -> list[dict[str, Any]]:
                     f"{where}: field {k!r}",
                     f"unknown case id {c[k]!r}; case ids: {', '.join(sorted(ids))}",
                 )
+        if "device" in c and c["device"] not in CLAIM_DEVICES:
+            raise w.fail(
+                f"{where}: field 'device'",
+                f"unknown device {c['device']!r}; choose from: {', '.join(CLAIM_DEVICES)}",
+            )
         metric = c.get("metric", "throughput")
         if metric not in CLAIM_METRICS:
             raise w.fail(

@@ -108,7 +108,7 @@ def test_memory_pass_past_the_budget_leaves_one_sample_and_no_warm_up(
 
 def test_fast_case_is_not_capped() -> None:
     bench.warm_process()
-    row = bench.run_case(_slow_layer_case(1.5))
+    row = bench.run_case(_slow_layer_case(3.0))
     assert row["status"] == "ok" and row["budget_capped"] is False and row["n_samples"] >= 9
 
 

@@ -140,6 +140,20 @@ def test_cuda_without_cuda(tmp_path: Path, cli: CliRunner) -> None:
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("device", ["cuda:1", "cuda:x", "cuda:-1"])
+def test_cuda_ordinal_must_exist(monkeypatch: pytest.MonkeyPatch, device: str) -> None:
+    """On a one-GPU machine a second ordinal is a clear error, not a CUDA traceback."""
+    from hilobench import bench
+    from hilobench.errors import ConfigError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    bench.check_device("cuda:0")
+    bench.check_device("cuda")
+    with pytest.raises(ConfigError, match=r"cuda:0 to cuda:0"):
+        bench.check_device(device)
+
+
 def test_float16_on_cpu_refused(cli: CliRunner) -> None:
     code, _, stderr = cli(["layer", "--dtype", "float16", "--device", "cpu"])
     assert code == 2 and "float16" in stderr

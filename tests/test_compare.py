@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hilobench.errors import ConfigError
 from hilobench.gate.baseline import BASELINE_KIND, BASELINE_SCHEMA
 from hilobench.gate.claims import check_claims
 from hilobench.gate.judge import judge_case, judge_runs
@@ -351,6 +352,21 @@ def test_speed_claim_reports_ratio_and_interval() -> None:
     assert res.status == "fail"
     (res,) = check_claims(rows, [{"a": "hilo", "b": "msa", "max_ratio": 1000, "min_ratio": 0.01}])
     assert res.status == "pass"
+
+
+def test_device_claim_is_not_applicable_elsewhere() -> None:
+    """A CPU figure is no claim about a GPU: on GPU rows it is not applicable, not failed."""
+    claim = {"a": "hilo", "b": "msa", "metric": "macs", "min_ratio": 100, "device": "cpu"}
+    cpu_rows = [dict(r, device="cpu") for r in claim_rows()]
+    gpu_rows = [dict(r, device="cuda:0") for r in claim_rows()]
+    (res,) = check_claims(cpu_rows, [claim])
+    assert res.status == "fail"
+    (res,) = check_claims(gpu_rows, [claim])
+    assert res.status == "not applicable"
+    (res,) = check_claims(gpu_rows, [dict(claim, device="cuda")])
+    assert res.status == "fail"
+    with pytest.raises(ConfigError, match="tpu"):
+        check_claims(cpu_rows, [dict(claim, device="tpu")])
 
 
 def test_claim_at_the_edge_is_inconclusive_and_does_not_fail() -> None:

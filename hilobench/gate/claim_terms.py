@@ -13,4 +13,6 @@ CLAIM_METRICS = {
 #: Metrics judged from timing samples, per interleaved round.
 SPEED_METRICS = ("throughput", "latency")
 #: Fields a claim may have.
-CLAIM_KEYS = ("a", "b", "metric", "min_ratio", "max_ratio", "name", "note")
+CLAIM_KEYS = ("a", "b", "metric", "min_ratio", "max_ratio", "name", "note", "device")
+#: Devices a claim can be limited to (a CPU figure is no claim about a GPU, and back).
+CLAIM_DEVICES = ("cpu", "cuda")

@@ -5,7 +5,8 @@ share (resolution, impl, device, ...), one result per setting. Speed ratios come
 confidence interval (per-round ratios for interleaved rows, else a bootstrap of the ratio of
 medians): a claim passes when the whole interval satisfies its bounds, fails when the whole
 interval violates one, and is inconclusive otherwise. Counts are exact: their interval is a
-point.
+point. A claim with a ``device`` holds only for rows measured there: on another device it is
+``not applicable``, never a failure.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from hilobench.errors import ConfigError
-from hilobench.gate.claim_terms import CLAIM_KEYS, CLAIM_METRICS, SPEED_METRICS
+from hilobench.gate.claim_terms import CLAIM_DEVICES, CLAIM_KEYS, CLAIM_METRICS, SPEED_METRICS
 from hilobench.gate.runs import row_context, row_id, row_label
 from hilobench.gate.speed import bootstrap_ratio_ci, same_rounds
 from hilobench.measure import stats
@@ -33,6 +34,8 @@ class Claim:
     min_ratio: float | None = None
     max_ratio: float | None = None
     name: str = ""
+    #: "cpu" or "cuda": the claim holds for rows on that device only ("" = any device)
+    device: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -60,6 +63,11 @@ class Claim:
         unknown = set(claim) - set(CLAIM_KEYS)
         if unknown:
             raise ConfigError(f"unknown claim key(s) {sorted(unknown)}")
+        device = claim.get("device") or ""
+        if device and device not in CLAIM_DEVICES:
+            raise ConfigError(
+                f"claim device {device!r} unknown; choose from: {', '.join(CLAIM_DEVICES)}"
+            )
         return cls(
             a=str(claim["a"]),
             b=str(claim["b"]),
@@ -67,6 +75,7 @@ class Claim:
             min_ratio=claim.get("min_ratio"),
             max_ratio=claim.get("max_ratio"),
             name=str(claim.get("name") or ""),
+            device=str(device),
             raw=dict(claim),
         )
 
@@ -98,7 +107,7 @@ class ClaimResult:
     ``a/b`` for throughput, ``b/a`` for the costs (latency, macs, params, memory)."""
 
     claim: Claim
-    status: str  # pass | fail | inconclusive | missing
+    status: str  # pass | fail | inconclusive | missing | not applicable
     a_label: str = ""
     b_label: str = ""
     ratio: float | None = None
@@ -148,8 +157,15 @@ def check_claims(
     ok_rows = [r for r in rows if r.get("status", "ok") == "ok"]
     results: list[ClaimResult] = []
     for claim in parsed:
-        a_rows = [r for r in ok_rows if row_id(r) == claim.a]
-        b_rows = [r for r in ok_rows if row_id(r) == claim.b]
+        rows_here = ok_rows
+        if claim.device:
+            rows_here = [r for r in ok_rows if on_device(r, claim.device)]
+            if not rows_here and ok_rows:
+                note = f"a claim about {claim.device} rows; these were measured elsewhere"
+                results.append(ClaimResult(claim, "not applicable", note=note))
+                continue
+        a_rows = [r for r in rows_here if row_id(r) == claim.a]
+        b_rows = [r for r in rows_here if row_id(r) == claim.b]
         pairs = [
             (ra, rb)
             for ra in a_rows
@@ -164,6 +180,11 @@ def check_claims(
             continue
         results.extend(_check_pair(claim, ra, rb, conf) for ra, rb in pairs)
     return results
+
+
+def on_device(row: Mapping[str, Any], device: str) -> bool:
+    """``cuda`` covers ``cuda:1``; a row without a device is a CPU row (older runs)."""
+    return str(row.get("device") or "cpu").split(":")[0] == device
 
 
 def _check_pair(

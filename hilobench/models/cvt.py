@@ -12,7 +12,9 @@ and the head reads it through LayerNorm and a linear.
 As published, the attention logits are scaled by ``dim**-0.5`` (the stage width), not by the
 head width. Nothing depends on the input size, so one set of weights runs at any resolution of
 at least 3 pixels a side (the stride-4 embedding's smallest input); strided convolutions round
-down as in the authors' code.
+down as in the authors' code. (Training at batch 1 needs a side of at least 35 pixels: below
+that the last stage's keys are one token, and BatchNorm cannot take batch statistics of one
+value; torch says so in the row's message.)
 """
 
 from __future__ import annotations

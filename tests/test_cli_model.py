@@ -8,15 +8,23 @@ from pathlib import Path
 
 import pytest
 
+from hilobench.models import ModelEntry, registry
+
 CliRunner = Callable[[list[str]], tuple[int, str, str]]
 
 
-def test_list_shows_sources_and_unavailable_reasons(cli: CliRunner) -> None:
+def test_list_shows_sources_and_unavailable_reasons(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = ModelEntry("gone_net", "Gone", "gone", "unavailable", None, 224, reason="no code here")
+    monkeypatch.setitem(registry._REGISTRY, "gone_net", gone)
     code, stdout, _ = cli(["model", "--list"])
     assert code == 0
     for needle in ("litv2_s", "LITv2-B@384", "swin_t", "timm", "CvT-13", "Focal-Tiny"):
         assert needle in stdout
-    assert "unavailable" in stdout
+    assert "unavailable" in stdout and "no code here" in stdout
+    rows = {line.split()[1]: line for line in stdout.splitlines() if line.count("│") > 2}
+    assert "hilobench" in rows["cvt_13"] and "hilobench" in rows["focal_tiny"]
 
 
 def test_litv2_rows_infer_and_train(tmp_path: Path, cli: CliRunner) -> None:
@@ -54,7 +62,7 @@ def test_litv2_rows_infer_and_train(tmp_path: Path, cli: CliRunner) -> None:
     "args, needle",
     [
         (["no_such_model"], "litv2_s"),
-        (["cvt_13"], "timm"),
+        (["cvt_13", "--res", "2"], "at least 3 pixels"),
         (["litv2_s", "--res", "0"], "0"),
         (["litv2_s", "--res", "12y"], "12y"),
         (["litv2_s", "--attn", "bogus"], "bogus"),

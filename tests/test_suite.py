@@ -47,7 +47,7 @@ def test_shipped_suite_validates(name: str) -> None:
 def test_shipped_suite_contents() -> None:
     imagenet = load_suite(SUITES / "paper_imagenet.yaml")
     names = {sc.case.name for sc in imagenet.cases}
-    assert len(names) == 23 and {"resnet50", "litv2_b_384", "deit_b_384"} <= names
+    assert len(names) == 25 and {"resnet50", "litv2_b_384", "deit_b_384", "cvt_13"} <= names
     assert {sc.case.mode for sc in imagenet.cases} == {"infer", "train"}
     assert all(sc.case.batch == 64 for sc in imagenet.cases)
     res = {sc.case.name: sc.case.res for sc in imagenet.cases}

@@ -44,7 +44,7 @@ _MOVES = ((1, 1), (1, -1), (-1, 1), (-1, -1))
 def surrounding_positions(window: int, expand: int) -> torch.Tensor:
     """Flat indices into the four moved windows (``4·w²`` slots, in ``_MOVES`` order) of the
     positions that land outside the window itself."""
-    r = torch.arange(window)
+    r = torch.arange(window, device="cpu")  # CPU even while building on meta (nonzero below)
     keep = []
     for sy, sx in _MOVES:
         ry, rx = r + sy * expand, r + sx * expand

@@ -1,4 +1,4 @@
-"""Backbones found by name: hilobench's own (LITv2, LITv1, PVT) and timm-backed ones.
+"""Backbones found by name: hilobench's own (LITv2, LITv1, PVT, CvT, Focal) and timm-backed ones.
 
 ``build_model("litv2_s", res=(224, 224))`` builds one; ``available_models()`` lists every row
 (unavailable ones included, with the reason); ``timm:<name>`` reaches any other timm model.
@@ -15,7 +15,7 @@ from hilobench.models.registry import (
 )
 
 # Importing the family modules registers their rows.
-from hilobench.models import litv1, litv2, pvt, zoo  # noqa: E402,F401  isort: skip
+from hilobench.models import cvt, focal_tiny, litv1, litv2, pvt, zoo  # noqa: E402,F401  isort: skip
 from hilobench.models.litv1 import LITv1  # noqa: E402  isort: skip
 from hilobench.models.litv2 import LITv2, published_macs  # noqa: E402  isort: skip
 from hilobench.models.pvt import PVT  # noqa: E402  isort: skip

@@ -1,4 +1,4 @@
-"""Building blocks shared by the hilobench backbones (LITv1, LITv2, PVT).
+"""Building blocks shared by the hilobench backbones (LITv1, LITv2, PVT, CvT, Focal).
 
 Every module here takes tokens ``(B, H*W, C)`` plus the map size and exposes ``macs(H, W)``, so a
 whole backbone has an analytic count that can be checked against a traced one.
@@ -65,13 +65,13 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 class Mlp(nn.Module):
-    """Plain transformer FFN ``fc1 → GELU → fc2`` (LITv1, PVT)."""
+    """Plain transformer FFN ``fc1 → GELU → fc2`` (LITv1, PVT; CvT passes its own ``act``)."""
 
-    def __init__(self, dim: int, hidden: int) -> None:
+    def __init__(self, dim: int, hidden: int, act: type[nn.Module] = nn.GELU) -> None:
         super().__init__()
         self.dim, self.hidden = dim, hidden
         self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
+        self.act = act()
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:

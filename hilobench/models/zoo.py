@@ -117,24 +117,6 @@ TIMM_ROWS: list[tuple[str, str, str, str, int]] = [
     ("cait_xs24", "CaiT-XS24", "cait", "cait_xs24_384", 224),
 ]
 
-#: Rows of the paper's tables that no installed library provides.
-UNAVAILABLE: list[tuple[str, str, str, str]] = [
-    (
-        "cvt_13",
-        "CvT-13",
-        "cvt",
-        "timm has no CvT (convolutional vision transformer) model; its ImageNet row is "
-        "reference data only",
-    ),
-    (
-        "focal_tiny",
-        "Focal-Tiny",
-        "focal",
-        "timm has no Focal Transformer (focal self-attention); its focalnet_* models are "
-        "FocalNets (focal modulation), a different architecture",
-    ),
-]
-
 register_prefix(TIMM_PREFIX, timm_entry)
 for _name, _display, _family, _timm, _res in TIMM_ROWS:
     register_model(
@@ -146,17 +128,5 @@ for _name, _display, _family, _timm, _res in TIMM_ROWS:
             builder=timm_builder(_timm),
             default_res=_res,
             timm_name=_timm,
-        )
-    )
-for _name, _display, _family, _reason in UNAVAILABLE:
-    register_model(
-        ModelEntry(
-            name=_name,
-            display=_display,
-            family=_family,
-            source="unavailable",
-            builder=None,
-            default_res=224,
-            reason=_reason,
         )
     )

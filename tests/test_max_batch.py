@@ -153,3 +153,14 @@ def test_cli_search_writes_one_row(
     assert row["mem_limit_bytes"] == 64 * MiB and row["max_batch_fail"] == 64
     assert seen[0].batch == 1 and row["kind"] == "layer" and row["name"] == "msa"
     assert "max batch" in stdout and "63" in stdout
+
+
+def test_worker_probe_measures_in_a_fresh_process() -> None:
+    """One real probe: a worker process builds the case at the batch and reports its peak."""
+    from hilobench.maxbatch import worker_probe
+
+    case = Case("layer", "msa", options=(("dim", 32), ("heads", 2), ("tokens", "4x4")))
+    p = worker_probe(case, timeout=120)(3)
+    assert p.status == "ok" and p.batch == 3, p.message
+    assert p.peak_bytes is not None and p.peak_bytes > 3 * 16 * 32 * 4  # at least the input
+    assert p.row is not None and p.row["batch"] == 3 and p.row["peak_mem_bytes"] == p.peak_bytes

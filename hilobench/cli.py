@@ -6,14 +6,12 @@ the run loop, so an interrupted run keeps every row it finished.
 
 from __future__ import annotations
 
-import functools
 import importlib
-import inspect
 import pkgutil
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +19,8 @@ import typer
 from rich.table import Table
 
 from hilobench import __version__, commands, options
-from hilobench.case import Case, expand_impls, parse_hw
+from hilobench import cli_flags as flags
+from hilobench.case import Case
 from hilobench.errors import (
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
@@ -29,7 +28,15 @@ from hilobench.errors import (
     ConfigError,
     check_choice,
 )
-from hilobench.render import FORMATS, console, render_text, rich_table
+from hilobench.render import (
+    COLUMNS_HELP,
+    FORMATS,
+    WIDE_HELP,
+    choose_columns,
+    console,
+    print_table,
+    render_text,
+)
 from hilobench.runlock import RunLock
 
 if TYPE_CHECKING:  # the model registry imports torch
@@ -43,22 +50,9 @@ app = typer.Typer(
     "uncertainty, and memory, on this machine.",
 )
 err = console(stderr=True, width=160)
-out = console()
 
 
-def split_list(text: str) -> list[str]:
-    return [p.strip() for p in str(text).split(",") if p.strip()]
-
-
-def parse_impls(impl: str) -> list[str]:
-    return expand_impls(impl)
-
-
-def parse_res_list(text: str) -> list[tuple[int, int]]:
-    items = split_list(text)
-    if not items:
-        raise ConfigError(f"bad resolution {text!r}; expected N or HxW, e.g. 224 or 800x1280")
-    return [parse_hw(r) for r in items]
+app.callback()(flags.root)  # --version, listed in --help
 
 
 def execute(
@@ -70,9 +64,14 @@ def execute(
     count: bool = True,
     roofline: bool = True,
     append: bool = False,
+    columns: list[str] | None = None,
+    mem_limit: str | None = None,
+    search: bool = False,
 ) -> list[dict[str, Any]]:
     """Validate every case, then measure them one by one, saving each row as it lands. Ctrl-C
-    or SIGTERM keeps the finished rows, writes their tables and exits 130 / 143."""
+    or SIGTERM keeps the finished rows, writes their tables and exits 130 / 143. ``search``:
+    instead of timing each case, find the largest batch within ``mem_limit`` (or the device's
+    default limit), probing each batch in a fresh process (:mod:`hilobench.maxbatch`)."""
     from hilobench.bench import validate_case  # torch ~1.5 s: only a measuring command needs it
     from hilobench.store import RunDir, check_writable, new_run_dir  # pandas ~0.25 s
 
@@ -80,6 +79,9 @@ def execute(
     cases = list({c.key: c for c in cases}.values())  # a case named twice is measured once
     for c in cases:
         validate_case(c, fits=True)
+    from hilobench.maxbatch import run_searches, search_limit  # light; only a search needs it
+
+    limit = search_limit(cases, mem_limit) if search else None
     target = check_writable(out_dir if out_dir is not None else new_run_dir())
 
     # torch ~1.5 s (timing), pandas ~0.25 s (runner), psutil ~20 ms (env): measuring only
@@ -101,14 +103,17 @@ def execute(
             run, env_id=eid, isolate=False, reporter=LineReporter(err), roofline=roofline
         )
         try:
-            rows = runner.run_units(plan([SuiteCase(c, c.name, count=count) for c in cases]))
+            if limit is not None:
+                rows = run_searches(runner, cases, limit, lambda m: err.print(m, highlight=False))
+            else:
+                rows = runner.run_units(plan([SuiteCase(c, c.name, count=count) for c in cases]))
         except KeyboardInterrupt:
             run.write_tables()
             err.print(f"interrupted: {len(runner.rows)} of {len(cases)} rows kept in {run.path}")
             raise typer.Exit(stop.exit_code) from None
         run.write_tables()
     if fmt == "table":
-        out.print(rich_table(rows, title))
+        print_table(console(), rows, title, columns)
         err.print(f"saved {len(rows)} rows to {run.path}")
     else:
         sys.stdout.write(render_text(rows, fmt) + "\n")
@@ -148,23 +153,6 @@ def warn_emulated(cases: Iterable[Case]) -> None:
         err.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-BUDGET_HELP = (
-    "Seconds per case, all in: count trace, memory pass, warm-up and timed samples. Long calls "
-    "get fewer samples and a wider interval instead of an overrun; only the build, --compile "
-    "time and, when one call outlasts the budget, that call (the memory pass) plus one timed "
-    "sample come on top."
-)
-APPEND_HELP = "Add rows to an --out that holds rows already (same machine class only)."
-ROOFLINE_HELP = (
-    "Measure (once per machine, then cached) the GEMM peak for the roofline column; "
-    "--no-roofline skips it."
-)
-PLUGIN_HELP = (
-    "A Python file to import first (repeatable): attentions it registers with "
-    "@register_attention can be named, with their knobs' flags."
-)
-
-
 def plugin_paths(args: list[str]) -> list[str]:
     """The files named by ``--plugin FILE`` / ``--plugin=FILE`` in a command line."""
     found = []
@@ -191,19 +179,24 @@ def load_plugins(paths: Iterable[str | Path]) -> None:
 def layer(
     attn: str = typer.Option("all", help="Attention: one name, a comma list, or 'all'."),
     res: str = typer.Option("224", help="Image resolution(s): N or HxW, comma separated."),
-    batch: int = typer.Option(64, help="Batch size."),
+    batch: str | None = typer.Option(None, help=flags.BATCH_HELP),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     dtype: str = typer.Option("float32", help="float32, bfloat16, float16 (cuda)."),
     impl: str = typer.Option("reference", help="reference, fused or both."),
     threads: int | None = typer.Option(None, help="CPU threads (default: physical cores)."),
-    train: bool = typer.Option(False, "--train", help="Time forward+backward+step instead."),
+    mode: str = typer.Option("infer", help=flags.MODE_HELP),
+    train: bool = typer.Option(False, "--train", help=flags.TRAIN_HELP),
     compile: bool = typer.Option(False, "--compile", help="torch.compile (time reported apart)."),
-    budget: float = typer.Option(3.0, help=BUDGET_HELP),
-    roofline: bool = typer.Option(True, help=ROOFLINE_HELP),
+    max_batch: bool = typer.Option(False, "--max-batch", help=flags.MAX_BATCH_HELP),
+    mem_limit: str | None = typer.Option(None, "--mem-limit", help=flags.MEM_LIMIT_HELP),
+    budget: float = typer.Option(3.0, help=flags.BUDGET_HELP),
+    roofline: bool = typer.Option(True, help=flags.ROOFLINE_HELP),
     out_dir: Path | None = typer.Option(None, "--out", help="Run directory for the results."),
-    append: bool = typer.Option(False, "--append", help=APPEND_HELP),
+    append: bool = typer.Option(False, "--append", help=flags.APPEND_HELP),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
-    plugin: list[Path] = typer.Option([], "--plugin", metavar="FILE", help=PLUGIN_HELP),
+    columns: str | None = typer.Option(None, "--columns", help=COLUMNS_HELP),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
+    plugin: list[Path] = typer.Option([], "--plugin", metavar="FILE", help=flags.PLUGIN_HELP),
     **knobs: Any,
 ) -> None:
     """Benchmark single attention layers where the paper does: the 1/16-scale map of an image."""
@@ -211,7 +204,7 @@ def layer(
 
     load_plugins(plugin)  # loaded already when run through main(), before the flags were built
 
-    names = available_attentions() if attn.strip() == "all" else split_list(attn)
+    names = available_attentions() if attn.strip() == "all" else flags.split_list(attn)
     if not names:
         raise ConfigError(f"no attention given; choose from: {', '.join(available_attentions())}")
     for n in names:
@@ -220,27 +213,40 @@ def layer(
     # a knob applies to the attentions that take it, and is refused if none of them does
     options.check_taken("layer", names, given, lambda k: options.get(k).spelled(given[k]))
     options.check_together("layer", given)
+    shown = choose_columns(columns, wide)
+    modes = flags.parse_modes(train, mode)
+    batches = flags.parse_batch_option(batch, max_batch, mem_limit)
     cases = [
         Case(
             "layer",
             n,
             res=r,
-            batch=batch,
+            batch=b,
             device=device,
             dtype=dtype,
             impl=i,
-            mode="train" if train else "infer",
+            mode=m,
             threads=threads,
             compile=compile,
             options=tuple(options.taken("layer", n, given).items()),
             budget=budget,
         )  # fmt: skip
-        for r in parse_res_list(res)
+        for r in flags.parse_res_list(res)
         for n in names
-        for i in parse_impls(impl)
+        for m in modes
+        for i in flags.parse_impls(impl)
+        for b in batches  # mode, impl, batch: a suite's expansion order
     ]
     execute(
-        cases, out_dir=out_dir, fmt=fmt, title="attention layers", roofline=roofline, append=append
+        cases,
+        out_dir=out_dir,
+        fmt=fmt,
+        title="attention layers",
+        roofline=roofline and not max_batch,
+        append=append,
+        columns=shown,
+        mem_limit=mem_limit,
+        search=max_batch,
     )
 
 
@@ -248,19 +254,24 @@ def model(
     names: str | None = typer.Argument(None, help="Model name(s), comma separated; see --list."),
     list_: bool = typer.Option(False, "--list", help="List the models and exit."),
     res: str | None = typer.Option(None, help="Resolution(s) N or HxW (model default: 224/384)."),
-    batch: int = typer.Option(64, help="Batch size."),
+    batch: str | None = typer.Option(None, help=flags.BATCH_HELP),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     dtype: str = typer.Option("float32", help="float32, bfloat16, float16 (cuda)."),
     impl: str = typer.Option("reference", help="reference, fused or both (our models)."),
     threads: int | None = typer.Option(None, help="CPU threads (default: physical cores)."),
-    train: bool = typer.Option(False, "--train", help="Also measure a training step (AdamW)."),
+    mode: str = typer.Option("infer", help=flags.MODE_HELP),
+    train: bool = typer.Option(False, "--train", help=flags.TRAIN_HELP),
     compile: bool = typer.Option(False, "--compile", help="torch.compile (time reported apart)."),
     channels_last: bool = typer.Option(False, "--channels-last", help="NHWC memory format."),
-    budget: float = typer.Option(5.0, help=BUDGET_HELP),
-    roofline: bool = typer.Option(True, help=ROOFLINE_HELP),
+    max_batch: bool = typer.Option(False, "--max-batch", help=flags.MAX_BATCH_HELP),
+    mem_limit: str | None = typer.Option(None, "--mem-limit", help=flags.MEM_LIMIT_HELP),
+    budget: float = typer.Option(5.0, help=flags.BUDGET_HELP),
+    roofline: bool = typer.Option(True, help=flags.ROOFLINE_HELP),
     out_dir: Path | None = typer.Option(None, "--out", help="Run directory for the results."),
-    append: bool = typer.Option(False, "--append", help=APPEND_HELP),
+    append: bool = typer.Option(False, "--append", help=flags.APPEND_HELP),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
+    columns: str | None = typer.Option(None, "--columns", help=COLUMNS_HELP),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
     **knobs: Any,
 ) -> None:
     """Benchmark full backbones: LITv2 / LITv1 / PVT built here, the paper's others from timm."""
@@ -273,51 +284,32 @@ def model(
         raise ConfigError("no model given; see `hilobench model --list`")
     # every named model gets the knobs; one that does not take them refuses when it is built
     opts = tuple(options.given(knobs).items())
+    shown = choose_columns(columns, wide)
+    modes = flags.parse_modes(train, mode)
+    batches = flags.parse_batch_option(batch, max_batch, mem_limit)
     cases = []
-    for name in split_list(names):
+    for name in flags.split_list(names):
         entry = get_model(name)
-        for r in parse_res_list(res) if res else [(entry.default_res, entry.default_res)]:
-            for mode in ("infer", "train") if train else ("infer",):
-                for i in parse_impls(impl) if entry.source == "hilobench" else ["reference"]:
-                    cases.append(
-                        Case("model", name, res=r, batch=batch, device=device, dtype=dtype,
-                             impl=i, mode=mode, threads=threads, compile=compile,
-                             channels_last=channels_last, options=opts, budget=budget)
-                    )  # fmt: skip
-    execute(cases, out_dir=out_dir, fmt=fmt, title="backbones", roofline=roofline, append=append)
-
-
-def _knob_parameter(kind: str, knob: options.Knob) -> inspect.Parameter:
-    """One typer option for ``knob``: ``--name``, or ``--name/--no-name`` for a bool knob."""
-    py = options.PY_TYPES[knob.type]
-    default = typer.Option(
-        knob.default,
-        help=options.help_text(kind, knob),
-        show_default=knob.default is not None,
+        for r in flags.parse_res_list(res) if res else [(entry.default_res, entry.default_res)]:
+            for m in modes:  # mode, impl, batch: a suite's expansion order
+                for i in flags.parse_impls(impl) if entry.source == "hilobench" else ["reference"]:
+                    for b in batches:
+                        cases.append(
+                            Case("model", name, res=r, batch=b, device=device, dtype=dtype,
+                                 impl=i, mode=m, threads=threads, compile=compile,
+                                 channels_last=channels_last, options=opts, budget=budget)
+                        )  # fmt: skip
+    execute(
+        cases,
+        out_dir=out_dir,
+        fmt=fmt,
+        title="backbones",
+        roofline=roofline and not max_batch,
+        append=append,
+        columns=shown,
+        mem_limit=mem_limit,
+        search=max_batch,
     )
-    annotation = py if knob.default is not None else py | None
-    return inspect.Parameter(
-        knob.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
-    )
-
-
-def _with_knobs(func: Callable[..., None], kind: str, after: str) -> Callable[..., None]:
-    """``func`` with one option per ``kind`` knob of the options table, listed after ``after``;
-    the knob values reach ``func`` through its ``**knobs``."""
-    params = [
-        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
-        for p in inspect.signature(func, eval_str=True).parameters.values()
-        if p.kind is not inspect.Parameter.VAR_KEYWORD
-    ]
-    at = [p.name for p in params].index(after) + 1
-    extra = [_knob_parameter(kind, k) for k in options.knobs(kind)]
-
-    @functools.wraps(func)
-    def command(**kwargs: Any) -> None:
-        func(**kwargs)
-
-    command.__signature__ = inspect.Signature(params[:at] + extra + params[at:])  # type: ignore[attr-defined]
-    return command
 
 
 def install_commands(command: str | None = None) -> None:
@@ -333,7 +325,7 @@ def install_commands(command: str | None = None) -> None:
 
         available_models()
     for name, func, after in (("layer", layer, "res"), ("model", model, "batch")):
-        built = _with_knobs(func, name, after)
+        built = flags.with_knobs(func, name, after)
         infos = app.registered_commands
         at = next((i for i, c in enumerate(infos) if c.name == name), len(infos))
         infos[at : at + 1] = []
@@ -348,7 +340,7 @@ def _print_models(entries: list[ModelEntry]) -> None:
     for e in entries:
         note = e.reason if e.source == "unavailable" else (e.timm_name or "")
         table.add_row(e.name, e.display, e.family, e.source, str(e.default_res), note)
-    out.print(table)
+    console().print(table)
 
 
 def _register_commands() -> None:

@@ -64,6 +64,12 @@ class Row(TypedDict, total=False):
     # memory
     peak_mem_bytes: int
     peak_rss_bytes: int | None
+    # --max-batch: the largest batch within a memory limit, and the probes that found it
+    max_batch: int
+    mem_limit_bytes: int
+    max_batch_fail: int | None
+    max_batch_stop: str
+    max_batch_probes: list[dict[str, Any]]
     # timing: per-layer samples and their summary
     samples_s: list[float]
     calls_per_sample: int
@@ -121,6 +127,6 @@ ROW_COLUMNS = (
     "threads", "compile", "channels_last", "params", "macs", "macs_traced", "uncounted_ops",
     "throughput_median", "throughput_ci_low", "throughput_ci_high", "latency_ms_p50",
     "latency_ms_p90", "latency_ms_iqr", "cov", "noisy", "n_samples", "peak_mem_bytes",
-    "peak_rss_bytes", "achieved_macs_per_s", "roofline", "status", "message", "case_key",
-    "env_id",
+    "peak_rss_bytes", "max_batch", "mem_limit_bytes", "achieved_macs_per_s", "roofline",
+    "status", "message", "case_key", "env_id",
 )  # fmt: skip

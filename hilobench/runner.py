@@ -161,6 +161,14 @@ class Runner:
             self.reporter.stop()
         return self.rows
 
+    def append(self, sc: SuiteCase, row: dict[str, Any]) -> None:
+        """Annotate and save one row measured outside :meth:`run_units` (a ``--max-batch``
+        search), as a unit's rows are."""
+        with deferred_signals():
+            self._annotate(sc, row)
+            self.run.append_rows([row])
+            self.rows.append(row)
+
     def _measure_peaks(self, units: list[Unit]) -> None:
         """The device's GEMM rate per (device, dtype), measured once per run (and reused on
         resume) so every row's roofline fraction divides by the same figure."""

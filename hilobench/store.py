@@ -26,7 +26,7 @@ MD = "results.md"
 DEFAULT_ROOT = Path("results") / "runs"
 
 #: Columns that hold lists or dicts: kept in JSONL, left out of (or flattened for) the tables.
-_BULKY = ("samples_s", "traceback", "case", "options")
+_BULKY = ("samples_s", "traceback", "case", "options", "max_batch_probes")
 
 
 def new_run_dir(root: Path | str = DEFAULT_ROOT) -> Path:

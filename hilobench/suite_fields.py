@@ -94,8 +94,8 @@ def check_value(key: str, v: Any) -> Any:
         except ConfigError as e:
             raise ValueError(str(e)) from None
         return h if h == w and is_int(v) else f"{h}x{w}"
-    if key == "batch":
-        want(is_int(v) and v >= 1, "an integer >= 1")
+    if key == "batch":  # the bound of a --batch list (options.parse_batches)
+        want(is_int(v) and 1 <= v <= options.MAX_BATCH, f"an integer in [1, {options.MAX_BATCH}]")
         return v
     if key == "threads":
         want(v is None or (is_int(v) and v >= 1), "an integer >= 1 or null")

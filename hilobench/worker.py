@@ -12,6 +12,7 @@ Jobs::
     {"kind": "group", "group": "name", "cases": [{...}, ...], "rows": [{...}, ...],
      "ref": 0, "env_id": "..."}
     {"kind": "peak", "device": "cpu", "dtype": "float32"}     # the GEMM rate for rooflines
+    {"kind": "free", "device": "cuda"}    # free device memory, read where no other context is
     {"kind": "gate", "protocol": 2, "cases": [{...}, ...], "count": true}
 
 A gate job is one revision's side of ``hilobench gate``: the worker runs in that revision's
@@ -260,6 +261,10 @@ def run_job(job: dict[str, Any]) -> list[dict[str, Any]]:
         from hilobench.measure.roofline import peak_macs_per_s  # torch ~1.5 s
 
         return [{"peak_macs_per_s": peak_macs_per_s(job["device"], job["dtype"])}]
+    if job["kind"] == "free":
+        from hilobench.measure.memory import available_bytes  # torch ~1.5 s
+
+        return [{"free_bytes": available_bytes(job["device"])}]
     raise ValueError(f"unknown job kind {job['kind']!r}")
 
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from hilobench.errors import ConfigError, check_choice
-from hilobench.render import FORMATS, print_rows
+from hilobench.render import COLUMNS_HELP, FORMATS, WIDE_HELP, choose_columns, print_rows
 
 err = Console(stderr=True)
 
@@ -23,6 +23,8 @@ err = Console(stderr=True)
 def show(
     run_dir: Path = typer.Argument(..., help="A run directory (holding rows.jsonl)."),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
+    columns: str | None = typer.Option(None, "--columns", help=COLUMNS_HELP),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
     """Print a stored run as a table, JSON, CSV or Markdown."""
     # pandas (~0.25 s) via the store
@@ -30,13 +32,14 @@ def show(
     from hilobench.store import RunDir, load_rows
 
     check_choice("format", fmt, FORMATS)
+    shown = choose_columns(columns, wide)
     rows = load_rows(run_dir)
     env = RunDir(run_dir).env()
     if env:
         err.print(
             escape(f"{run_dir}: {len(rows)} rows measured on {env_label(env)}"), highlight=False
         )
-    print_rows(rows, fmt, str(run_dir))
+    print_rows(rows, fmt, str(run_dir), shown)
 
 
 def report(

@@ -12,6 +12,7 @@ import pandas as pd
 
 from hilobench.fileio import make_dir, write_text_atomic
 from hilobench.measure.env import informational_differences, machine_class_label
+from hilobench.report.labels import for_people
 from hilobench.report.merge import merge_runs
 from hilobench.report.paper import layer_side_by_side, model_side_by_side
 from hilobench.report.plots import plot_bars, plot_lines, require_matplotlib
@@ -19,6 +20,7 @@ from hilobench.report.rows import ok_rows
 from hilobench.report.runs import ReportedRun, load_runs, run_class
 from hilobench.report.series import (
     Series,
+    series_latency_throughput,
     series_macs_vs_tokens,
     series_name,
     series_vs_res,
@@ -172,7 +174,7 @@ def _paper_section(
             "",
             "Paper throughput is its CPU column for a CPU run and its GPU column for a CUDA run.",
             "",
-            markdown_table(layers),
+            markdown_table(for_people(layers)),
             "",
         ]
         paired = layers.dropna(subset=["paper_x_msa"]) if "paper_x_msa" in layers else None
@@ -196,7 +198,7 @@ def _paper_section(
                 md += [f"![throughput over MSA, ours vs paper ({impl})]({name})", ""]
     if models is not None:
         rep.tables["paper_models"] = models
-        md += ["### Backbones", "", markdown_table(models), ""]
+        md += ["### Backbones", "", markdown_table(for_people(models)), ""]
         if "paper_x_resnet50" in models:
             paired = models.dropna(subset=["paper_x_resnet50", "x_resnet50"])
             if len(paired):
@@ -216,14 +218,63 @@ def _paper_section(
     return md
 
 
+#: What each kind of row is called in figure titles and file names.
+KIND_NOUNS = {"layer": ("attention layers", "layers"), "model": ("backbones", "backbones")}
+
+
 def _scaling_section(rep: RunReport, rows: list[dict[str, Any]], out: Path) -> list[str]:
+    """Scaling and batch figures, one set per kind: a layer's and a backbone's throughput
+    differ by orders of magnitude and answer different questions, so they never share axes.
+    With one kind the files keep their plain names; with both, each gets the kind's suffix."""
+    kinds = [k for k in KIND_NOUNS if any(r.get("kind") == k for r in rows)]
+    md: list[str] = []
+    for kind in kinds:
+        noun, slug = KIND_NOUNS[kind]
+        part = [r for r in rows if r.get("kind") == kind]
+        suffix = f"_{slug}" if len(kinds) > 1 else ""
+        md += _scaling_for(rep, part, out, suffix, f" ({noun})" if len(kinds) > 1 else "")
+        md += _batch_section(rep, part, out, suffix, noun)
+    macs = series_macs_vs_tokens(rows)
+    return md + _macs_section(rep, macs, out)
+
+
+def _batch_section(
+    rep: RunReport, rows: list[dict[str, Any]], out: Path, suffix: str, noun: str
+) -> list[str]:
+    """Latency against throughput across batch sizes: one line per subject, a point per
+    batch; a larger batch buys throughput with latency, and the knee shows where it stops."""
+    lt = series_latency_throughput(rows)
+    if not lt:
+        return []
+    name = f"latency_vs_throughput{suffix}.png"
+    rep.figures[name] = plot_lines(
+        {k: (x, y) for k, (x, y, _) in lt.items()},
+        out / name,
+        title=f"Latency vs throughput across batch sizes ({noun})",
+        xlabel="throughput (images / s)",
+        ylabel="latency (ms per batch, median)",
+        point_labels={k: [f"b{b}" for b in batches] for k, (_, _, batches) in lt.items()},
+    )
+    return [
+        f"## Latency vs throughput across batch sizes ({noun})",
+        "",
+        "Each line is one subject measured at several batch sizes (points labelled b1, b8, …): "
+        "x is its median throughput, y the median time of one call on the whole batch.",
+        "",
+        f"![latency vs throughput]({name})",
+        "",
+    ]
+
+
+def _scaling_for(
+    rep: RunReport, rows: list[dict[str, Any]], out: Path, suffix: str, noun: str
+) -> list[str]:
     md: list[str] = []
     tp = series_vs_res(rows, "throughput_median")
     mem = series_vs_res(rows, "peak_mem_bytes")
-    macs = series_macs_vs_tokens(rows)
     sweep = any(len(x) > 1 for x, _ in tp.values())
     if sweep or any(len(x) > 1 for x, _ in mem.values()):
-        md += ["## Throughput and memory vs resolution", ""]
+        md += [f"## Throughput and memory vs resolution{noun}", ""]
         md += [
             "x is the image side (√(H·W) for non-square inputs); a single layer sees the "
             "token map shown by its scale (1/16 by default). Points lost to OOM are missing "
@@ -231,25 +282,27 @@ def _scaling_section(rep: RunReport, rows: list[dict[str, Any]], out: Path) -> l
             "",
         ]
         if sweep:
-            rep.figures["throughput_vs_resolution.png"] = plot_lines(
+            name = f"throughput_vs_resolution{suffix}.png"
+            rep.figures[name] = plot_lines(
                 tp,
-                out / "throughput_vs_resolution.png",
-                title="Throughput vs resolution",
+                out / name,
+                title=f"Throughput vs resolution{noun}",
                 xlabel="image side (pixels)",
                 ylabel="images / s",
                 logy=True,
             )
-            md += ["![throughput vs resolution](throughput_vs_resolution.png)", ""]
+            md += [f"![throughput vs resolution]({name})", ""]
         if any(len(x) > 1 for x, _ in mem.values()):
-            rep.figures["memory_vs_resolution.png"] = plot_lines(
+            name = f"memory_vs_resolution{suffix}.png"
+            rep.figures[name] = plot_lines(
                 mem,
-                out / "memory_vs_resolution.png",
-                title="Peak memory vs resolution",
+                out / name,
+                title=f"Peak memory vs resolution{noun}",
                 xlabel="image side (pixels)",
                 ylabel="peak memory (MiB)",
                 logy=True,
             )
-            md += ["![memory vs resolution](memory_vs_resolution.png)", ""]
+            md += [f"![memory vs resolution]({name})", ""]
     elif tp:
         ok = ok_rows(rows)
         varying = varying_fields(ok)
@@ -258,14 +311,20 @@ def _scaling_section(rep: RunReport, rows: list[dict[str, Any]], out: Path) -> l
             [float(r.get("throughput_ci_low") or "nan") for r in ok],
             [float(r.get("throughput_ci_high") or "nan") for r in ok],
         )
-        rep.figures["throughput.png"] = plot_bars(
+        name = f"throughput{suffix}.png"
+        rep.figures[name] = plot_bars(
             {"throughput": (labels, [float(r["throughput_median"]) for r in ok])},
-            out / "throughput.png",
-            title="Throughput: median with its 95% interval",
+            out / name,
+            title=f"Throughput: median with its 95% interval{noun}",
             ylabel="images / s",
             errors={"throughput": ci},
         )
-        md += ["## Throughput", "", "![throughput](throughput.png)", ""]
+        md += [f"## Throughput{noun}", "", f"![throughput]({name})", ""]
+    return md
+
+
+def _macs_section(rep: RunReport, macs: Series, out: Path) -> list[str]:
+    md: list[str] = []
     if any(len(x) > 1 for x, _ in macs.values()):
         rep.figures["macs_vs_tokens.png"] = plot_lines(
             macs,

@@ -44,12 +44,16 @@ def plot_lines(
     ylabel: str,
     loglog: bool = False,
     logy: bool = False,
+    point_labels: dict[str, list[str]] | None = None,
 ) -> Series:
-    """Line plot, one line per series; returns what it drew."""
+    """Line plot, one line per series; ``point_labels`` names a series' points (e.g. their
+    batch) beside them. Returns what it drew."""
     plt = require_matplotlib()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, (x, y) in series.items():
         ax.plot(x, y, marker="o", label=name)
+        for xi, yi, text in zip(x, y, (point_labels or {}).get(name, []), strict=False):
+            ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if loglog:
         ax.set_xscale("log")
     if loglog or logy:

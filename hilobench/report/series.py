@@ -65,3 +65,28 @@ def series_macs_vs_tokens(rows: list[dict[str, Any]]) -> Series:
             continue
         pts.setdefault(subject(r), {})[tok[0] * tok[1]] = float(r["macs"])
     return {k: (sorted(v), [v[x] for x in sorted(v)]) for k, v in sorted(pts.items())}
+
+
+def series_latency_throughput(
+    rows: list[dict[str, Any]],
+) -> dict[str, tuple[list[float], list[float], list[int]]]:
+    """One line per subject (and setting) measured at two or more batch sizes: median
+    throughput (img/s) as x, median latency of one call on the batch (ms) as y, and the
+    batches, in batch order. Subjects measured at one batch only are left out."""
+    ok = [r for r in ok_rows(rows) if r.get("latency_ms_p50") is not None]
+    varying = varying_fields(ok) - {"batch"}
+    by_res = len({str(r.get("res")) for r in ok}) > 1
+    pts: dict[str, dict[int, tuple[float, float]]] = {}
+    for r in ok:
+        name = series_name(r, varying) + (f" @{r.get('res')}" if by_res else "")
+        pts.setdefault(name, {})[int(r["batch"])] = (
+            float(r["throughput_median"]),
+            float(r["latency_ms_p50"]),
+        )
+    out = {}
+    for name, by_batch in sorted(pts.items()):
+        if len(by_batch) < 2:
+            continue
+        batches = sorted(by_batch)
+        out[name] = ([by_batch[b][0] for b in batches], [by_batch[b][1] for b in batches], batches)
+    return out

@@ -57,6 +57,12 @@ def results_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
             }
         )
     df = pd.DataFrame(recs)
+    searched = [r.get("max_batch") for r in rows]
+    if any(v is not None for v in searched):  # --max-batch rows: the answer and its limit
+        df.insert(len(df.columns) - 1, "max batch", searched)
+        df.insert(
+            len(df.columns) - 1, "limit MiB", [div(r.get("mem_limit_bytes"), 2**20) for r in rows]
+        )
     if not layers or df["tokens"].eq("").all():
         df = df.drop(columns=["tokens"])
     return df

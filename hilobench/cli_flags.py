@@ -1,0 +1,139 @@
+"""The flags of the measuring commands (``layer``, ``model``, and any command that measures
+cases the same way): their help texts, the parsing of list-valued flags (``--res``, ``--batch``,
+``--impl``, ``--mode``), and the typer options built from the options table.
+
+One parser per flag, so a command that sweeps batches or resolutions takes them as ``layer``
+and ``model`` do; user errors are ConfigError (one line, exit 2).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from hilobench import __version__, options
+from hilobench.case import expand_impls, parse_hw
+from hilobench.errors import ConfigError, check_choice
+
+BUDGET_HELP = (
+    "Seconds per case, all in: count trace, memory pass, warm-up and timed samples. Long calls "
+    "get fewer samples and a wider interval instead of an overrun; only the build, --compile "
+    "time and, when one call outlasts the budget, that call (the memory pass) plus one timed "
+    "sample come on top."
+)
+BATCH_HELP = "Batch size(s), comma separated: 64 or 1,8,64 (default 64)."
+MODE_HELP = "infer, train (a training step instead of inference) or both, as a suite's mode."
+TRAIN_HELP = (
+    "Time forward + backward + AdamW step instead of inference (= --mode train; --mode both "
+    "measures both)."
+)
+MAX_BATCH_HELP = (
+    "Find the largest batch whose peak memory fits --mem-limit: doubling, then bisection, each "
+    "probe in a fresh process; one row per case with max_batch and the limit used."
+)
+MEM_LIMIT_HELP = (
+    "Memory limit of --max-batch, e.g. 2GB, 512MiB, 1.5GiB (default: the device's free memory "
+    "on CUDA, half the available RAM on the CPU)."
+)
+APPEND_HELP = "Add rows to an --out that holds rows already (same machine class only)."
+ROOFLINE_HELP = (
+    "Measure (once per machine, then cached) the GEMM peak for the roofline column; "
+    "--no-roofline skips it."
+)
+PLUGIN_HELP = (
+    "A Python file to import first (repeatable): attentions it registers with "
+    "@register_attention can be named, with their knobs' flags."
+)
+
+
+def print_version(value: bool) -> None:
+    """``--version``: print it and end (an eager option, answered before any command)."""
+    if value:
+        print(f"hilobench {__version__}")
+        raise typer.Exit()
+
+
+def root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        "-V",
+        callback=print_version,
+        is_eager=True,
+        help="Print hilobench's version and exit.",
+    ),
+) -> None:
+    """The options before any command (``main`` answers a bare ``--version`` before the
+    commands are even built; this puts it in ``--help``)."""
+
+
+def split_list(text: str) -> list[str]:
+    return [p.strip() for p in str(text).split(",") if p.strip()]
+
+
+def parse_impls(impl: str) -> list[str]:
+    return expand_impls(impl)
+
+
+def parse_res_list(text: str) -> list[tuple[int, int]]:
+    items = split_list(text)
+    if not items:
+        raise ConfigError(f"bad resolution {text!r}; expected N or HxW, e.g. 224 or 800x1280")
+    return [parse_hw(r) for r in items]
+
+
+def parse_modes(train: bool, mode: str) -> list[str]:
+    """``--mode infer|train|both`` as a suite's ``mode`` field; ``--train`` is ``--mode train``:
+    the training step is measured instead of inference, on ``layer`` and ``model`` alike."""
+    modes = ["infer", "train"] if mode == "both" else [mode]
+    check_choice("mode", mode, ("infer", "train", "both"))
+    if train and mode != "infer" and mode != "train":
+        raise ConfigError(f"--train is --mode train; it contradicts --mode {mode}")
+    return ["train"] if train else modes
+
+
+def parse_batch_option(batch: str | None, max_batch: bool, mem_limit: str | None) -> list[int]:
+    """The batches to measure; with ``--max-batch`` the search picks them, so a --batch list
+    is refused, as is --mem-limit without --max-batch."""
+    if max_batch and batch is not None:
+        raise ConfigError("--max-batch searches the batch; give it or --batch, not both")
+    if mem_limit is not None and not max_batch:
+        raise ConfigError("--mem-limit is the limit of --max-batch; add --max-batch")
+    return [1] if max_batch else options.parse_batches(batch if batch is not None else "64")
+
+
+def knob_parameter(kind: str, knob: options.Knob) -> inspect.Parameter:
+    """One typer option for ``knob``: ``--name``, or ``--name/--no-name`` for a bool knob."""
+    py = options.PY_TYPES[knob.type]
+    default = typer.Option(
+        knob.default,
+        help=options.help_text(kind, knob),
+        show_default=knob.default is not None,
+    )
+    annotation = py if knob.default is not None else py | None
+    return inspect.Parameter(
+        knob.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
+def with_knobs(func: Callable[..., None], kind: str, after: str) -> Callable[..., None]:
+    """``func`` with one option per ``kind`` knob of the options table, listed after ``after``;
+    the knob values reach ``func`` through its ``**knobs``."""
+    params = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in inspect.signature(func, eval_str=True).parameters.values()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
+    at = [p.name for p in params].index(after) + 1
+    extra = [knob_parameter(kind, k) for k in options.knobs(kind)]
+
+    @functools.wraps(func)
+    def command(**kwargs: Any) -> None:
+        func(**kwargs)
+
+    command.__signature__ = inspect.Signature(params[:at] + extra + params[at:])  # type: ignore[attr-defined]
+    return command

@@ -1,0 +1,192 @@
+"""The terminal table as a new reader meets it: the default columns fit 100 terminal columns
+with every number whole, ``COLUMNS`` is honoured when output is piped, ``--columns`` and
+``--wide`` choose columns (a bad name exits 2 listing them), memory is labelled MiB, the
+paper columns have names for people, and ``--version`` is in ``--help``."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from hilobench.render import COLUMNS, console, print_table
+from hilobench.store import RunDir
+
+CliRunner = Callable[[list[str]], tuple[int, str, str]]
+NAMES = ["cswin", "dat", "focal", "gsa", "hilo", "hornet", "linformer", "lsa", "msa",
+         "performer", "quadtree", "sra", "swmsa", "tmsa", "van", "wmsa", "xca"]  # fmt: skip
+
+
+def layer_rows(n: int = len(NAMES)) -> list[dict[str, Any]]:
+    """Rows shaped like ``layer --attn all --res 224``, with numbers as wide as real ones get
+    (thousands of img/s, wide intervals) and one failure with a long message."""
+    rows = []
+    for i, name in enumerate(NAMES[:n]):
+        tp = 1612.34 + 1037.7 * i
+        rows.append(
+            {
+                "kind": "layer",
+                "name": name,
+                "attention": name,
+                "impl": "reference",
+                "mode": "infer",
+                "res": "224",
+                "tokens": "14x14",
+                "batch": 64,
+                "dtype": "float32",
+                "device": "cpu",
+                "params": 2_359_296 + 1000 * i,
+                "macs": 521_434_368 + 10**6 * i,
+                "macs_traced": 521_434_368 + 10**6 * i,
+                "throughput_median": tp,
+                "throughput_ci_low": tp * 0.91,
+                "throughput_ci_high": tp * 1.07,
+                "latency_ms_p50": 64_000 / tp,
+                "latency_ms_p90": 70_000 / tp,
+                "cov": 0.0417,
+                "roofline": 0.1234,
+                "peak_mem_bytes": 123_456_789 + 10**6 * i,
+                "status": "ok",
+                "noisy": i == 3,
+                "case_key": f"k{i}",
+                "env_id": "e",
+            }  # fmt: skip
+        )
+    if n > 5:
+        rows[5].update(status="OOM", message="CUDA out of memory. Tried to allocate 2.00 GiB")
+        for k in ("throughput_median", "throughput_ci_low", "throughput_ci_high"):
+            rows[5].pop(k)
+        rows[5].pop("latency_ms_p50")
+    return rows
+
+
+def numbers(rows: list[dict[str, Any]]) -> list[str]:
+    """The numbers the default table shows, formatted as it formats them."""
+    out = []
+    for r in rows:
+        out.append(f"{r['macs'] / 1e6:.2f}")
+        out.append(f"{r['peak_mem_bytes'] / 2**20:.1f}")
+        if "throughput_median" in r:
+            out.append(f"{r['throughput_median']:.1f}")
+            out.append(f"{r['throughput_ci_low']:.1f}–{r['throughput_ci_high']:.1f}")
+            out.append(f"{r['latency_ms_p50']:.2f}")
+    return out
+
+
+def render(rows: list[dict[str, Any]], width: int, columns: list[str] | None = None) -> str:
+    c = Console(width=width, file=io.StringIO(), color_system=None)
+    print_table(c, rows, "attention layers", columns)
+    return c.file.getvalue()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("width", [100, 120])
+def test_default_table_fits_with_every_number_whole(width: int) -> None:
+    rows = layer_rows()
+    text = render(rows, width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    assert "…" not in text
+    for number in numbers(rows):
+        assert re.search(rf"(?<![\d.]){re.escape(number)}(?![\d.])", text), number
+    assert "mem MiB" in text and "mem MB" not in text
+    # settings every row shares are said once, in the title
+    assert "reference" in text.splitlines()[0] and "batch 64" in text
+
+
+def test_narrow_terminal_gives_up_columns_not_digits() -> None:
+    rows = layer_rows()
+    text = render(rows, 60)
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 60
+    assert f"{rows[0]['throughput_median']:.1f}" in text  # img/s stays
+
+
+def test_chosen_columns_are_never_cut() -> None:
+    rows = layer_rows(3)
+    every = [c.name for c in COLUMNS]
+    text = render(rows, 80, every)  # wider than 80: printed whole, the terminal wraps it
+    assert "…" not in text
+    for header in ("p90 ms", "roofline", "traced MMACs", "params (M)", "CoV", "max batch"):
+        assert header in text
+    assert f"{rows[2]['latency_ms_p90']:.2f}" in text
+    text = render(rows, 100, ["name", "img_s"])
+    assert "img/s" in text and "MMACs" not in text and "mem MiB" not in text
+
+
+def test_console_honours_columns_when_piped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    assert console().width == 100
+    monkeypatch.delenv("COLUMNS")
+    assert console(width=220).width == 220
+
+
+@pytest.fixture(scope="module")
+def stored_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("run") / "run"
+    run = RunDir(path).create({"env_id": "e"})
+    run.append_rows(layer_rows())
+    return path
+
+
+def test_show_piped_fits_columns(stored_run: Path) -> None:
+    env = {**os.environ, "COLUMNS": "100", "PYTHONPATH": str(Path(__file__).parent.parent)}
+    res = subprocess.run(
+        [sys.executable, "-m", "hilobench", "show", str(stored_run)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines and max(len(line) for line in lines) <= 100
+    assert "…" not in res.stdout and "1612.3" in res.stdout
+
+
+def test_columns_and_wide_flags(stored_run: Path, cli: CliRunner) -> None:
+    code, out, err = cli(["show", str(stored_run), "--columns", "name,img_s,mem"])
+    assert code == 0, err
+    assert "img/s" in out and "mem MiB" in out and "95% CI" not in out
+    code, out, err = cli(["show", str(stored_run), "--wide"])
+    assert code == 0 and "p90 ms" in out and "roofline" in out
+    code, out, err = cli(["show", str(stored_run), "--columns", "name,speed"])
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "'speed'" in err and "img_s" in err and "status" in err
+    code, _, err = cli(["show", str(stored_run), "--wide", "--columns", "name"])
+    assert code == 2 and "--wide" in err
+
+
+def test_version_is_in_help(cli: CliRunner) -> None:
+    code, out, _ = cli(["--help"])
+    assert code == 0 and "--version" in out
+    code, out, _ = cli(["--version"])
+    assert code == 0 and out.startswith("hilobench ")
+
+
+def test_paper_columns_have_names_for_people() -> None:
+    import pandas as pd
+
+    from hilobench.report.labels import for_people
+
+    df = pd.DataFrame(
+        [
+            {
+                "attention": "hilo",
+                "x_msa": 2.25,
+                "x_msa_ci_low": 2.11,
+                "x_msa_ci_high": 2.36,
+                "paper_x_msa": 2.04,
+                "test_mem_gib": 1.5,
+            }
+        ]  # fmt: skip
+    )
+    view = for_people(df)
+    assert list(view.columns) == ["attention", "× MSA (95% CI)", "paper: × MSA", "test mem (GiB)"]
+    assert view.iloc[0]["× MSA (95% CI)"] == "2.25 (2.11–2.36)"

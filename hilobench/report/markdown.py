@@ -12,8 +12,9 @@ import pandas as pd
 
 from hilobench.fileio import make_dir, write_text_atomic
 from hilobench.measure.env import informational_differences, machine_class_label
+from hilobench.report.dense import dense_side_by_side
 from hilobench.report.merge import merge_runs
-from hilobench.report.paper import layer_side_by_side, model_side_by_side
+from hilobench.report.paper import PAPER_DIR, layer_side_by_side, model_side_by_side
 from hilobench.report.plots import plot_bars, plot_lines, require_matplotlib
 from hilobench.report.rows import ok_rows
 from hilobench.report.runs import ReportedRun, load_runs, run_class
@@ -152,7 +153,8 @@ def _paper_section(
     md: list[str] = []
     layers = layer_side_by_side(rows, paper_dir)
     models = model_side_by_side(rows, paper_dir)
-    if layers is None and models is None:
+    dense = dense_side_by_side(rows, paper_dir or PAPER_DIR)
+    if layers is None and models is None and dense is None:
         return md
     md += [
         "## Side by side with the paper",
@@ -213,7 +215,21 @@ def _paper_section(
                     hline=1.0,
                 )
                 md += [f"![throughput over ResNet-50, ours vs paper]({name})", ""]
+    if dense is not None:
+        rep.tables["paper_dense"] = dense
+        md += ["### Detection and segmentation (backbone + FPN + head, batch 1)", ""]
+        md += [DENSE_NOTE, "", markdown_table(dense), ""]
     return md
+
+
+DENSE_NOTE = (
+    "FPS is whole-model calls per second, post-processing included (detection: score threshold "
+    "0.0, NMS 0.5, 100 boxes per image). GMACs are traced for the whole model and split into "
+    "backbone, FPN neck and head. The paper (one RTX 3090) gives FPS for LITv2 only: "
+    "`x_window2` is HiLo window 4 over window 2 for the same backbone and head, `x_litv2_s` "
+    "each row over LITv2-S window 2 under the same head, each with the paper's ratio beside "
+    "it; `x_resnet50` (over ResNet-50 under the same head) has no paper counterpart."
+)
 
 
 def _scaling_section(rep: RunReport, rows: list[dict[str, Any]], out: Path) -> list[str]:

@@ -64,14 +64,26 @@ def dense_side_by_side(rows: list[dict[str, Any]], paper_dir: Path) -> pd.DataFr
     def ctx(r: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(str(r.get(f)) for f in ("res", "batch", "dtype", "device", "impl", "env_id"))
 
-    fps = {(r.get("name"), _window(r), head_of(r), ctx(r)): r["throughput_median"] for r in dense}
+    by = {(r.get("name"), _window(r), head_of(r), ctx(r)): r for r in dense}
+    fps = {k: r["throughput_median"] for k, r in by.items()}
+
+    def over_window2(r: dict[str, Any], key: tuple[Any, ...]) -> tuple[Any, Any, Any]:
+        """Window 4 over window 2: the per-round ratio when the two were timed interleaved
+        against each other, else the ratio of medians (no interval)."""
+        ref = by.get(key)
+        if ref is None or ref is r:
+            return None, None, None
+        if r.get("ratio_to_ref") is not None and r.get("ref_key") == ref.get("case_key"):
+            return r["ratio_to_ref"], r.get("ratio_ci_low"), r.get("ratio_ci_high")
+        return r["throughput_median"] / ref["throughput_median"], None, None
+
     out = []
     for r in dense:
         name, head, win, c = str(r.get("name")), head_of(r), _window(r), ctx(r)
         parts = r.get("macs_parts") or {}
         pname = PAPER_BACKBONES.get(name)
         mine = r["throughput_median"]
-        w2 = fps.get((name, DEFAULT_WINDOW, head, c))
+        xw2 = over_window2(r, (name, DEFAULT_WINDOW, head, c)) if win else (None,) * 3
         s2 = fps.get((*PAPER_REF, head, c))
         rn = fps.get((OURS_REF, None, head, c))
         p = paper.get((pname, win, head)) if pname and win else None
@@ -93,7 +105,10 @@ def dense_side_by_side(rows: list[dict[str, Any]], paper_dir: Path) -> pd.DataFr
                 "fps_ci_high": r.get("throughput_ci_high"),
                 "n_samples": r.get("n_samples"),
                 "mem_mib": div(r.get("peak_mem_bytes"), 2**20),
-                "x_window2": mine / w2 if w2 and win not in (None, DEFAULT_WINDOW) else None,
+                "p50_ms": r.get("latency_ms_p50"),
+                "x_window2": xw2[0],
+                "x_window2_ci_low": xw2[1],
+                "x_window2_ci_high": xw2[2],
                 "paper_x_window2": p / p_w2 if p and p_w2 and win != DEFAULT_WINDOW else None,
                 "x_litv2_s": mine / s2 if s2 else None,
                 "paper_x_litv2_s": p / p_s2 if p and p_s2 else None,

@@ -219,6 +219,21 @@ def _paper_section(
         rep.tables["paper_dense"] = dense
         md += ["### Detection and segmentation (backbone + FPN + head, batch 1)", ""]
         md += [DENSE_NOTE, "", markdown_table(dense), ""]
+        paired = dense.dropna(subset=["paper_x_litv2_s", "x_litv2_s"])
+        if len(paired):
+            labels = [f"{m} w{w} {h}" for m, w, h in paired[["model", "window", "head"]].values]
+            name = "paper_dense.png"
+            rep.figures[name] = plot_bars(
+                {
+                    "ours": (labels, [float(v) for v in paired["x_litv2_s"]]),
+                    "paper": (labels, [float(v) for v in paired["paper_x_litv2_s"]]),
+                },
+                out / name,
+                title="Dense-prediction FPS relative to LITv2-S window 2, ours vs paper",
+                ylabel="FPS / LITv2-S (window 2) FPS",
+                hline=1.0,
+            )
+            md += [f"![dense FPS over LITv2-S window 2, ours vs paper]({name})", ""]
     return md
 
 
@@ -226,7 +241,8 @@ DENSE_NOTE = (
     "FPS is whole-model calls per second, post-processing included (detection: score threshold "
     "0.0, NMS 0.5, 100 boxes per image). GMACs are traced for the whole model and split into "
     "backbone, FPN neck and head. The paper (one RTX 3090) gives FPS for LITv2 only: "
-    "`x_window2` is HiLo window 4 over window 2 for the same backbone and head, `x_litv2_s` "
+    "`x_window2` is HiLo window 4 over window 2 for the same backbone and head (the median of "
+    "per-round ratios with its 95% interval where the two were timed interleaved), `x_litv2_s` "
     "each row over LITv2-S window 2 under the same head, each with the paper's ratio beside "
     "it; `x_resnet50` (over ResNet-50 under the same head) has no paper counterpart."
 )

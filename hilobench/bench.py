@@ -11,7 +11,7 @@ import gc
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -42,6 +42,10 @@ class Subject:
     layers_per_call: int
     analytic_macs: int | None
     attention: str
+    #: columns the row gets as they are (a dense head's settings)
+    columns: dict[str, Any] = field(default_factory=dict)
+    #: the MAC count's columns, where the subject counts itself (a dense model, by parts)
+    count: Callable[[], dict[str, Any]] | None = None
 
 
 def check_device(device: str) -> None:
@@ -105,14 +109,19 @@ def build_subject(case: Case) -> Subject:
 
     stage3 = (-(-case.res[0] // LAYER_SCALE), -(-case.res[1] // LAYER_SCALE))
     options.check_map_knobs(opts, stage3, f" of stage 3 (1/{LAYER_SCALE} of {fmt_hw(case.res)})")
-    model = build_model(
-        case.name, res=case.res, impl=case.impl, **options.builder_kwargs("model", opts)
-    )
     rh, rw = case.res
 
     def make_model_inputs(device: str, batch: int) -> tuple[Any, ...]:
         return (torch.randn(batch, 3, rh, rw, device=device),)
 
+    if opts.get("head"):  # a detection or segmentation model around the backbone
+        from hilobench.models.dense_count import build_counted  # torchvision detection
+
+        dense, cols, count = build_counted(case, make_model_inputs)
+        return Subject(dense, make_model_inputs, None, 1, None, opts.get("attn") or "", cols, count)
+    model = build_model(
+        case.name, res=case.res, impl=case.impl, **options.builder_kwargs("model", opts)
+    )
     macs = analytic_macs(model, case.res)
     return Subject(model, make_model_inputs, None, 1, macs, opts.get("attn") or "")
 
@@ -250,7 +259,10 @@ def run_case(
     row["layers_per_call"] = lpc
     if case.kind == "layer":  # fused == reference where the layer has no softmax attention
         row["fused_is_reference"] = bool(getattr(subject.module, "fused_is_reference", False))
-    if count:
+    row.update(subject.columns)  # type: ignore[typeddict-item]
+    if count and subject.count is not None:
+        row.update(subject.count())  # type: ignore[typeddict-item]
+    elif count:
         # LayerNorm counts 5 MACs per element, as the paper's fvcore figures do (SRA: 419.56M)
         # eval(): fvcore charges BatchNorm 2 per element at inference (5 in training)
         subject.module.eval()

@@ -198,6 +198,16 @@ BUILTIN: tuple[Knob, ...] = (
         default="deform",
         choices=("deform", "conv"),
     ),
+    Knob(
+        "head",
+        "str",
+        "Dense-prediction head over the backbone's four stages, timed with its FPN neck and "
+        "post-processing (paper inputs: --res 800x1280 detection, 512 segmentation).",
+        kinds=("model",),
+        arg=None,  # not a backbone argument: bench builds the dense model around the backbone
+        default="none",
+        choices=("none", "retinanet", "maskrcnn", "semfpn"),
+    ),
 )
 
 _KNOBS: dict[str, Knob] = {k.name: k for k in BUILTIN}

@@ -61,6 +61,15 @@ class Row(TypedDict, total=False):
     uncounted_ops: list[str]
     layers_per_call: int
     fused_is_reference: bool
+    # dense-prediction heads (model rows with a head): the head, whether its post-processing
+    # is timed, the detection post-processing settings, MACs per part and ops not counted
+    head: str
+    postprocess_timed: bool
+    det_score_thresh: float | None
+    det_nms_thresh: float | None
+    det_per_img: int | None
+    macs_parts: dict[str, int]
+    macs_ignored_ops: list[str]
     # memory
     peak_mem_bytes: int
     peak_rss_bytes: int | None

@@ -123,8 +123,9 @@ def table_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     flat = []
     for r in rows:
         d = {k: v for k, v in r.items() if k not in _BULKY}
-        if isinstance(d.get("uncounted_ops"), list):
-            d["uncounted_ops"] = ";".join(d["uncounted_ops"])
+        for k in ("uncounted_ops", "macs_ignored_ops"):
+            if isinstance(d.get(k), list):
+                d[k] = ";".join(d[k])
         flat.append(d)
     df = pd.DataFrame(flat)
     first = [c for c in ROW_COLUMNS if c in df.columns]

@@ -16,6 +16,7 @@ from hilobench.models.registry import (
 
 # Importing the family modules registers their rows.
 from hilobench.models import cvt, focal_tiny, litv1, litv2, pvt, zoo  # noqa: E402,F401  isort: skip
+from hilobench.models import features  # noqa: E402,F401  isort: skip  (the head knob)
 from hilobench.models.litv1 import LITv1  # noqa: E402  isort: skip
 from hilobench.models.litv2 import LITv2, published_macs  # noqa: E402  isort: skip
 from hilobench.models.pvt import PVT  # noqa: E402  isort: skip

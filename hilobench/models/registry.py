@@ -177,3 +177,11 @@ def analytic_macs(model: nn.Module, res: int | tuple[int, int]) -> int | None:
         return None
     H, W = check_res(res)
     return int(macs(H, W))
+
+
+def add_options(name: str, *extra: str) -> ModelEntry:
+    """Let registered model ``name`` take the knobs ``extra`` as well (a feature that other
+    code adds to existing rows, e.g. the dense-prediction head); returns the new row."""
+    entry = _REGISTRY[name]
+    merged = entry.options + tuple(k for k in extra if k not in entry.options)
+    return register_model(ModelEntry(**{**entry.__dict__, "options": merged}))

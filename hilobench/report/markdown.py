@@ -12,9 +12,10 @@ import pandas as pd
 
 from hilobench.fileio import make_dir, write_text_atomic
 from hilobench.measure.env import informational_differences, machine_class_label
+from hilobench.report.dense import dense_side_by_side
 from hilobench.report.labels import for_people
 from hilobench.report.merge import merge_runs
-from hilobench.report.paper import layer_side_by_side, model_side_by_side
+from hilobench.report.paper import PAPER_DIR, layer_side_by_side, model_side_by_side
 from hilobench.report.plots import plot_bars, plot_lines, require_matplotlib
 from hilobench.report.rows import ok_rows
 from hilobench.report.runs import ReportedRun, load_runs, run_class
@@ -154,7 +155,8 @@ def _paper_section(
     md: list[str] = []
     layers = layer_side_by_side(rows, paper_dir)
     models = model_side_by_side(rows, paper_dir)
-    if layers is None and models is None:
+    dense = dense_side_by_side(rows, paper_dir or PAPER_DIR)
+    if layers is None and models is None and dense is None:
         return md
     md += [
         "## Side by side with the paper",
@@ -215,11 +217,40 @@ def _paper_section(
                     hline=1.0,
                 )
                 md += [f"![throughput over ResNet-50, ours vs paper]({name})", ""]
+    if dense is not None:
+        rep.tables["paper_dense"] = dense
+        md += ["### Detection and segmentation (backbone + FPN + head, batch 1)", ""]
+        md += [DENSE_NOTE, "", markdown_table(dense), ""]
+        paired = dense.dropna(subset=["paper_x_litv2_s", "x_litv2_s"])
+        if len(paired):
+            labels = [f"{m} w{w} {h}" for m, w, h in paired[["model", "window", "head"]].values]
+            name = "paper_dense.png"
+            rep.figures[name] = plot_bars(
+                {
+                    "ours": (labels, [float(v) for v in paired["x_litv2_s"]]),
+                    "paper": (labels, [float(v) for v in paired["paper_x_litv2_s"]]),
+                },
+                out / name,
+                title="Dense-prediction FPS relative to LITv2-S window 2, ours vs paper",
+                ylabel="FPS / LITv2-S (window 2) FPS",
+                hline=1.0,
+            )
+            md += [f"![dense FPS over LITv2-S window 2, ours vs paper]({name})", ""]
     return md
 
 
 #: What each kind of row is called in figure titles and file names.
 KIND_NOUNS = {"layer": ("attention layers", "layers"), "model": ("backbones", "backbones")}
+
+DENSE_NOTE = (
+    "FPS is whole-model calls per second, post-processing included (detection: score threshold "
+    "0.0, NMS 0.5, 100 boxes per image). GMACs are traced for the whole model and split into "
+    "backbone, FPN neck and head. The paper (one RTX 3090) gives FPS for LITv2 only: "
+    "`x_window2` is HiLo window 4 over window 2 for the same backbone and head (the median of "
+    "per-round ratios with its 95% interval where the two were timed interleaved), `x_litv2_s` "
+    "each row over LITv2-S window 2 under the same head, each with the paper's ratio beside "
+    "it; `x_resnet50` (over ResNet-50 under the same head) has no paper counterpart."
+)
 
 
 def _scaling_section(rep: RunReport, rows: list[dict[str, Any]], out: Path) -> list[str]:

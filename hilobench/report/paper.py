@@ -131,7 +131,10 @@ def model_side_by_side(
     """Our backbones next to the paper's ImageNet table: throughput as a ratio to ResNet-50
     on the same machine, params / MACs as counted, test and train memory in GiB."""
     paper = _paper_csv(paper_dir, "imagenet_table.csv")
-    models = [r for r in rows if r.get("kind") == "model"]
+    # a backbone under a dense head is not a row of the ImageNet table (report.dense has it)
+    models = [
+        r for r in rows if r.get("kind") == "model" and not (r.get("options") or {}).get("head")
+    ]
     ok = ok_rows(models)
     ctx_fields = ("batch", "dtype", "device", "_env")
     refs = {

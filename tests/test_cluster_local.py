@@ -126,3 +126,29 @@ def test_launcher_stopped_then_killed_then_resumed_loses_and_repeats_nothing(
     ids = [a["job_id"] for j in ledger for a in j["attempts"]]
     assert not any(_local_alive(i) for i in ids) and not (run / LOCK_NAME).exists()
     assert os.path.getsize(run / "results.csv") > 0
+
+
+def test_slurm_executor_against_a_fake_slurm(
+    tmp_path: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hilobench.cluster import POLL_S
+    from tests.fake_slurm import install
+
+    state = tmp_path / "slurm"
+    for k, v in install(tmp_path / "bin", state).items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setitem(POLL_S, "slurm", 0.2)
+    monkeypatch.setenv("HILOBENCH_TEST_FAULT", "jobexit:lone")
+    out = tmp_path / "out"
+    code, _, err = cli(["suite", "run", str(_suite(tmp_path)), "--executor", "slurm",
+                        "--partition", "p1,p2", "--units-per-job", "1", "--time", "10",
+                        "--out", str(out), *FAST])  # fmt: skip
+    assert code == 0, err
+    scripts = [p.read_text() for p in sorted(state.glob("*.sbatch"))]
+    assert len(scripts) == 4  # per partition: an array of two jobs, then the lone case again
+    for part in ("p1", "p2"):
+        rows = {r["case_id"]: r for r in load_rows(out / part)}
+        assert rows["msa"]["status"] == rows["hilo"]["status"] == "ok"
+        assert rows["lone"]["status"] == "error" and "FAILED" in rows["lone"]["message"]
+        assert sum(f"--partition={part}\n" in s and "--array=0-1%2" in s for s in scripts) == 1
+    assert all("#SBATCH --time=10\n" in s and "--nodes=1" in s for s in scripts)

@@ -21,6 +21,7 @@ submitit is an optional dependency (``hilobench[slurm]``), imported only here.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -73,6 +74,10 @@ def make_executor(kind: str, folder: Path, s: ClusterSettings, partition: str | 
     if kind == "local":
         ex = submitit.LocalExecutor(folder=str(folder))
         ex.update_parameters(timeout_min=s.time_min, gpus_per_node=s.gpus_per_node)
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
+        if 0 < s.gpus_per_node <= len(visible) and all(v.strip().isdigit() for v in visible):
+            # the launcher's own GPUs, not the first N of the machine
+            ex.update_parameters(visible_gpus=[int(v) for v in visible])
         return ex
     try:
         ex = submitit.SlurmExecutor(folder=str(folder))
@@ -107,6 +112,7 @@ class Launcher:
         self.parallel = settings.array_parallelism or (1 if self.kind == "local" else 10**6)
         self.stream = RowStream(ledger, done)
         self.live: dict[str, Any] = {}  # job name -> submitit Job submitted by this launcher
+        self.attached: dict[str, Any] = {}  # job id -> submitit Job of an earlier launcher
         self.landed: list[dict[str, Any]] = []
         self.notes: list[str] = []
         self._env_class: dict[str, str] | None = None
@@ -153,9 +159,12 @@ class Launcher:
     def _job(self, job: JobRecord) -> Any:
         if job.name in self.live:
             return self.live[job.name]
-        submitit = require_submitit()
-        cls = submitit.LocalJob if self.kind == "local" else submitit.SlurmJob
-        return cls(folder=str(self.folder), job_id=str(job.job_id))
+        key = str(job.job_id)
+        if key not in self.attached:  # a job of an earlier launcher, found again by its id
+            submitit = require_submitit()
+            cls = submitit.LocalJob if self.kind == "local" else submitit.SlurmJob
+            self.attached[key] = cls(folder=str(self.folder), job_id=key)
+        return self.attached[key]
 
     def _status(self, job: JobRecord) -> tuple[bool, str, str]:
         """(ended, the scheduler's state, why it ended without a result: '' when it did not)."""

@@ -8,10 +8,11 @@ for the launcher (:mod:`hilobench.runlock`), which alone writes its ``rows.jsonl
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,18 @@ def _latest(root: Path) -> Path:
     if not previous:
         raise ConfigError(f"nothing to resume: no earlier cluster run under {root}")
     return previous[-1]
+
+
+def local_gpus(req: Request, settings: ClusterSettings) -> ClusterSettings:
+    """Local jobs see only the GPUs they are given (submitit sets CUDA_VISIBLE_DEVICES), so
+    a local run of CUDA cases gets this machine's visible GPUs unless --gpus-per-node says."""
+    if req.executor != "local" or settings.gpus_per_node:
+        return settings
+    if not any(sc.case.device.startswith("cuda") for sc in req.cases):
+        return settings
+    import torch  # already loaded by `suite run`; device_count creates no CUDA context
+
+    return replace(settings, gpus_per_node=torch.cuda.device_count())
 
 
 def targets(req: Request, settings: ClusterSettings) -> tuple[Path, list[tuple[str | None, Path]]]:
@@ -158,7 +171,13 @@ def run_on_cluster(
     and KeyboardInterrupt goes on up, after ``say`` told how to finish with ``again(base)``.
     """
     require_submitit()
-    settings = settings_from(req.suite.slurm, req.options)
+    missing = [c for c in ("sbatch", "srun") if shutil.which(c) is None]
+    if req.executor == "slurm" and missing:
+        raise ConfigError(
+            f"--executor slurm: {' and '.join(missing)} not found on PATH; run on a machine "
+            "that submits SLURM jobs, or use --executor local"
+        )
+    settings = local_gpus(req, settings_from(req.suite.slurm, req.options))
     base, pairs = targets(req, settings)
     for _, t in pairs:
         check_writable(t)

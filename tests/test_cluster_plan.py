@@ -124,3 +124,16 @@ def test_missing_submitit_names_the_extra(
     assert not (tmp_path / "r").exists()
     code, _, err = cli(["suite", "run", str(p), "--executor", "pbs"])
     assert code == 2 and "runner, local, slurm" in err
+
+
+def test_slurm_without_sbatch_is_refused_before_anything_is_written(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cli: CliRunner
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    p = tmp_path / "s.yaml"
+    p.write_text("cases:\n  - layer: msa\n    res: 112\n    dim: 32\n    heads: 2\n")
+    code, _, err = cli(
+        ["suite", "run", str(p), "--executor", "slurm", "--out", str(tmp_path / "r")]
+    )
+    assert code == 2 and "sbatch and srun not found" in err
+    assert not (tmp_path / "r").exists()

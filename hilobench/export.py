@@ -36,8 +36,10 @@ def bench_names(rows: list[dict[str, Any]]) -> list[str]:
     its key added where two rows would share a label (another device or thread count)."""
     labels = []
     for r in rows:
-        case = r.get("case")
-        labels.append(Case.from_json(case).label() if isinstance(case, dict) else str(r["name"]))
+        try:
+            labels.append(Case.from_json(r["case"]).label())
+        except (KeyError, TypeError, ValueError, AttributeError):  # a row without its case
+            labels.append(f"{r.get('name', 'case')} [{r['case_key']}]")
     seen: dict[str, int] = {}
     for lab in labels:
         seen[lab] = seen.get(lab, 0) + 1

@@ -32,6 +32,11 @@ SLURM_KEYS = (
 #: come on top of the estimate, and an estimate is only an estimate.
 PACK_SHARE = 0.5
 DEFAULT_TIME_MIN = 60
+#: Most partitions (machine classes, so run directories) one call may name.
+MAX_PARTITIONS = 16
+#: Largest count a setting takes (array parallelism, units per job, CPUs), and longest time.
+MAX_COUNT = 100_000
+MAX_TIME_MIN = 366 * 1440
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -82,20 +87,26 @@ def check_setting(key: str, v: Any) -> Any:
         parts = v if isinstance(v, list) else str(v).split(",") if isinstance(v, str) else None
         if not parts or not all(isinstance(p, str) and _NAME.match(p.strip()) for p in parts):
             raise ValueError(f"expected partition names (letters, digits, _.-), got {v!r}")
-        return tuple(dict.fromkeys(p.strip() for p in parts))
+        names = tuple(dict.fromkeys(p.strip() for p in parts))
+        if len(names) > MAX_PARTITIONS:
+            raise ValueError(f"at most {MAX_PARTITIONS} partitions (a run directory each)")
+        return names
     if key == "constraint":
         if not isinstance(v, str) or not v.strip() or "\n" in v:
             raise ValueError(f"expected a SLURM constraint like 'a100&sxm', got {v!r}")
         return v.strip()
     if key == "time":
-        return parse_time(v)
+        minutes = parse_time(v)
+        if minutes > MAX_TIME_MIN:
+            raise ValueError(f"expected at most {MAX_TIME_MIN} minutes, got {v!r}")
+        return minutes
     if key in ("gpus_per_node",):
         if not (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 64):
             raise ValueError(f"expected an integer in [0, 64], got {v!r}")
         return v
     if key in ("array_parallelism", "units_per_job", "cpus_per_task"):
-        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-            raise ValueError(f"expected an integer >= 1, got {v!r}")
+        if not (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_COUNT):
+            raise ValueError(f"expected an integer in [1, {MAX_COUNT}], got {v!r}")
         return v
     raise ValueError(f"unknown field; allowed: {', '.join(SLURM_KEYS)}")
 

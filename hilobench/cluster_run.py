@@ -89,8 +89,8 @@ def targets(req: Request, settings: ClusterSettings) -> tuple[Path, list[tuple[s
     return base, [(p, base / str(p)) for p in parts]
 
 
-def _specs(req: Request) -> tuple[list[dict[str, Any]], list[list[str]]]:
-    settings = settings_from(req.suite.slurm, req.options)
+def _specs(req: Request, settings: ClusterSettings) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    """The packed jobs' specs and case keys."""
     jobs = pack(plan(req.cases, req.suite.compare), settings)
     specs, keys = [], []
     for units in jobs:
@@ -139,7 +139,7 @@ def _open(req: Request, partition: str | None, target: Path, settings: ClusterSe
         if note:
             say(note)
     else:
-        specs, keys = _specs(req)
+        specs, keys = _specs(req, settings)
         ledger = create_ledger(
             target,
             executor=req.executor,

@@ -82,6 +82,10 @@ def test_settings_merge_suite_block_and_options() -> None:
         settings_from({}, {"time": "soon"})
     with pytest.raises(ConfigError, match="'partition'"):
         settings_from({}, {"partition": "a100;rm -rf"})
+    with pytest.raises(ConfigError, match="at most 16 partitions"):
+        settings_from({"partition": [f"p{i}" for i in range(17)]}, {})
+    with pytest.raises(ConfigError, match="units_per_job"):
+        settings_from({"units_per_job": 10**9}, {})
 
 
 def test_slurm_parameters_make_a_valid_sbatch_script(tmp_path: Path) -> None:

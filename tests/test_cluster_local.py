@@ -2,7 +2,7 @@
 
 The same rows as the plain runner; a compare group measured whole in one job; a job that fails
 twice becomes failure rows with the scheduler's reason; a launcher stopped or killed mid-run
-and resumed loses and repeats nothing.
+and resumed loses and repeats nothing. Each starts job processes that import torch: marked slow.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def _ids(rows: list[dict]) -> list[tuple[str, str, str]]:
     return sorted((r["case_key"], r["case_id"], r.get("group", "")) for r in rows)
 
 
+@pytest.mark.slow
 def test_ci_smoke_on_the_local_executor_gives_the_plain_runners_cases(
     tmp_path: Path, cli: CliRunner
 ) -> None:
@@ -58,6 +59,7 @@ def test_ci_smoke_on_the_local_executor_gives_the_plain_runners_cases(
     assert json.loads((tmp_path / "local" / "env.json").read_text())["env_id"] == local[0]["env_id"]
 
 
+@pytest.mark.slow
 def test_a_failed_job_becomes_failure_rows_and_groups_stay_in_one_job(
     tmp_path: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -99,6 +101,7 @@ def _when_submitted(run: Path, n: int, proc: subprocess.Popen[bytes]) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_launcher_stopped_then_killed_then_resumed_loses_and_repeats_nothing(
     tmp_path: Path,
 ) -> None:
@@ -128,6 +131,7 @@ def test_launcher_stopped_then_killed_then_resumed_loses_and_repeats_nothing(
     assert os.path.getsize(run / "results.csv") > 0
 
 
+@pytest.mark.slow
 def test_slurm_executor_against_a_fake_slurm(
     tmp_path: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,7 +10,7 @@ BASE    ?= HEAD
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -c constraints.txt -e '.[plot,dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[plot,dev,slurm]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -40,6 +40,10 @@ Schema (every key optional except ``cases``)::
       - {a: hilo, b: sra, metric: throughput, min_ratio: 1.3}
     gate:                             # regression-gate settings (hilobench gate / compare)
       min_effect: 0.1                 # also: alpha, budget, confirm_fraction, min_samples
+    slurm:                            # suite run --executor slurm (options override these)
+      partition: [a100, v100]         # one run directory per partition (machine class)
+      gpus_per_node: 1                # also: constraint, time, array_parallelism,
+      time: "2:00:00"                 #   units_per_job, cpus_per_task
 
 The knobs, their checks and which layers / models take them come from the options table
 (``hilobench.options``), so a knob a plug-in attention declares is a field here too. A knob
@@ -76,10 +80,12 @@ from hilobench.suite_fields import (
     knob_names,
     type_name,
 )
-from hilobench.suite_sections import parse_claims, parse_compare, parse_gate
+from hilobench.suite_sections import parse_claims, parse_compare, parse_gate, parse_slurm
 from hilobench.suite_yaml import read_yaml
 
-TOP_KEYS = ("name", "description", "plugins", "defaults", "cases", "compare", "claims", "gate")
+TOP_KEYS = (
+    "name", "description", "plugins", "defaults", "cases", "compare", "claims", "gate", "slurm",
+)  # fmt: skip
 SUITES_DIR = Path(__file__).resolve().parent / "suites"  # package data: ships in the wheel
 
 
@@ -97,6 +103,8 @@ class Suite:
     entries: int = 0
     #: regression-gate settings (``gate:`` in the file), e.g. ``{"min_effect": 0.15}``
     gate: dict[str, Any] = field(default_factory=dict)
+    #: scheduler settings (``slurm:`` in the file), e.g. ``{"partition": "a100"}``
+    slurm: dict[str, Any] = field(default_factory=dict)
 
     def group_of(self, case_id: str) -> CompareGroup | None:
         for g in self.compare:
@@ -212,6 +220,7 @@ def parse_suite(
     groups = parse_compare(w, data.get("compare"), cases)
     claims = parse_claims(w, data.get("claims"), set(ids))
     gate = parse_gate(w, data.get("gate"))
+    slurm = parse_slurm(w, data.get("slurm"))
     return Suite(
         name.strip(),
         description.strip(),
@@ -222,6 +231,7 @@ def parse_suite(
         dict(defaults),
         len(raw_cases),
         gate,
+        slurm,
     )
 
 

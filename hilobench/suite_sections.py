@@ -1,4 +1,5 @@
-"""The sections of a suite besides its cases: ``compare`` groups, ``claims`` and ``gate``.
+"""The sections of a suite besides its cases: ``compare`` groups, ``claims``, ``gate`` and
+``slurm`` (scheduler settings for ``suite run --executor slurm``).
 
 A compare group interleaves, round by round, all member cases that share a setting (every Case
 field except the name and the options, plus the token map); each such setting must have exactly
@@ -15,6 +16,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
+from hilobench.cluster_plan import SLURM_KEYS, check_setting
 from hilobench.gate.claim_terms import CLAIM_DEVICES, CLAIM_KEYS, CLAIM_METRICS
 from hilobench.plan import CompareGroup, SuiteCase
 from hilobench.suite_fields import Where, is_int, is_num, type_name
@@ -172,4 +174,21 @@ def parse_gate(w: Where, raw: Any) -> dict[str, Any]:
                 raise w.fail(where, f"expected a number in (0, 1), got {v!r}")
         elif not (is_num(v) and v > 0):
             raise w.fail(where, f"expected a number > 0, got {v!r}")
+    return dict(raw)
+
+
+def parse_slurm(w: Where, raw: Any) -> dict[str, Any]:
+    """``slurm: {partition, gpus_per_node, constraint, time, array_parallelism, units_per_job,
+    cpus_per_task}``, all optional; the command line's options override them."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise w.fail("field 'slurm'", f"expected a mapping, got {type_name(raw)}")
+    for k, v in raw.items():
+        if k not in SLURM_KEYS:
+            raise w.fail(f"slurm: field {k!r}", f"unknown field; allowed: {', '.join(SLURM_KEYS)}")
+        try:
+            check_setting(k, v)
+        except ValueError as e:
+            raise w.fail(f"slurm: field {k!r}", str(e)) from None
     return dict(raw)

@@ -29,7 +29,7 @@ Test-only fault injection (for the runner's own tests; never set it for real run
 or a case key and KIND is ``oom`` (raise torch.OutOfMemoryError while measuring the case),
 ``error`` (raise RuntimeError), ``exit`` (the worker process exits at once with code 70 and
 no result) or ``hang`` (the worker sleeps until it is killed). ``exit`` and ``hang`` act only
-inside a worker process.
+inside a worker process; ``jobexit`` ends a whole scheduler job (:mod:`hilobench.cluster_job`).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from hilobench.row import Row, Status
 # runner does, in its own process) stays light.
 
 FAULT_ENV = "HILOBENCH_TEST_FAULT"
-FAULT_KINDS = ("oom", "error", "exit", "hang")
+FAULT_KINDS = ("oom", "error", "exit", "hang", "jobexit")
 EXIT_FAULT = 70
 
 

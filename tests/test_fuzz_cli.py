@@ -270,13 +270,15 @@ def copy_good_run(home: Path) -> Path:
     return dst
 
 
-RESULTS_COMMANDS = ["show", "merge", "compare", "report"]
+RESULTS_COMMANDS = ["show", "merge", "compare", "report", "export"]
 
 
 def results_args(home: Path, command: str, run: Path) -> list[str]:
     """``command`` on ``run`` (and on a good copy where it takes two runs)."""
     if command in ("merge", "compare"):
         return [command, str(copy_good_run(home)), str(run)]
+    if command == "export":
+        return [command, str(run), "--format", "bencher"]
     return [command, str(run), *(["--out", str(fresh(home, "report"))] * (command == "report"))]
 
 

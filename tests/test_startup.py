@@ -1,4 +1,4 @@
-"""Each command imports only what it needs: timm, scipy and matplotlib cost seconds at start-up."""
+"""Each command imports only what it needs: timm, scipy, matplotlib, submitit slow start-up."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("timm", "scipy", "matplotlib")
+HEAVY = ("timm", "scipy", "matplotlib", "submitit")
 
 SCRIPT = """
 import json, sys

@@ -24,6 +24,9 @@ from hilobench.render import FORMATS, console, print_rows
 from hilobench.runlock import RunLock, describe
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from hilobench.cluster_run import Request
     from hilobench.plan import Unit
     from hilobench.store import RunDir
 
@@ -95,9 +98,19 @@ def suite_run(
     ),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
     plugin: list[Path] = typer.Option([], "--plugin", metavar="FILE", help=PLUGIN_HELP),
+    executor: str = typer.Option("runner", help="runner (here), local or slurm: docs/cluster.md"),
+    partition: str | None = typer.Option(None, help="SLURM partitions, comma list: a run each."),
+    gpus_per_node: int | None = typer.Option(None, help="GPUs per SLURM job."),
+    constraint: str | None = typer.Option(None, help="SLURM --constraint, e.g. 'a100&sxm'."),
+    time_limit: str | None = typer.Option(None, "--time", help="Job time limit: min or H:MM:SS."),
+    array_parallelism: int | None = typer.Option(None, help="Jobs running at once (local: 1)."),
+    units_per_job: int | None = typer.Option(None, help="At most this many units in a job."),
 ) -> None:
     """Run a suite: every case in a fresh process, rows saved as they finish."""
     check_choice("format", fmt, FORMATS)
+    from hilobench.cluster import EXECUTORS
+
+    check_choice("executor", executor, EXECUTORS)
     _load_plugins(plugin)
     resume = resume or force_resume  # --force-resume is --resume without the provenance check
     overrides = _parse_sets(sets)
@@ -129,15 +142,28 @@ def suite_run(
     if not chosen:
         raise ConfigError(f"--filter {filter_!r} matches no case of suite {s.name!r}")
     root = DEFAULT_ROOT / run_dir_name(s.name)  # a name from the file: never a path
-    if out_dir is None and resume:
+    if out_dir is None and resume and executor == "runner":
         previous = sorted(p for p in root.glob("*") if (p / "rows.jsonl").is_file())
         if not previous:
             raise ConfigError(f"nothing to resume: no earlier run of {s.name!r} under {root}")
         out_dir = previous[-1]
+    digest = suite_hash(path.read_bytes()) if path.is_file() else None
+    if executor != "runner":
+        sched = {"partition": partition, "gpus_per_node": gpus_per_node, "time": time_limit,
+                 "constraint": constraint, "array_parallelism": array_parallelism,
+                 "units_per_job": units_per_job}  # fmt: skip
+        extra = ["--executor", executor] + [
+            f"--{k.replace('_', '-')}={v}" for k, v in sched.items() if v is not None
+        ]
+        from hilobench.cluster_run import Request
+
+        req = Request(s, chosen, executor, sched, out_dir, root, resume, force_resume, isolate,
+                      roofline, digest)  # fmt: skip
+        return _run_cluster(req, fmt, lambda base: _resume_command(
+            suite, base, device, budget, sets, filter_, isolate, plugin, extra))  # fmt: skip
     target = check_writable(out_dir if out_dir is not None else new_run_dir(root))
     again = _resume_command(suite, target, device, budget, sets, filter_, isolate, plugin)
     again += " --force-resume" if force_resume else ""
-    digest = suite_hash(path.read_bytes()) if path.is_file() else None
     with RunLock(target) as lock:  # one writer per run directory
         if lock.took_over is not None:
             err.print(
@@ -196,10 +222,40 @@ def suite_run(
         units = plan(todo, s.compare)
         rows = _run(run, units, eid, isolate, s.name, keys, again, roofline, digest)
         run.write_tables()
-        _summarise(rows, target)
-        print_rows(run.rows(), fmt, f"suite {s.name}")
-        if s.claims and _check_claims(run, s.claims):
-            raise typer.Exit(1)
+        _finish(run, rows, s.name, s.claims, fmt)
+
+
+def _finish(
+    run: RunDir, rows: list[dict[str, Any]], name: str, claims: list[dict[str, Any]], fmt: str
+) -> None:
+    """The end of a suite run: what failed, the rows, and the claims (exit 1 when one fails)."""
+    _summarise(rows, run.path)
+    print_rows(run.rows(), fmt, f"suite {name}")
+    if claims and _check_claims(run, claims):
+        raise typer.Exit(1)
+
+
+def _run_cluster(req: Request, fmt: str, again: Callable[[Path], str]) -> None:
+    """``--executor local|slurm``: a run directory per machine class (hilobench.cluster_run)."""
+    from hilobench.cluster_run import run_on_cluster
+    from hilobench.runner import stop_on_signals
+
+    def say(line: str) -> None:
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    with stop_on_signals() as stop:
+        try:
+            done = run_on_cluster(req, say, again)
+        except KeyboardInterrupt:
+            raise typer.Exit(stop.exit_code) from None
+    failed = False
+    for run, rows in zip(done.runs, done.landed, strict=True):
+        try:
+            _finish(run, rows, req.suite.name, req.suite.claims, fmt)
+        except typer.Exit:
+            failed = True
+    if failed:
+        raise typer.Exit(1)
 
 
 def _check_claims(run: RunDir, claims: list[dict[str, Any]]) -> bool:
@@ -229,9 +285,10 @@ def _resume_command(
     filter_: str | None,
     isolate: bool,
     plugins: list[Path] | None = None,
+    extra: list[str] | None = None,
 ) -> str:
     """The command line that finishes this run, with the options that shape its cases."""
-    args = ["hilobench", "suite", "run", spec]
+    args = ["hilobench", "suite", "run", spec, *(extra or [])]
     for path in plugins or []:
         args += ["--plugin", str(path)]
     if device is not None:

@@ -31,7 +31,7 @@ CliRunner = Callable[[list[str]], tuple[int, str, str]]
 
 HILO_PARTS = ("Hi-Fi qkv", "Hi-Fi attention", "Lo-Fi pooling", "Lo-Fi attention", "projections")
 TINY_HILO = ["--tokens", "8x8", "--dim", "32", "--heads", "4", "--alpha", "0.5", "--window", "2"]
-QUICK = ["--batch", "1", "--threads", "1", "--steps", "1", "--budget", "0.2"]
+QUICK = ["--batch", "1", "--threads", "1", "--steps", "1"]
 
 
 def test_sweep_tiles_the_range_with_the_innermost_label() -> None:

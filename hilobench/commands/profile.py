@@ -143,9 +143,8 @@ def profile(
     train: bool = typer.Option(False, "--train", help="Profile forward+backward+step."),
     channels_last: bool = typer.Option(False, "--channels-last", help="NHWC (models)."),
     depth: int = typer.Option(3, help="Module tree depth shown (0: the whole module)."),
-    steps: int = typer.Option(3, help="Steps recorded by the profiler (after a warm-up)."),
-    budget: float = typer.Option(
-        5.0, help="Seconds for timing the step without the profiler (at least one sample)."
+    steps: int = typer.Option(
+        3, help="Profiled steps, each after one step timed without the profiler."
     ),
     out_dir: Path | None = typer.Option(
         None,
@@ -166,7 +165,7 @@ def profile(
         raise ConfigError(f"steps must be an integer in [1, {MAX_STEPS}], got {steps}")
     os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # before torch: no CUDA-less-host noise
     common = dict(batch=batch, device=device, dtype=dtype, impl=impl, threads=threads,
-                  mode="train" if train else "infer", budget=budget)  # fmt: skip
+                  mode="train" if train else "infer")  # fmt: skip
     if names:
         cases = model_cases(
             ctx, names, attn, res, {**common, "channels_last": channels_last}, knobs
@@ -175,12 +174,10 @@ def profile(
         cases = layer_cases(ctx, attn, res, common, knobs)
     else:
         raise ConfigError("nothing to profile: name a model, or give --attn NAME for a layer")
-    _run(list({c.key: c for c in cases}.values()), depth, steps, budget, out_dir, fmt)
+    _run(list({c.key: c for c in cases}.values()), depth, steps, out_dir, fmt)
 
 
-def _run(
-    cases: list[Case], depth: int, steps: int, budget: float, out_dir: Path | None, fmt: str
-) -> None:
+def _run(cases: list[Case], depth: int, steps: int, out_dir: Path | None, fmt: str) -> None:
     from hilobench.bench import validate_case  # torch ~1.5 s
     from hilobench.fileio import make_dir, write_text_atomic
     from hilobench.profile.breakdown import build
@@ -195,20 +192,22 @@ def _run(
     for i, c in enumerate(cases):
         trace = target / ("trace.json" if len(cases) == 1 else f"trace-{i + 1}.json")
         err.print(f"profiling {c.label()} …", markup=False, highlight=False)
-        b = build(profile_case(c, steps=steps, budget=budget, trace_path=trace), depth)
+        b = build(profile_case(c, steps=steps, trace_path=trace), depth)
         breakdowns.append(b)
     _figure(breakdowns, target / "profile.png")
     write_text_atomic(target / "profile.json", render(breakdowns, "json") + "\n")
     write_text_atomic(target / "profile.md", render(breakdowns, "md"))
     if fmt == "table":
-        print_tables(console(), breakdowns, ("modules", "kinds", "ops"))
+        # piped: wide enough for the cases side by side
+        wide = console(width=max(220, 125 * len(breakdowns)))
+        print_tables(wide, breakdowns, ("modules", "kinds", "ops"))
     else:
         sys.stdout.write(render(breakdowns, fmt) + ("\n" if fmt != "csv" else ""))
     for b in breakdowns:
         if not b.within_tolerance:
             err.print(
                 f"note: {b.label}: the parts sum to {b.residual * 100:+.1f}% of the step timed "
-                "without the profiler; a busy machine or a short --budget / --steps widens this",
+                "without the profiler; a busy machine widens this, more --steps narrow it",
                 markup=False,
                 highlight=False,
             )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import heapq
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +84,10 @@ def _ancestors(e: Any) -> Iterable[Any]:
         p = p.cpu_parent
 
 
+def _on_cpu(e: Any) -> bool:
+    return getattr(getattr(e, "device_type", None), "name", "CPU") == "CPU"
+
+
 def _is_op(name: str) -> bool:
     return "::" in name and not name.startswith(("hilobench", "autograd::engine", "profiler"))
 
@@ -131,6 +135,8 @@ def _spans(events: Sequence[Any]) -> tuple[list[Span], list[Span]]:
     made_by: dict[tuple[int, int], str] = {}  # (thread, sequence nr) of a forward op → label
     backward = []
     for e in events:
+        if not _on_cpu(e):  # a kernel: its time is read through the op that launched it
+            continue
         name = str(e.name)
         if name.startswith(MODULE_PREFIX):
             parts.append(Span(_start(e), _end(e), name[len(MODULE_PREFIX) :], FORWARD))
@@ -167,7 +173,7 @@ def _kernel_seconds(e: Any) -> float:
 def attribute(events: Sequence[Any]) -> Attribution:
     """Average per-step time of every part and operator over the ``STEP`` ranges in ``events``
     (a ``torch.profiler`` event list)."""
-    steps = sorted((e for e in events if e.name == STEP), key=_start)
+    steps = sorted((e for e in events if e.name == STEP and _on_cpu(e)), key=_start)
     if not steps:
         raise ValueError(f"no {STEP!r} range among the profiled events")
     part_spans, op_spans = _spans(events)
@@ -194,7 +200,7 @@ def attribute(events: Sequence[Any]) -> Attribution:
     starts = [s.start for s in segments]
     lo_all, hi_all = _start(steps[0]), _end(steps[-1])
     for e in events:
-        secs = _kernel_seconds(e)
+        secs = _kernel_seconds(e) if _on_cpu(e) else 0.0
         if secs and lo_all <= _start(e) <= hi_all:
             at = bisect.bisect_right(starts, _start(e)) - 1
             label = segments[at].label if at >= 0 and _start(e) < segments[at].end else OUTSIDE
@@ -208,3 +214,33 @@ def attribute(events: Sequence[Any]) -> Attribution:
         op_phase=phase,
         device=dict(device),
     )
+
+
+def merge(parts: Sequence[Attribution]) -> Attribution:
+    """Attributions of separate profiler sessions as one: per-step means over all their steps."""
+    n = sum(a.steps for a in parts)
+
+    def mean(get: Callable[[Attribution], dict[str, float]]) -> dict[str, float]:
+        out: dict[str, float] = defaultdict(float)
+        for a in parts:
+            for k, v in get(a).items():
+                out[k] += v * a.steps / n
+        return dict(out)
+
+    labels = {k for a in parts for k in a.parts}
+    return Attribution(
+        steps=n,
+        step_s=[s for a in parts for s in a.step_s],
+        parts={k: mean(_phases_of(k)) for k in sorted(labels)},
+        ops=mean(lambda a: a.ops),
+        op_calls=mean(lambda a: a.op_calls),
+        op_phase={k: v for a in parts for k, v in a.op_phase.items()},
+        device=mean(lambda a: a.device),
+    )
+
+
+def _phases_of(label: str) -> Callable[[Attribution], dict[str, float]]:
+    def get(a: Attribution) -> dict[str, float]:
+        return a.parts.get(label, {})
+
+    return get

@@ -28,9 +28,10 @@ def summary(b: Breakdown) -> str:
     """One line: the measured step, the parts' sum and the residual against the tolerance."""
     verdict = "ok" if b.within_tolerance else "OUTSIDE the tolerance"
     return (
-        f"{b.label}: step {b.step_s * 1e3:.2f} ms measured without the profiler (median of "
+        f"{b.label}: step {b.step_s * 1e3:.2f} ms without the profiler (mean of "
         f"{len(b.step_samples)}, {b.threads} thread(s)); parts sum to {b.parts_sum_s * 1e3:.2f} "
-        f"ms per profiled step (mean of {b.steps}); residual {b.residual * 100:+.1f}% "
+        f"ms per profiled step (mean of {b.steps}, interleaved); residual "
+        f"{b.residual * 100:+.1f}% "
         f"(tolerance ±{b.tolerance * 100:.0f}%: {verdict})"
     )
 

@@ -4,17 +4,18 @@ The step is the one ``layer`` / ``model`` time (``bench.make_step``: inference, 
 loss + backward + AdamW step), built the same way. Four passes, in this order:
 
 1. the traced MAC count per module (forward, batch 1, scaled by the batch);
-2. the step timed with no hooks and no profiler (``timing.time_fn`` within ``budget``): the
-   *measured* step time the parts must add up to;
-3. one step under the tensor-memory tracker with module hooks: each module's forward peak
+2. one step under the tensor-memory tracker with module hooks: each module's forward peak
    (live tensor bytes above those live when it was entered);
-4. ``steps`` steps under the profiler (after a warm-up step outside the step ranges), each
-   module call in a ``record_function`` range opened and closed by forward hooks; the Chrome
-   trace is written.
+3. ``steps`` rounds of: one step timed with no hooks and no profiler (the *measured* step
+   time the parts must add up to), then one step under a profiler session of its own with
+   every module call in a ``record_function`` range opened and closed by forward hooks. The
+   rounds alternate so that a machine whose load drifts weighs on both alike; the Chrome trace
+   is the last profiled step's.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from hilobench.bench import Subject, base_row, build_subject, prepare_step, warm
 from hilobench.case import Case
 from hilobench.measure import memory, timing
 from hilobench.measure.flops import MacCount, count_macs
-from hilobench.profile.attribute import MODULE_PREFIX, STEP, Attribution, attribute
+from hilobench.profile.attribute import MODULE_PREFIX, STEP, Attribution, attribute, merge
 
 
 @dataclass
@@ -38,7 +39,8 @@ class Measured:
     case: Case
     subject: Subject
     attribution: Attribution
-    #: step time without hooks or profiler: median, and every sample (seconds per step)
+    #: step time without hooks or profiler: the mean of the steps timed between the profiled
+    #: ones, and each of them (seconds per step)
     step_s: float
     step_samples: list[float]
     #: traced forward MACs of one step (the whole batch) per module name ("" = the root)
@@ -122,7 +124,7 @@ def module_peaks(module: nn.Module, step: Callable[[], Any]) -> dict[str, int]:
     return peaks
 
 
-def _profiler(device: str, steps: int) -> Any:
+def _profiler(device: str) -> Any:
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU]
@@ -131,9 +133,18 @@ def _profiler(device: str, steps: int) -> Any:
     return profile(activities=activities)
 
 
-def profile_case(
-    case: Case, *, steps: int, budget: float, trace_path: Path | None = None
-) -> Measured:
+def _profiled_step(
+    module: nn.Module, step: Callable[[], Any], sync: Callable[[], None], device: str
+) -> Any:
+    """One step with module ranges under a profiler session of its own; the profiler."""
+    with module_ranges(module), _profiler(device) as prof:
+        with torch.autograd.profiler.record_function(STEP):
+            step()
+            sync()
+    return prof
+
+
+def profile_case(case: Case, *, steps: int, trace_path: Path | None = None) -> Measured:
     """Measure ``case`` as described in the module docstring."""
     threads = timing.set_threads(case.threads)
     subject = build_subject(case)
@@ -143,41 +154,36 @@ def profile_case(
     macs = _scaled(per_image, case.batch)
     step, _ = prepare_step(case, subject, base_row(case))
     sync = _sync(case.device)
-    tm = timing.time_fn(step, device=case.device, budget_s=budget, min_warmup=1, strict_budget=True)
-    samples = sorted(tm.samples_s)
+    step()  # warm-up: first-call allocations and kernel choices
+    sync()
     peaks = module_peaks(subject.module, step)
     sync()
-    with module_ranges(subject.module):
-        step()  # a warm-up with the hooks on, not recorded
+    _profiled_step(subject.module, step, sync, case.device)  # the profiler's own start-up
+    plain: list[float] = []
+    parts: list[Attribution] = []
+    prof = None
+    for _ in range(steps):  # alternate, so that a drifting machine load hits both alike
+        t0 = time.perf_counter()
+        step()
         sync()
-        with _profiler(case.device, steps) as prof:
-            step()  # the profiler's own start-up lands here, outside every step range
-            sync()
-            for _ in range(steps):
-                with torch.autograd.profiler.record_function(STEP):
-                    step()
-                    sync()
-    events = prof.events()
-    attribution = attribute(events)
-    if trace_path is not None:
+        plain.append(time.perf_counter() - t0)
+        prof = _profiled_step(subject.module, step, sync, case.device)
+        parts.append(attribute(prof.events()))
+    if trace_path is not None and prof is not None:
         trace_path.parent.mkdir(parents=True, exist_ok=True)
         prof.export_chrome_trace(str(trace_path))
     return Measured(
         case=case,
         subject=subject,
-        attribution=attribution,
-        step_s=samples[len(samples) // 2] if len(samples) % 2 else _mid(samples),
-        step_samples=list(tm.samples_s),
+        attribution=merge(parts),
+        step_s=sum(plain) / len(plain),
+        step_samples=plain,
         macs=macs.by_module,
         macs_by_op=macs.by_op,
         peaks=peaks,
         threads=threads,
         trace_path=trace_path,
     )
-
-
-def _mid(xs: list[float]) -> float:
-    return (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
 
 
 def _scaled(count: MacCount, batch: int) -> MacCount:

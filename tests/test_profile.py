@@ -155,6 +155,8 @@ def test_model_kinds_and_depth(tmp_path: Path, cli: CliRunner) -> None:
     assert kinds >= {"patch embed", "token merging (DTM)", "attention", "FFN", "norms", "head"}
     assert max(p["depth"] for p in b["modules"]) == 2
     assert any(p["key"] == "stages.1" for p in b["modules"])
+    # the traced count's conv MACs reach the profiler's conv2d row
+    assert any(p["name"] == "aten::conv2d" and p["macs"] for p in b["ops"])
     assert b["case"]["options"] == {"dtm": "conv"} or ["dtm", "conv"] in b["case"]["options"]
 
 

@@ -48,7 +48,7 @@ KIND_BY_TYPE = {
     "ClassifierHead": "head",
 }
 #: Profiler operator name (namespace dropped) → the traced count's name for the same operator.
-OP_ALIASES = {"conv1d": "_convolution", "conv2d": "_convolution", "conv3d": "_convolution"}
+OP_ALIASES = {"conv1d": "conv", "conv2d": "conv", "conv3d": "conv", "_convolution": "conv"}
 
 
 @dataclass
@@ -264,7 +264,7 @@ def kind_view(m: Measured) -> list[Part]:
         a["dev"] += tree.device_own[n]
         a["macs"] += tree.own_macs(n) or 0
         a["params"] += sum(p.numel() for p in tree.modules[n].parameters(recurse=False))
-        if n in m.peaks:
+        if n in m.peaks and not k.endswith(" own code"):  # a container's peak is its content's
             a["peak"] = max(a["peak"] or 0, m.peaks[n])
     order = [k for k in order if acc[k]["f"] + acc[k]["b"] or acc[k]["macs"] or acc[k]["params"]]
     rows = [

@@ -125,6 +125,12 @@ def test_hilo_layer_json_names_its_parts_and_writes_files(tmp_path: Path, cli: C
     assert trace["traceEvents"]
     assert (out / "profile.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "profile.json").read_text())[0]["label"] == b["label"]
+    # the figure redrawn from the stored profile: each bar's shares add up to the step
+    from hilobench.profile.breakdown import Breakdown
+    from hilobench.profile.plot import stacked_bars
+
+    drawn = stacked_bars([Breakdown.from_json(b)], tmp_path / "again.png")
+    assert sum(drawn[b["label"]].values()) == pytest.approx(1.0, rel=1e-6)
 
 
 def test_two_layers_side_by_side_as_csv(tmp_path: Path, cli: CliRunner) -> None:

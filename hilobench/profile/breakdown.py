@@ -101,6 +101,14 @@ class Breakdown:
         out["within_tolerance"] = self.within_tolerance
         return out
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Breakdown:
+        """A breakdown as ``to_json`` wrote it (``profile.json`` holds a list of them)."""
+        fields = {k: v for k, v in data.items() if k != "within_tolerance"}
+        for view in ("modules", "kinds", "ops"):
+            fields[view] = [Part(**p) for p in fields.get(view, [])]
+        return cls(**fields)
+
 
 def _depth(name: str) -> int:
     return 0 if not name else name.count(".") + 1

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,6 @@ class Measured:
     peaks: dict[str, int]
     threads: int
     trace_path: Path | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def _sync(device: str) -> Callable[[], None]:

@@ -7,6 +7,8 @@ values computed from the ``s×s`` average-pooled input. Outputs are concatenated
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -49,6 +51,18 @@ class HiLo(Attention):
     ``ceil(H/s) × ceil(W/s)`` keys/values (a border row is averaged with zeros, not dropped).
     """
 
+    #: What ``hilobench profile`` calls each child's share of the time and MACs.
+    profile_parts: ClassVar[dict[str, str]] = {
+        "h_qkv": "Hi-Fi qkv",
+        "h_attn": "Hi-Fi attention",
+        "l_pool": "Lo-Fi pooling",
+        "l_q": "Lo-Fi q/kv",
+        "l_kv": "Lo-Fi q/kv",
+        "l_attn": "Lo-Fi attention",
+        "h_proj": "projections",
+        "l_proj": "projections",
+    }
+
     def __init__(
         self,
         dim: int,
@@ -67,40 +81,32 @@ class HiLo(Attention):
         self.h_dim = self.h_heads * self.head_dim
         if self.h_heads:
             self.h_qkv = nn.Linear(dim, 3 * self.h_dim, bias=qkv_bias)
+            self.h_attn = WindowAttend()
             self.h_proj = nn.Linear(self.h_dim, self.h_dim)
         if self.l_heads:
             self.l_q = nn.Linear(dim, self.l_dim, bias=qkv_bias)
+            if self.window > 1:
+                self.l_pool = PoolTokens()
             self.l_kv = nn.Linear(dim, 2 * self.l_dim, bias=qkv_bias)
+            self.l_attn = PooledAttend()
             self.l_proj = nn.Linear(self.l_dim, self.l_dim)
 
     def _hifi(self, x: torch.Tensor) -> torch.Tensor:
         """Attention inside each ``s×s`` window; ``x`` is ``(B, Hp, Wp, C)``, sides divisible."""
-        B, Hp, Wp, _ = x.shape
-        s, nh, hd = self.window, self.h_heads, self.head_dim
-        hg, wg = Hp // s, Wp // s
-        qkv = self.h_qkv(x).reshape(B, hg, s, wg, s, 3, nh, hd)
-        # -> (3, B, windows, heads, s*s, head_dim)
-        qkv = qkv.permute(5, 0, 1, 3, 6, 2, 4, 7).reshape(3, B, hg * wg, nh, s * s, hd)
-        q, k, v = qkv.unbind(0)
-        out = attend(q, k, v, self.scale, self.impl)
-        out = out.reshape(B, hg, wg, nh, s, s, hd).permute(0, 1, 4, 2, 5, 3, 6)
-        return self.h_proj(out.reshape(B, Hp, Wp, self.h_dim))
+        out = self.h_attn(
+            self.h_qkv(x), self.window, self.h_heads, self.head_dim, self.scale, self.impl
+        )
+        return self.h_proj(out)
 
     def _lofi(self, x: torch.Tensor) -> torch.Tensor:
         """Every query attends to keys/values of the ``s×s`` average-pooled map."""
         B, Hp, Wp, C = x.shape
-        nl, hd = self.l_heads, self.head_dim
         tokens = x.reshape(B, Hp * Wp, C)
-        q = self.l_q(tokens).reshape(B, Hp * Wp, nl, hd).transpose(1, 2)
-        if self.window > 1:
-            pooled = F.avg_pool2d(x.permute(0, 3, 1, 2), self.window, self.window)
-            kv_in = pooled.flatten(2).transpose(1, 2)
-        else:
-            kv_in = tokens
-        kv = self.l_kv(kv_in).reshape(B, -1, 2, nl, hd).permute(2, 0, 3, 1, 4)
-        k, v = kv.unbind(0)
-        out = attend(q, k, v, self.scale, self.impl)
-        return self.l_proj(out.transpose(1, 2).reshape(B, Hp, Wp, self.l_dim))
+        kv_in = self.l_pool(x, self.window) if self.window > 1 else tokens
+        out = self.l_attn(
+            self.l_q(tokens), self.l_kv(kv_in), self.l_heads, self.head_dim, self.scale, self.impl
+        )
+        return self.l_proj(out.reshape(B, Hp, Wp, self.l_dim))
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         B, N, C = x.shape
@@ -139,3 +145,49 @@ class HiLo(Attention):
         hifi = n * c * 3 * hdim + g * (s * s) ** 2 * 2 * hdim + n * hdim * hdim
         lofi = n * c * ldim + g * c * 2 * ldim + n * ldim * g * 2 + n * ldim * ldim
         return hifi + lofi
+
+
+# The steps of a HiLo forward that have no parameters are parameter-free child modules rather
+# than inline code, so that per-module tools (``hilobench profile``'s module timer, the traced
+# count's per-module MACs) can name them. They compute exactly what the inline code did; each
+# costs one module call (microseconds).
+
+
+class WindowAttend(nn.Module):
+    """Hi-Fi attention: split a ``(B, Hp, Wp, 3·heads·hd)`` qkv map into ``s×s`` windows, attend
+    inside each, and merge the windows back to ``(B, Hp, Wp, heads·hd)``."""
+
+    def forward(
+        self, qkv: torch.Tensor, s: int, nh: int, hd: int, scale: float, impl: str
+    ) -> torch.Tensor:
+        B, Hp, Wp, _ = qkv.shape
+        hg, wg = Hp // s, Wp // s
+        qkv = qkv.reshape(B, hg, s, wg, s, 3, nh, hd)
+        # -> (3, B, windows, heads, s*s, head_dim)
+        qkv = qkv.permute(5, 0, 1, 3, 6, 2, 4, 7).reshape(3, B, hg * wg, nh, s * s, hd)
+        q, k, v = qkv.unbind(0)
+        out = attend(q, k, v, scale, impl)
+        out = out.reshape(B, hg, wg, nh, s, s, hd).permute(0, 1, 4, 2, 5, 3, 6)
+        return out.reshape(B, Hp, Wp, nh * hd)
+
+
+class PoolTokens(nn.Module):
+    """Lo-Fi pooling: ``s×s`` average pooling of a ``(B, Hp, Wp, C)`` map, as tokens."""
+
+    def forward(self, x: torch.Tensor, s: int) -> torch.Tensor:
+        pooled = F.avg_pool2d(x.permute(0, 3, 1, 2), s, s)
+        return pooled.flatten(2).transpose(1, 2)
+
+
+class PooledAttend(nn.Module):
+    """Lo-Fi attention: every query token attends to the pooled keys and values; ``q`` is
+    ``(B, N, heads·hd)``, ``kv`` is ``(B, M, 2·heads·hd)``; returns ``(B, N, heads·hd)``."""
+
+    def forward(
+        self, q: torch.Tensor, kv: torch.Tensor, nh: int, hd: int, scale: float, impl: str
+    ) -> torch.Tensor:
+        B, N, _ = q.shape
+        qh = q.reshape(B, N, nh, hd).transpose(1, 2)
+        k, v = kv.reshape(B, -1, 2, nh, hd).permute(2, 0, 3, 1, 4).unbind(0)
+        out = attend(qh, k, v, scale, impl)
+        return out.transpose(1, 2).reshape(B, N, nh * hd)

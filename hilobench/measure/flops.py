@@ -70,6 +70,9 @@ class MacCount:
     ignored: list[str] = field(default_factory=list)
     #: device the trace ran on ("meta", or the fallback "cpu" at batch 1, scaled)
     traced_on: str = "meta"
+    #: MACs per module, each including its submodules', keyed by the module's name in
+    #: ``named_modules()`` ("" is the module itself); read by ``hilobench profile``
+    by_module: dict[str, int] = field(default_factory=dict)
 
 
 class _Bound(nn.Module):
@@ -221,6 +224,7 @@ def _trace_count(
         warnings.simplefilter("ignore")
         by_op = analysis.by_operator()  # runs the trace; the rest reads its cached result
         unsupported = analysis.unsupported_ops()
+        by_module = analysis.by_module()
     counts = {op: int(round(n)) for op, n in sorted(by_op.items())}
     return MacCount(
         total=sum(counts.values()),
@@ -228,12 +232,26 @@ def _trace_count(
         uncounted=sorted(unsupported),
         ignored=sorted(seen_ignored),
         traced_on=device.type,
+        by_module=_unwrapped(by_module),
     )
+
+
+def _unwrapped(by_module: dict[str, float]) -> dict[str, int]:
+    """fvcore's per-module counts with the tracing wrapper taken off: ``inner.a.b`` → ``a.b``,
+    ``inner`` → ``""``."""
+    out: dict[str, int] = {}
+    for name, n in by_module.items():
+        if name == "inner" or name.startswith("inner."):
+            out[name[len("inner.") :] if name != "inner" else ""] = int(round(n))
+    return out
 
 
 def _scaled(count: MacCount, factor: int) -> MacCount:
     by_op = {op: n * factor for op, n in count.by_op.items()}
-    return MacCount(sum(by_op.values()), by_op, count.uncounted, count.ignored, count.traced_on)
+    by_module = {m: n * factor for m, n in count.by_module.items()}
+    return MacCount(
+        sum(by_op.values()), by_op, count.uncounted, count.ignored, count.traced_on, by_module
+    )
 
 
 def count_macs(

@@ -1,0 +1,136 @@
+"""Breakdowns → what a person reads (rich tables, side by side for several cases) or a program
+reads (json, csv, md). Rendering only: every number comes from :mod:`.breakdown`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rich.columns import Columns
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from hilobench.profile.breakdown import Breakdown, Part
+
+VIEWS = ("modules", "kinds", "ops")
+TITLES = {"modules": "by module", "kinds": "by kind", "ops": "by operator"}
+CSV_FIELDS = (
+    "case", "view", "part", "depth", "leaf", "forward_s", "backward_s", "time_s", "share",
+    "macs", "params", "peak_mem_bytes", "macs_per_s", "device_s", "calls",
+)  # fmt: skip
+
+
+def summary(b: Breakdown) -> str:
+    """One line: the measured step, the parts' sum and the residual against the tolerance."""
+    verdict = "ok" if b.within_tolerance else "OUTSIDE the tolerance"
+    return (
+        f"{b.label}: step {b.step_s * 1e3:.2f} ms without the profiler (mean of "
+        f"{len(b.step_samples)}, {b.threads} thread(s)); parts sum to {b.parts_sum_s * 1e3:.2f} "
+        f"ms per profiled step (mean of {b.steps}, interleaved); residual "
+        f"{b.residual * 100:+.1f}% "
+        f"(tolerance ±{b.tolerance * 100:.0f}%: {verdict})"
+    )
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v * 1e3:.2f}"
+
+
+def _g(v: float | None, scale: float, fmt: str = "{:.3f}") -> str:
+    return "-" if v is None else fmt.format(v / scale)
+
+
+def _cells(p: Part, train: bool, cuda: bool) -> list[str]:
+    name = ("  " * p.depth) + p.name
+    cells = [escape(name), _ms(p.forward_s)]
+    if train:
+        cells.append(_ms(p.backward_s))
+    cells += [
+        _ms(p.time_s),
+        f"{p.share * 100:.1f}%",
+        _g(p.macs, 1e9),
+        _g(p.params, 1e6),
+        _g(p.peak_mem_bytes, 2**20, "{:.1f}"),
+        _g(p.macs_per_s, 1e9, "{:.1f}"),
+    ]
+    if cuda:
+        cells.append(_ms(p.device_s))
+    return cells
+
+
+def table(b: Breakdown, view: str) -> Table:
+    """One view of one case as a rich table; leaf rows (the ones that sum) in plain text, rows
+    that hold others dimmed."""
+    train, cuda = b.mode == "train", b.device.startswith("cuda")
+    t = Table(title=escape(f"{b.label} — {TITLES[view]}"), header_style="bold")
+    heads = ["part", "fwd ms"] + (["bwd ms"] if train else [])
+    heads += ["ms", "share", "GMACs", "params M", "peak MB", "GMAC/s"]
+    heads += ["cuda ms"] if cuda else []
+    for h in heads:
+        t.add_column(h, justify="left" if h == "part" else "right")
+    for p in getattr(b, view):
+        t.add_row(*_cells(p, train, cuda), style=None if p.leaf else "dim")
+    return t
+
+
+def print_tables(out: Console, breakdowns: Sequence[Breakdown], views: Sequence[str]) -> None:
+    """Each view, the cases side by side, then one summary line per case."""
+    for view in views:
+        tables = [table(b, view) for b in breakdowns]
+        out.print(Columns(tables) if len(tables) > 1 else tables[0])
+    for b in breakdowns:
+        out.print(escape(summary(b)), highlight=False, soft_wrap=True)
+
+
+def _rows(b: Breakdown, views: Sequence[str]) -> list[dict[str, Any]]:
+    out = []
+    for view in views:
+        for p in getattr(b, view):
+            out.append(
+                {"case": b.label, "view": view, "part": p.name, "depth": p.depth, "leaf": p.leaf,
+                 "forward_s": p.forward_s, "backward_s": p.backward_s, "time_s": p.time_s,
+                 "share": p.share, "macs": p.macs, "params": p.params,
+                 "peak_mem_bytes": p.peak_mem_bytes, "macs_per_s": p.macs_per_s,
+                 "device_s": p.device_s, "calls": p.calls}
+            )  # fmt: skip
+    return out
+
+
+def render(breakdowns: Sequence[Breakdown], fmt: str, views: Sequence[str] = VIEWS) -> str:
+    """``json``: a list of breakdown objects; ``csv``: one line per part and view; ``md``: a
+    summary line and one table per view for each case."""
+    if fmt == "json":
+        return json.dumps([b.to_json() for b in breakdowns], indent=2)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+        w.writeheader()
+        for b in breakdowns:
+            w.writerows(_rows(b, views))
+        return buf.getvalue()
+    if fmt == "md":
+        return "\n".join(_markdown(b, views) for b in breakdowns)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def _markdown(b: Breakdown, views: Sequence[str]) -> str:
+    train, cuda = b.mode == "train", b.device.startswith("cuda")
+    heads = ["part", "fwd ms"] + (["bwd ms"] if train else [])
+    heads += ["ms", "share", "GMACs", "params M", "peak MB", "GMAC/s"]
+    heads += ["cuda ms"] if cuda else []
+    lines = [f"### {b.label}", "", summary(b), ""]
+    for view in views:
+        lines += [f"**{TITLES[view]}**", "", "| " + " | ".join(heads) + " |"]
+        lines.append("|" + "|".join(["---"] + ["---:"] * (len(heads) - 1)) + "|")
+        for p in getattr(b, view):
+            cells = _cells(p, train, cuda)
+            cells[0] = ("&nbsp;&nbsp;" * p.depth) + p.name.replace("|", "\\|")
+            if not p.leaf:
+                cells[0] = f"*{cells[0]}*"
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)

@@ -133,15 +133,18 @@ def test_hilo_layer_json_names_its_parts_and_writes_files(tmp_path: Path, cli: C
     assert sum(drawn[b["label"]].values()) == pytest.approx(1.0, rel=1e-6)
 
 
-def test_two_layers_side_by_side_as_csv(tmp_path: Path, cli: CliRunner) -> None:
+def test_two_layers_at_two_batches_side_by_side_as_csv(tmp_path: Path, cli: CliRunner) -> None:
+    """Layers and a batch list (``--batch 1,2``, parsed as `layer` and `model` parse it): one
+    breakdown per layer and batch."""
     code, stdout, stderr = _profile(
-        cli, ["--attn", "hilo,swmsa", *TINY_HILO, *QUICK, "--out", str(tmp_path / "p"),
-              "--format", "csv"]
+        cli, ["--attn", "hilo,swmsa", *TINY_HILO, *QUICK, "--batch", "1,2", "--out",
+              str(tmp_path / "p"), "--format", "csv"]
     )  # fmt: skip
     assert code == 0, stderr
     rows = list(csv.DictReader(io.StringIO(stdout)))
     cases = {r["case"] for r in rows}
-    assert len(cases) == 2 and {r["view"] for r in rows} == {"modules", "kinds", "ops"}
+    assert len(cases) == 4 and {r["view"] for r in rows} == {"modules", "kinds", "ops"}
+    assert sum(" b2 " in c for c in cases) == 2, cases
     for case in cases:
         for view in ("modules", "kinds", "ops"):
             share = sum(float(r["share"]) for r in rows if r["case"] == case
@@ -175,6 +178,7 @@ def test_model_kinds_and_depth(tmp_path: Path, cli: CliRunner) -> None:
         (["--attn", "hilo", "--dtm", "conv"], "--dtm"),
         (["--attn", "nosuch"], "nosuch"),
         ([], "nothing to profile"),
+        (["--attn", "hilo", "--batch", "1,0"], "batch"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

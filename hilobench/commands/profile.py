@@ -135,7 +135,9 @@ def profile(
         "side. With a model: its stage-3 attention (LITv2).",
     ),  # fmt: skip
     res: str | None = typer.Option(None, help="Image resolution N or HxW (layer: 224)."),
-    batch: int = typer.Option(64, help="Batch size."),
+    batch: str = typer.Option(
+        "64", help="Batch size, or a list such as 1,8,64 (one breakdown each, side by side)."
+    ),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     dtype: str = typer.Option("float32", help="float32, bfloat16, float16 (cuda)."),
     impl: str = typer.Option("reference", help="reference, fused or both (side by side)."),
@@ -164,16 +166,18 @@ def profile(
     if not 1 <= steps <= MAX_STEPS:
         raise ConfigError(f"steps must be an integer in [1, {MAX_STEPS}], got {steps}")
     os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # before torch: no CUDA-less-host noise
-    common = dict(batch=batch, device=device, dtype=dtype, impl=impl, threads=threads,
-                  mode="train" if train else "infer")  # fmt: skip
-    if names:
-        cases = model_cases(
-            ctx, names, attn, res, {**common, "channels_last": channels_last}, knobs
-        )
-    elif attn:
-        cases = layer_cases(ctx, attn, res, common, knobs)
-    else:
+    if not (names or attn):
         raise ConfigError("nothing to profile: name a model, or give --attn NAME for a layer")
+    cases: list[Case] = []
+    for b in options.parse_batches(batch):  # the list parser `layer` and `model` use
+        common = dict(batch=b, device=device, dtype=dtype, impl=impl, threads=threads,
+                      mode="train" if train else "infer")  # fmt: skip
+        if names:
+            cases += model_cases(
+                ctx, names, attn, res, {**common, "channels_last": channels_last}, knobs
+            )
+        else:
+            cases += layer_cases(ctx, attn or "", res, common, knobs)
     _run(list({c.key: c for c in cases}.values()), depth, steps, out_dir, fmt)
 
 

@@ -157,9 +157,11 @@ def profile(
     fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
     **knobs: Any,
 ) -> None:
-    """Where one step's time goes: by module (a tree), by kind (HiLo's Hi-Fi / Lo-Fi parts;
-    a backbone's patch embed, token merging, attention, FFN, norms, head) and by operator, with
-    MACs, parameters, peak memory and MAC rate; writes a Chrome trace and a stacked-bar PNG."""
+    """Where one step's time goes, by module, kind and operator, with MACs, memory and rate.
+
+    By module (a tree), by kind (HiLo's Hi-Fi / Lo-Fi parts; a backbone's patch embed, token
+    merging, attention, FFN, norms, head) and by operator, with MACs, parameters, peak memory
+    and MAC rate; writes a Chrome trace and a stacked-bar PNG."""
     check_choice("format", fmt, FORMATS)
     if isinstance(depth, bool) or depth < 0:
         raise ConfigError(f"depth must be an integer >= 0, got {depth}")

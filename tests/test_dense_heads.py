@@ -135,3 +135,9 @@ def test_report_sets_paper_ratios_beside_ours(tmp_path: Path) -> None:
     assert w4["paper_x_window2"] == pytest.approx(20.4 / 18.7)
     assert w4["x_resnet50"] == pytest.approx(1.5)
     assert df.loc[("litv2_s", 2)]["paper_fps"] == pytest.approx(18.7)
+    # for people: intervals folded into their cells, columns named for reading
+    from hilobench.report.labels import for_people
+
+    shown = for_people(dense_side_by_side(rows, PAPER_DIR))  # type: ignore[arg-type]
+    assert "× window 2 (95% CI)" in shown.columns and "FPS (95% CI)" in shown.columns
+    assert not any(c.endswith(("_ci_low", "_ci_high")) for c in shown.columns)

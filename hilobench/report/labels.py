@@ -38,14 +38,36 @@ HEADERS = {
     # the paper prints GB; its memory figures are kept in its own unit
     "paper_test_mem_gb": "paper: test mem (GB)",
     "paper_train_mem_gb": "paper: train mem (GB)",
+    # the dense-prediction table
+    "head": "head",
+    "window": "HiLo window",
+    "gmacs_backbone": "GMACs backbone",
+    "gmacs_neck": "GMACs neck",
+    "gmacs_head": "GMACs head",
+    "fps": "FPS (95% CI)",
+    "n_samples": "samples",
+    "mem_mib": "mem (MiB)",
+    "p50_ms": "p50 ms",
+    "x_window2": "× window 2 (95% CI)",
+    "paper_x_window2": "paper: × window 2",
+    "x_litv2_s": "× LITv2-S w2",
+    "paper_x_litv2_s": "paper: × LITv2-S w2",
+    "paper_fps": "paper: FPS",
+}
+#: value column → its interval's columns, folded into one cell for reading
+INTERVALS = {
+    "x_msa": ("x_msa_ci_low", "x_msa_ci_high"),
+    "x_window2": ("x_window2_ci_low", "x_window2_ci_high"),
+    "fps": ("fps_ci_low", "fps_ci_high"),
 }
 
 
-def _ratio_with_ci(v: Any, lo: Any, hi: Any) -> str:
-    """``1.23 (1.10–1.31)``; the ratio alone where no interval was measured."""
-    text = fmt_cell(v, "{:.2f}")
-    if text and fmt_cell(lo) and fmt_cell(hi):
-        text += f" ({lo:.2f}–{hi:.2f})"
+def _ratio_with_ci(v: Any, lo: Any, hi: Any, spec: str = "{:.2f}") -> str:
+    """``1.23 (1.10–1.31)``; the value alone where no interval was measured, or where it is a
+    point (one sample; a row against itself)."""
+    text = fmt_cell(v, spec)
+    if text and fmt_cell(lo) and fmt_cell(hi) and spec.format(lo) != spec.format(hi):
+        text += f" ({spec.format(lo)}–{spec.format(hi)})"
     return text
 
 
@@ -53,12 +75,12 @@ def for_people(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` (a side-by-side table) with its interval folded into the ratio's cell and its
     columns renamed for reading."""
     view = df.copy()
-    if {"x_msa", "x_msa_ci_low", "x_msa_ci_high"} <= set(view.columns):
-        view["x_msa"] = [
-            _ratio_with_ci(v, lo, hi)
-            for v, lo, hi in zip(
-                view["x_msa"], view["x_msa_ci_low"], view["x_msa_ci_high"], strict=True
-            )
-        ]
-        view = view.drop(columns=["x_msa_ci_low", "x_msa_ci_high"])
+    for col, (low, high) in INTERVALS.items():
+        if {col, low, high} <= set(view.columns):
+            spec = "{:.3g}" if col == "fps" else "{:.2f}"  # detectors run below 1 FPS here
+            view[col] = [
+                _ratio_with_ci(v, lo, hi, spec)
+                for v, lo, hi in zip(view[col], view[low], view[high], strict=True)
+            ]
+            view = view.drop(columns=[low, high])
     return view.rename(columns=HEADERS)

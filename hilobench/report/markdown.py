@@ -220,7 +220,7 @@ def _paper_section(
     if dense is not None:
         rep.tables["paper_dense"] = dense
         md += ["### Detection and segmentation (backbone + FPN + head, batch 1)", ""]
-        md += [DENSE_NOTE, "", markdown_table(dense), ""]
+        md += [DENSE_NOTE, "", markdown_table(for_people(dense)), ""]
         paired = dense.dropna(subset=["paper_x_litv2_s", "x_litv2_s"])
         if len(paired):
             labels = [f"{m} w{w} {h}" for m, w, h in paired[["model", "window", "head"]].values]
@@ -246,10 +246,11 @@ DENSE_NOTE = (
     "FPS is whole-model calls per second, post-processing included (detection: score threshold "
     "0.0, NMS 0.5, 100 boxes per image). GMACs are traced for the whole model and split into "
     "backbone, FPN neck and head. The paper (one RTX 3090) gives FPS for LITv2 only: "
-    "`x_window2` is HiLo window 4 over window 2 for the same backbone and head (the median of "
-    "per-round ratios with its 95% interval where the two were timed interleaved), `x_litv2_s` "
-    "each row over LITv2-S window 2 under the same head, each with the paper's ratio beside "
-    "it; `x_resnet50` (over ResNet-50 under the same head) has no paper counterpart."
+    "`× window 2` is HiLo window 4 over window 2 for the same backbone and head (the median "
+    "of per-round ratios with its 95% interval where the two were timed interleaved), "
+    "`× LITv2-S w2` each row over LITv2-S window 2 under the same head, each with the paper's "
+    "ratio beside it; `× ResNet-50` (over ResNet-50 under the same head) has no paper "
+    "counterpart. A row of one sample has no interval: read its ratios as indications."
 )
 
 

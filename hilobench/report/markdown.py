@@ -185,38 +185,25 @@ def _paper_section(
                 name = f"paper_layers_{impl}.png"
                 lo = [v if v is not None else float("nan") for v in part["x_msa_ci_low"]]
                 hi = [v if v is not None else float("nan") for v in part["x_msa_ci_high"]]
-                labels = list(part["attention"])
-                rep.figures[name] = plot_bars(
-                    {
-                        "ours": (labels, [float(v) for v in part["x_msa"]]),
-                        "paper": (labels, [float(v) for v in part["paper_x_msa"]]),
-                    },
-                    out / name,
+                md += _ours_vs_paper(
+                    rep, out / name, list(part["attention"]), part, "x_msa",
                     title=f"Throughput relative to MSA ({impl} impl), ours vs paper",
                     ylabel="throughput / MSA throughput",
-                    errors={"ours": ([float(v) for v in lo], [float(v) for v in hi])},
-                    hline=1.0,
-                )
-                md += [f"![throughput over MSA, ours vs paper ({impl})]({name})", ""]
+                    alt=f"throughput over MSA, ours vs paper ({impl})",
+                    errors=([float(v) for v in lo], [float(v) for v in hi]),
+                )  # fmt: skip
     if models is not None:
         rep.tables["paper_models"] = models
         md += ["### Backbones", "", markdown_table(for_people(models)), ""]
         if "paper_x_resnet50" in models:
             paired = models.dropna(subset=["paper_x_resnet50", "x_resnet50"])
             if len(paired):
-                labels = list(paired["paper_name"])
-                name = "paper_models.png"
-                rep.figures[name] = plot_bars(
-                    {
-                        "ours": (labels, [float(v) for v in paired["x_resnet50"]]),
-                        "paper": (labels, [float(v) for v in paired["paper_x_resnet50"]]),
-                    },
-                    out / name,
-                    title="Throughput relative to ResNet-50, ours vs paper",
+                md += _ours_vs_paper(
+                    rep, out / "paper_models.png", list(paired["paper_name"]), paired,
+                    "x_resnet50", title="Throughput relative to ResNet-50, ours vs paper",
                     ylabel="throughput / ResNet-50 throughput",
-                    hline=1.0,
-                )
-                md += [f"![throughput over ResNet-50, ours vs paper]({name})", ""]
+                    alt="throughput over ResNet-50, ours vs paper",
+                )  # fmt: skip
     if dense is not None:
         rep.tables["paper_dense"] = dense
         md += ["### Detection and segmentation (backbone + FPN + head, batch 1)", ""]
@@ -224,19 +211,41 @@ def _paper_section(
         paired = dense.dropna(subset=["paper_x_litv2_s", "x_litv2_s"])
         if len(paired):
             labels = [f"{m} w{w} {h}" for m, w, h in paired[["model", "window", "head"]].values]
-            name = "paper_dense.png"
-            rep.figures[name] = plot_bars(
-                {
-                    "ours": (labels, [float(v) for v in paired["x_litv2_s"]]),
-                    "paper": (labels, [float(v) for v in paired["paper_x_litv2_s"]]),
-                },
-                out / name,
+            md += _ours_vs_paper(
+                rep, out / "paper_dense.png", labels, paired, "x_litv2_s",
                 title="Dense-prediction FPS relative to LITv2-S window 2, ours vs paper",
                 ylabel="FPS / LITv2-S (window 2) FPS",
-                hline=1.0,
-            )
-            md += [f"![dense FPS over LITv2-S window 2, ours vs paper]({name})", ""]
+                alt="dense FPS over LITv2-S window 2, ours vs paper",
+            )  # fmt: skip
     return md
+
+
+def _ours_vs_paper(
+    rep: RunReport,
+    path: Path,
+    labels: list[Any],
+    table: pd.DataFrame,
+    col: str,
+    *,
+    title: str,
+    ylabel: str,
+    alt: str,
+    errors: tuple[list[float], list[float]] | None = None,
+) -> list[str]:
+    """One figure of a ratio column ``col`` beside the paper's ``paper_<col>`` (a line at 1,
+    the reference), registered in ``rep``; returns its Markdown lines."""
+    rep.figures[path.name] = plot_bars(
+        {
+            "ours": (labels, [float(v) for v in table[col]]),
+            "paper": (labels, [float(v) for v in table[f"paper_{col}"]]),
+        },
+        path,
+        title=title,
+        ylabel=ylabel,
+        errors={"ours": errors} if errors else None,
+        hline=1.0,
+    )
+    return [f"![{alt}]({path.name})", ""]
 
 
 #: What each kind of row is called in figure titles and file names.

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from hilobench.case import Case
 from hilobench.gate import side as gate_side
 from hilobench.gate.baseline import compute_baseline
 from hilobench.gate.driver import MIN_BLOCKS
+from tests.gitrepo import commit_all, copy_package, git
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ROOT / "suites" / "ci_smoke.yaml"
@@ -115,26 +114,11 @@ def test_check_baseline_command(cli, tmp_path: Path) -> None:
 # --- real gates in a temporary repository ---------------------------------------------------
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-
-
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A git repository holding a copy of this hilobench and a tiny suite, committed."""
-    root = tmp_path / "repo"
-    root.mkdir()
-    shutil.copytree(ROOT / "hilobench", root / "hilobench",
-                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
-    (root / "tiny.yaml").write_text(TINY_SUITE)
-    git(root, "init", "-q")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "base")
+    root = copy_package(tmp_path / "repo", TINY_SUITE)
+    commit_all(root, "base")
     monkeypatch.chdir(root)
     monkeypatch.delenv(gate_side.SLOWDOWN_ENV, raising=False)
     return root
@@ -205,12 +189,8 @@ def test_gate_revision_without_the_worker_exit_3(tmp_path: Path, cli, monkeypatc
     root = tmp_path / "old"
     root.mkdir()
     (root / "README").write_text("an old checkout\n")
-    git(root, "init", "-q")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "old")
-    shutil.copytree(ROOT / "hilobench", root / "hilobench",
-                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
-    (root / "tiny.yaml").write_text(TINY_SUITE)
+    commit_all(root, "old")
+    copy_package(root, TINY_SUITE)
     monkeypatch.chdir(root)
     code, out, err = cli(["gate", "--base", "HEAD", "--suite", "tiny.yaml"])
     assert code == 3 and out == ""

@@ -5,8 +5,6 @@ a base revision whose worker predates the gate job is refused with exit 3."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,8 +19,8 @@ from hilobench.gate.driver import MIN_BLOCKS, measure_pair, run_pair
 from hilobench.gate.policy import GateCase, SpeedPolicy
 from hilobench.gate.sides import InProcessSide, Side
 from hilobench.measure import timing
+from tests.gitrepo import commit_all, copy_package, git
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = (("dim", 32), ("heads", 2))
 
 
@@ -110,31 +108,18 @@ cases:
 """
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-
-
 @pytest.mark.slow
 def test_base_without_the_gate_job_exit_3(tmp_path: Path, cli, monkeypatch) -> None:
     """The base's worker does not know the job (older code), or speaks another protocol:
     exit 3, the worktree removed, the candidate's worker not left behind."""
     root = tmp_path / "repo"
-    shutil.copytree(ROOT / "hilobench", root / "hilobench",
-                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
-    (root / "tiny.yaml").write_text(SUITE)
+    copy_package(root, SUITE)
     worker = root / "hilobench" / "worker.py"
     current = worker.read_text()
     worker.write_text(current.replace('if job["kind"] == "gate":', "if False:"))
     side = root / "hilobench" / "gate" / "side.py"
     current_side = side.read_text()
-    git(root, "init", "-q")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "no gate job")
+    commit_all(root, "no gate job")
     worker.write_text(current)
     side.write_text(current_side.replace("PROTOCOL = 2", "PROTOCOL = 1"))
     git(root, "commit", "-qam", "gate protocol 1")

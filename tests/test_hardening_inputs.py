@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from hilobench.measure import memory
+from tests.gitrepo import commit_all, copy_package, git
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dim", "32", "--heads", "2", "--batch", "1", "--no-roofline"]
 
 
@@ -189,25 +188,10 @@ cases:
 """
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-
-
 @pytest.mark.slow
 def test_sigterm_during_gate_removes_worktree_and_temp_dirs(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    shutil.copytree(ROOT / "hilobench", repo / "hilobench",
-                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
-    (repo / "tiny.yaml").write_text(TINY_SUITE)
-    git(repo, "init", "-q")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "base")
+    repo = copy_package(tmp_path / "repo", TINY_SUITE)
+    commit_all(repo, "base")
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "HILOBENCH_TEST_SLOWDOWN"}

@@ -53,17 +53,12 @@ class HierarchicalFeatures(FeatureBackbone):
     def __init__(self, net: LITv2, res: tuple[int, int]) -> None:
         super().__init__()
         net.check_size(*res)
-        self.patch_embed = net.patch_embed
-        self.stages = net.stages
+        del net.head  # the classifier (final norm, linear) is no part of a feature backbone
+        self.net = net
         self.out_channels = [int(d) for d in net.dims]
 
     def maps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out = []
-        x, H, W = self.patch_embed(x)
-        for stage in self.stages:
-            x, H, W = stage(x, H, W)
-            out.append(to_map(x, H, W))
-        return out
+        return self.net.forward_features(x)
 
 
 class PVTFeatures(FeatureBackbone):

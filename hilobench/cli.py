@@ -207,12 +207,8 @@ def layer(
     names = available_attentions() if attn.strip() == "all" else flags.split_list(attn)
     if not names:
         raise ConfigError(f"no attention given; choose from: {', '.join(available_attentions())}")
-    for n in names:
-        check_choice("attention", n, available_attentions())
     given = options.given(knobs)
-    # a knob applies to the attentions that take it, and is refused if none of them does
-    options.check_taken("layer", names, given, lambda k: options.get(k).spelled(given[k]))
-    options.check_together("layer", given)
+    flags.check_layers(names, given, available_attentions())
     shown = choose_columns(columns, wide)
     modes = flags.parse_modes(train, mode)
     batches = flags.parse_batch_option(batch, max_batch, mem_limit)

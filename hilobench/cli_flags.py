@@ -75,6 +75,15 @@ def split_list(text: str) -> list[str]:
     return [p.strip() for p in str(text).split(",") if p.strip()]
 
 
+def check_layers(names: list[str], given: dict[str, Any], available: list[str]) -> None:
+    """Every attention name known; every given knob taken by at least one of them (it applies
+    to those that take it) and with the knobs it needs beside it."""
+    for n in names:
+        check_choice("attention", n, available)
+    options.check_taken("layer", names, given, lambda k: options.get(k).spelled(given[k]))
+    options.check_together("layer", given)
+
+
 def parse_impls(impl: str) -> list[str]:
     return expand_impls(impl)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import typer
 
+from hilobench import cli_flags as flags
 from hilobench import options
 from hilobench.case import Case, expand_impls, parse_hw
 from hilobench.errors import ConfigError, check_choice
@@ -33,10 +34,6 @@ MAX_STEPS = 100
 OWN = ("attn",)
 
 err = console(stderr=True, width=160)
-
-
-def _split(text: str) -> list[str]:
-    return [p.strip() for p in str(text).split(",") if p.strip()]
 
 
 def _knobs() -> list[options.Knob]:
@@ -79,13 +76,10 @@ def layer_cases(
     """The cases ``hilobench layer`` would build from the same flags."""
     from hilobench.attention import available_attentions  # torch ~1.5 s
 
-    names = _split(attn)
-    for n in names:
-        check_choice("attention", n, available_attentions())
-    _refuse(ctx, "layer", knobs)
+    names = flags.split_list(attn)
     given = options.given({k: v for k, v in knobs.items() if "layer" in options.get(k).kinds})
-    options.check_taken("layer", names, given, lambda k: options.get(k).spelled(given[k]))
-    options.check_together("layer", given)
+    flags.check_layers(names, given, available_attentions())
+    _refuse(ctx, "layer", knobs)
     impls = expand_impls(common.pop("impl"))
     return [
         Case("layer", n, res=parse_hw(res or "224"), impl=i,
@@ -114,7 +108,7 @@ def model_cases(
     opts = tuple(options.given(values).items())
     impls = expand_impls(common.pop("impl"))
     cases = []
-    for name in _split(names):
+    for name in flags.split_list(names):
         entry = get_model(name)
         hw = parse_hw(res) if res else (entry.default_res, entry.default_res)
         for i in impls if entry.source == "hilobench" else ["reference"]:

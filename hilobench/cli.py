@@ -73,7 +73,7 @@ def execute(
     instead of timing each case, find the largest batch within ``mem_limit`` (or the device's
     default limit), probing each batch in a fresh process (:mod:`hilobench.maxbatch`)."""
     from hilobench.bench import validate_case  # torch ~1.5 s: only a measuring command needs it
-    from hilobench.store import RunDir, check_writable, new_run_dir  # pandas ~0.25 s
+    from hilobench.store import RunDir, check_writable, new_run_dir
 
     check_choice("format", fmt, FORMATS)
     cases = list({c.key: c for c in cases}.values())  # a case named twice is measured once
@@ -84,7 +84,7 @@ def execute(
     limit = search_limit(cases, mem_limit) if search else None
     target = check_writable(out_dir if out_dir is not None else new_run_dir())
 
-    # torch ~1.5 s (timing), pandas ~0.25 s (runner), psutil ~20 ms (env): measuring only
+    # torch ~1.5 s (timing), psutil ~20 ms (env): measuring only
     from hilobench.measure.env import env_id, fingerprint
     from hilobench.measure.timing import set_threads
     from hilobench.plan import SuiteCase, plan
@@ -124,7 +124,7 @@ def check_existing(target: Path, env: dict[str, Any], append: bool) -> None:
     """Rows already in ``target`` are another run's: refuse to add to them unless ``append``,
     and then only from the same machine class (threads and dtype are per row, so may differ)."""
     from hilobench.measure.env import ROW_FIELDS, class_differences, machine_class
-    from hilobench.store import RunDir  # pandas ~0.25 s
+    from hilobench.store import RunDir
 
     run = RunDir(target)
     rows = run.rows() if run.rows_path.exists() else []

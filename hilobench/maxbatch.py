@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from hilobench.case import Case
 from hilobench.errors import ConfigError
 
-if TYPE_CHECKING:  # the runner loads pandas (the store)
+if TYPE_CHECKING:  # the runner imports the store
     from hilobench.runner import Runner
 
 #: Largest batch the search tries, and most probes it makes: doubling to 2**16 takes 17
@@ -201,7 +201,7 @@ def worker_probe(
     """A probe that measures ``case`` at a batch in a fresh worker process: build, one step
     under the memory tracker, no count trace, no timing. A worker killed (the kernel's
     out-of-memory killer) counts as out of memory."""
-    from hilobench.runner import WorkerFailed, call_worker  # pandas ~0.25 s (the store)
+    from hilobench.runner import WorkerFailed, call_worker
 
     def probe(batch: int) -> Probe:
         job = {
@@ -228,7 +228,7 @@ def default_limit(device: str) -> int:
     this process holds no CUDA context that would take some of it), on the CPU the available
     RAM times :data:`CPU_SAFETY`."""
     if device.startswith("cuda"):
-        from hilobench.runner import WorkerFailed, call_worker  # pandas ~0.25 s (the store)
+        from hilobench.runner import WorkerFailed, call_worker
 
         try:
             (res,) = call_worker({"kind": "free", "device": device}, 120.0)

@@ -253,12 +253,11 @@ def render_text(rows: list[dict[str, Any]], fmt: str) -> str:
     """json: a list of row objects; csv / md: the flat results table."""
     if fmt == "json":
         return json.dumps(rows, indent=2, default=str)
-    # pandas takes a while to import: only csv / md need it, and the CLI imports this module
     from hilobench.store import table_frame, to_markdown
 
     df = table_frame(rows)
     if fmt == "csv":
-        return df.to_csv(index=False)
+        return df.to_csv()
     if fmt == "md":
         return to_markdown(df)
     raise ValueError(f"unknown format {fmt!r}")
@@ -267,7 +266,7 @@ def render_text(rows: list[dict[str, Any]], fmt: str) -> str:
 def compare_groups_table(rows: list[dict[str, Any]]) -> Table | None:
     """Members of compare groups with their interleaved speed ratio to the reference; None when
     no row belongs to a group."""
-    from hilobench.report.tables import compare_table  # pandas (~0.25 s): see render_text
+    from hilobench.report.tables import compare_table
 
     df = compare_table(rows)
     if df is None:
@@ -275,8 +274,8 @@ def compare_groups_table(rows: list[dict[str, Any]]) -> Table | None:
     table = Table(title="compare groups (interleaved; speed ratio to the reference)")
     for c in df.columns:
         table.add_column(str(c), justify="left" if c in ("group", "member", "setting") else "right")
-    for rec in df.itertuples(index=False):
-        table.add_row(*(_cell(v) for v in rec))
+    for rec in df:
+        table.add_row(*(_cell(v) for v in rec.values()))
     return table
 
 

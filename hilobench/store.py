@@ -1,5 +1,6 @@
 """Result rows ⇄ files. ``rows.jsonl`` is the source of truth (appended and flushed per row, so
-an interrupted run loses nothing); ``results.csv`` / ``results.md`` are derived with pandas.
+an interrupted run loses nothing); ``results.csv`` / ``results.md`` are derived
+from them as plain CSV and Markdown.
 Reading goes through :mod:`hilobench.rundir_io` (checked rows, one-line errors), writing
 through :mod:`hilobench.fileio` (atomic files, synced appends).
 """
@@ -14,10 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from hilobench.errors import ConfigError
 from hilobench.fileio import append_text, make_dir, write_text_atomic
+from hilobench.frame import Frame, missing
 from hilobench.row import ROW_COLUMNS
 from hilobench.rundir_io import ENV, ROWS, load_rows, read_env
 
@@ -114,11 +114,11 @@ class RunDir:
         if not rows:
             return
         df = table_frame(rows)
-        write_text_atomic(self.path / CSV, df.to_csv(index=False))
+        write_text_atomic(self.path / CSV, df.to_csv())
         write_text_atomic(self.path / MD, to_markdown(df) + "\n")
 
 
-def table_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def table_frame(rows: list[dict[str, Any]]) -> Frame:
     """Flat table of rows: the standard columns first, lists joined, bulky fields dropped."""
     flat = []
     for r in rows:
@@ -127,23 +127,23 @@ def table_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             if isinstance(d.get(k), list):
                 d[k] = ";".join(d[k])
         flat.append(d)
-    df = pd.DataFrame(flat)
+    df = Frame(flat)
     first = [c for c in ROW_COLUMNS if c in df.columns]
     rest = [c for c in df.columns if c not in first]
-    return df[first + rest]
+    return df.select(first + rest)
 
 
-def to_markdown(df: pd.DataFrame) -> str:
-    """Markdown table without optional dependencies (pandas' to_markdown needs tabulate)."""
+def to_markdown(df: Frame) -> str:
+    """``df`` as a Markdown table."""
     cols = [str(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for rec in df.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v) for v in rec) + " |")
+    for rec in df:
+        lines.append("| " + " | ".join(_cell(v) for v in rec.values()) + " |")
     return "\n".join(lines)
 
 
 def _cell(v: Any) -> str:
-    if v is None or (isinstance(v, float) and v != v):
+    if missing(v):
         return ""
     if isinstance(v, float):
         return f"{v:.4g}"

@@ -41,15 +41,16 @@ def runs(tmp_path: Path) -> list[Path]:
 
 
 def test_models_by_machines_with_ratios_to_the_reference(runs: list[Path], tmp_path: Path) -> None:
-    table = hardware_table(load_runs(runs), ref="resnet50").set_index("model")
-    assert list(table.columns) == ["NVIDIA A100", "Tesla V100", "NVIDIA A100 / resnet50",
+    table = hardware_table(load_runs(runs), ref="resnet50")
+    assert list(table.columns) == ["model", "NVIDIA A100", "Tesla V100", "NVIDIA A100 / resnet50",
                                    "Tesla V100 / resnet50"]  # fmt: skip
-    assert table.at["litv2_s", "NVIDIA A100"] == 1874.0
-    assert table.at["litv2_s", "Tesla V100"] == 1304.0
-    assert table.at["litv2_s", "NVIDIA A100 / resnet50"] == round(1874 / 1424, 3)
-    assert table.at["litv2_s", "Tesla V100 / resnet50"] == round(1304 / 1123, 3)
-    assert table.at["resnet50", "Tesla V100 / resnet50"] == 1.0
-    drawn = plot_hardware(table.reset_index(), tmp_path / "x.png", metric="img/s", ref="resnet50")
+    at = table.by("model")
+    assert at["litv2_s"]["NVIDIA A100"] == 1874.0
+    assert at["litv2_s"]["Tesla V100"] == 1304.0
+    assert at["litv2_s"]["NVIDIA A100 / resnet50"] == round(1874 / 1424, 3)
+    assert at["litv2_s"]["Tesla V100 / resnet50"] == round(1304 / 1123, 3)
+    assert at["resnet50"]["Tesla V100 / resnet50"] == 1.0
+    drawn = plot_hardware(table, tmp_path / "x.png", metric="img/s", ref="resnet50")
     assert drawn["Tesla V100 / resnet50"] == (
         ["resnet50", "pvt_s", "litv2_s"],
         [1.0, round(798 / 1123, 3), round(1304 / 1123, 3)],

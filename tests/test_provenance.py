@@ -196,4 +196,4 @@ def test_merge_keeps_cases_that_differ_only_in_channels_last_apart(tmp_path: Pat
     df = merge_runs(load_runs(runs))
     assert len(df) == 2
     assert sorted(df["channels_last"]) == ["False", "True"]
-    assert sorted(df.iloc[:, -1]) == [2.0, 3.0] and sorted(df.iloc[:, -2]) == [1.0, 2.0]
+    assert sorted(df[df.columns[-1]]) == [2.0, 3.0] and sorted(df[df.columns[-2]]) == [1.0, 2.0]

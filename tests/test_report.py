@@ -128,8 +128,8 @@ def test_model_side_by_side_ratios_to_resnet50(tmp_path: Path) -> None:
     assert labels == ["ResNet-50", "LITv2-S"]
     assert ours == [1.0, pytest.approx(1.15)]
     assert rep.figures["paper_models.png"]["paper"][1][1] == pytest.approx(1471 / 1279)
-    table = rep.tables["paper_models"].set_index("model")
-    assert table.at["litv2_s", "train_mem_gib"] == pytest.approx(1.0)
+    table = rep.tables["paper_models"].by("model")
+    assert table["litv2_s"]["train_mem_gib"] == pytest.approx(1.0)
     assert "ResNet-50" in rep.path.read_text() and "Failures" in rep.path.read_text()
 
 
@@ -146,10 +146,11 @@ def test_merge_runs_one_column_per_machine(
         {"env_id": "b1", "gpu_name": "V100"},
         [_model_row("resnet50", 1123.0), {**_model_row("litv2_s", 0.0), "status": "OOM"}],
     )
-    df = merge_runs(load_runs([a, b])).set_index("name")
-    assert list(df.columns[-2:]) == ["A100", "V100"]
-    assert df.at["resnet50", "A100"] == 1424.0 and df.at["resnet50", "V100"] == 1123.0
-    assert df.at["litv2_s", "V100"] == "OOM"
+    merged = merge_runs(load_runs([a, b]))
+    assert list(merged.columns[-2:]) == ["A100", "V100"]
+    df = merged.by("name")
+    assert df["resnet50"]["A100"] == 1424.0 and df["resnet50"]["V100"] == 1123.0
+    assert df["litv2_s"]["V100"] == "OOM"
 
     out = tmp_path / "merged.csv"
     code, _, _ = run_cli(["merge", str(a), str(b), "--out", str(out)], capsys)

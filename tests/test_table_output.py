@@ -171,11 +171,10 @@ def test_version_is_in_help(cli: CliRunner) -> None:
 
 
 def test_paper_columns_have_names_for_people() -> None:
-    import pandas as pd
-
+    from hilobench.frame import Frame
     from hilobench.report.labels import for_people
 
-    df = pd.DataFrame(
+    df = Frame(
         [
             {
                 "attention": "hilo",
@@ -189,4 +188,4 @@ def test_paper_columns_have_names_for_people() -> None:
     )
     view = for_people(df)
     assert list(view.columns) == ["attention", "× MSA (95% CI)", "paper: × MSA", "test mem (GiB)"]
-    assert view.iloc[0]["× MSA (95% CI)"] == "2.25 (2.11–2.36)"
+    assert view["× MSA (95% CI)"] == ["2.25 (2.11–2.36)"]

@@ -153,12 +153,11 @@ PAPER_NAMES = {
 
 
 def test_paper_side_by_side_maps_every_registered_paper_attention() -> None:
-    import pandas as pd
-
     from hilobench.attention import available_attentions
+    from hilobench.frame import read_csv
     from hilobench.report.paper import PAPER_ATTENTIONS, PAPER_DIR, layer_side_by_side
 
-    paper = list(pd.read_csv(PAPER_DIR / "attention_layers.csv")["attention"])
+    paper = read_csv(PAPER_DIR / "attention_layers.csv")["attention"]
     assert set(paper) == set(PAPER_NAMES), "a paper row without a known name of ours"
     registered = set(available_attentions())
     ours = {PAPER_NAMES[p] for p in paper} & registered
@@ -175,4 +174,4 @@ def test_paper_side_by_side_maps_every_registered_paper_attention() -> None:
     ]  # fmt: skip
     df = layer_side_by_side(rows)
     assert df is not None and set(df["attention"]) == ours
-    assert df["paper_x_msa"].notna().all() and df["x_msa"].notna().all()
+    assert all(v is not None for v in df["paper_x_msa"] + df["x_msa"])

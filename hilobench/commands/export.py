@@ -34,7 +34,7 @@ def export(
 
     check_choice("format", fmt, FORMATS)
     check_choice("metric", metric, METRICS)
-    # the run loader (pandas ~0.25 s via the report package's runs)
+    # the run loader (the report package's runs)
     from hilobench.fileio import write_text_atomic
     from hilobench.report.runs import env_label
     from hilobench.rundir_io import load_rows, read_env

@@ -73,7 +73,7 @@ def _emit(report: Verdict, title: str, markdown: Path | None, json_out: Path | N
     """Write the pull-request comment and the JSON report when asked (first, whole or not at
     all: a failed write is one ConfigError line and nothing else), then print the tables (wide
     when piped, for CI logs)."""
-    from hilobench.gate.render import verdict_markdown, verdict_tables  # numpy, pandas: ~0.25 s
+    from hilobench.gate.render import verdict_markdown, verdict_tables  # numpy
 
     written = []
     for path, text in (
@@ -133,7 +133,7 @@ def compare_cmd(
     json_out: Path | None = typer.Option(None, "--json", help="Write the full report as JSON."),
 ) -> None:
     """Compare two stored runs: counts exactly, speed with an effect size and a rank test."""
-    # numpy and pandas (~0.25 s): only judging needs them
+    # numpy: only judging needs them
     from hilobench.gate.judge import judge_runs
     from hilobench.gate.runs import load_run
 
@@ -186,7 +186,7 @@ def gate_cmd(
     ),
 ) -> None:
     """Measure REV and the working tree interleaved on this machine, then compare them."""
-    # torch (~1.5 s, the driver), pandas (~0.25 s) and the suite loader (~25 ms)
+    # torch (~1.5 s, the driver) and the suite loader (~25 ms)
     from hilobench.gate import driver
     from hilobench.gate.judge import judge_runs
     from hilobench.gate.render import verdict_markdown

@@ -1,7 +1,7 @@
 """``hilobench show``, ``report`` and ``merge``: stored runs on the command line. Parsing and
 printing only; the work lives in store.py (the rows) and the report package.
 
-The CLI imports this module at start-up, so what loads pandas or matplotlib is imported inside
+The CLI imports this module at start-up, so what loads matplotlib is imported inside
 the command that needs it.
 """
 
@@ -27,7 +27,6 @@ def show(
     wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
     """Print a stored run as a table, JSON, CSV or Markdown."""
-    # pandas (~0.25 s) via the store
     from hilobench.report.runs import env_label
     from hilobench.store import RunDir, load_rows
 
@@ -48,7 +47,7 @@ def report(
     paper: Path | None = typer.Option(None, help="Folder with the paper's CSVs."),
 ) -> None:
     """Write report.md with plots: scaling, MACs vs tokens, and a side-by-side with the paper."""
-    # pandas (~0.25 s); matplotlib (~0.5 s) loads when the report draws
+    # matplotlib (~0.5 s) loads when the report draws
     from hilobench.report.markdown import build_report
     from hilobench.report.plots import require_matplotlib
     from hilobench.store import check_writable, load_rows
@@ -73,7 +72,7 @@ def merge(
     plot: Path | None = typer.Option(None, help="Also draw the models × machines table (.png)."),
 ) -> None:
     """One table across machines: a row per case, a column per environment."""
-    # pandas (~0.25 s); matplotlib (~0.5 s) only with --plot
+    # matplotlib (~0.5 s) only with --plot
     from hilobench.fileio import write_text_atomic
     from hilobench.report.hardware import hardware_table, plot_hardware
     from hilobench.report.merge import merge_runs
@@ -101,7 +100,7 @@ def merge(
     if out_file.suffix not in (".csv", ".md"):
         raise ConfigError(f"--out {str(out_file)!r}: use a .csv or .md file name")
     check_writable(out_file.parent)
-    text = df.to_csv(index=False) if out_file.suffix == ".csv" else to_markdown(df) + "\n"
+    text = df.to_csv() if out_file.suffix == ".csv" else to_markdown(df) + "\n"
     write_text_atomic(out_file, text)
     err.print(escape(f"wrote {out_file} ({len(df)} rows x {len(runs)} run(s))"), highlight=False)
 

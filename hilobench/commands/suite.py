@@ -1,7 +1,7 @@
 """``hilobench suite run|list|validate``: YAML suites on the command line. Parsing and printing
 only; the work lives in suite.py (loading), runner.py (measuring) and store.py (the rows).
 
-The CLI imports this module at start-up, so what loads pandas, torch or yaml is imported inside
+The CLI imports this module at start-up, so what loads torch or yaml is imported inside
 the command that needs it.
 """
 
@@ -114,7 +114,7 @@ def suite_run(
     _load_plugins(plugin)
     resume = resume or force_resume  # --force-resume is --resume without the provenance check
     overrides = _parse_sets(sets)
-    # pandas (~0.25 s, store / runner), torch (~1.5 s, measure.timing / capability) and the
+    # torch (~1.5 s, measure.timing / capability) and the
     # suite loader with yaml (~25 ms) load only when a suite runs
     from hilobench.fileio import write_bytes_atomic
     from hilobench.measure.capability import emulation_warnings
@@ -261,7 +261,7 @@ def _run_cluster(req: Request, fmt: str, again: Callable[[Path], str]) -> None:
 def _check_claims(run: RunDir, claims: list[dict[str, Any]]) -> bool:
     """Check the suite's ratio claims on the run's rows, keep them beside the rows (so that
     `compare` checks them too) and print the verdicts; True when a claim failed."""
-    # numpy and pandas (~0.25 s): only a suite with claims needs them
+    # numpy: only a suite with claims needs them
     from hilobench.gate.claims import check_claims
     from hilobench.gate.render import CLAIM_HEADER, claim_cells
 
@@ -317,7 +317,7 @@ def _run(
 ) -> list[dict[str, Any]]:
     """Measure ``units``; on Ctrl-C or SIGTERM end the worker, keep every finished row, write
     the tables for them and exit 130 (143 for SIGTERM) with the command that finishes the run."""
-    # pandas (~0.25 s, the runner's store) and rich.progress (~7 ms)
+    # the runner and rich.progress (~7 ms)
     from hilobench.progress import BarReporter
     from hilobench.runner import Runner, done_keys, elapsed, stop_on_signals
 

@@ -10,5 +10,5 @@ across machines. Data flows runs → rows → series / tables → ``report.md``.
 - :mod:`~hilobench.report.plots`: the figures (matplotlib, optional)
 - :mod:`~hilobench.report.markdown`: ``report.md`` with its figures
 
-Nothing is imported here, so ``show`` pays for pandas only, never for matplotlib.
+Nothing is imported here, so ``show`` never pays for matplotlib.
 """

@@ -13,8 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from hilobench.frame import Frame, read_csv
 from hilobench.report.rows import div, ok_rows
 
 #: Our model names → the paper's (the rows of ``dense_fps.csv``).
@@ -45,15 +44,15 @@ def _paper(paper_dir: Path) -> dict[tuple[str, int, str], float]:
     if not path.is_file():
         return {}
     out = {}
-    for rec in pd.read_csv(path).to_dict("records"):
+    for rec in read_csv(path):
         for head in ("retinanet", "maskrcnn", "semfpn"):
             v = rec.get(f"{head}_fps")
-            if v == v and v is not None:  # NaN: the paper has no such row
+            if v is not None:  # empty: the paper has no such row
                 out[(str(rec["backbone"]), int(rec["window"]), head)] = float(v)
     return out
 
 
-def dense_side_by_side(rows: list[dict[str, Any]], paper_dir: Path) -> pd.DataFrame | None:
+def dense_side_by_side(rows: list[dict[str, Any]], paper_dir: Path) -> Frame | None:
     """One record per dense row: counts, FPS with its interval, and the ratios beside the
     paper's. None when the rows hold no dense measurement."""
     dense = [r for r in ok_rows(rows) if r.get("kind") == "model" and head_of(r)]
@@ -116,5 +115,6 @@ def dense_side_by_side(rows: list[dict[str, Any]], paper_dir: Path) -> pd.DataFr
                 "paper_fps": p,
             }
         )
-    df = pd.DataFrame(out)
-    return df.sort_values(["head", "model", "window"], ignore_index=True, na_position="first")
+    # by head, then model, then window (a row without a window first)
+    out.sort(key=lambda d: (d["head"], d["model"], d["window"] is not None, d["window"] or 0))
+    return Frame(out)

@@ -13,9 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from hilobench.errors import ConfigError
+from hilobench.frame import Frame
 from hilobench.report.merge import merge_runs
 from hilobench.report.runs import ReportedRun
 
@@ -32,13 +31,13 @@ def _number(v: Any) -> float | None:
 
 def hardware_table(
     runs: list[ReportedRun], metric: str = "throughput_median", ref: str | None = None
-) -> pd.DataFrame:
+) -> Frame:
     """``model`` (name and the settings that vary), then one column per machine with
     ``metric`` (a failed cell holds its status), then ``<machine> / <ref>`` ratios."""
     df = merge_runs(runs, metric)
     machines = [r.label for r in runs]
     machines = list(dict.fromkeys(machines))
-    settings = [c for c in _SETTINGS if c in df.columns and df[c].nunique() > 1]
+    settings = [c for c in _SETTINGS if c in df.columns and len(set(df[c])) > 1]
     if ref is not None and ref not in set(df["name"]):
         names = ", ".join(sorted(set(df["name"])))
         raise ConfigError(f"--ref {ref!r} is not a measured name; names: {names}")
@@ -47,25 +46,25 @@ def hardware_table(
         extra = " ".join(f"{c}={rec[c]}" for c in settings if c != "kind" and rec[c] != "")
         return f"{rec['name']} ({extra})" if extra else str(rec["name"])
 
-    out = pd.DataFrame({"model": [label(r) for r in df.to_dict("records")]})
-    for m in machines:
-        out[m] = df[m].values
+    out = Frame(
+        ({"model": label(r), **{m: r[m] for m in machines}} for r in df), ["model", *machines]
+    )
     if ref is None:
         return out
     same = [c for c in settings if c != "options"]
-    key = df[same].astype(str).agg("|".join, axis=1) if same else pd.Series([""] * len(df))
+    key = ["|".join(str(r[c]) for c in same) for r in df]
     for m in machines:
         base = {k: _number(v) for k, v, n in zip(key, df[m], df["name"], strict=True) if n == ref}
         ratios = []
         for k, v in zip(key, df[m], strict=True):
             num, den = _number(v), base.get(k)
             ratios.append(round(num / den, 3) if num is not None and den else None)
-        out[f"{m} / {ref}"] = ratios
+        out = out.with_column(f"{m} / {ref}", ratios)
     return out
 
 
 def plot_hardware(
-    table: pd.DataFrame, path: Path, *, metric: str, ref: str | None
+    table: Frame, path: Path, *, metric: str, ref: str | None
 ) -> dict[str, tuple[list[Any], list[float]]]:
     """Grouped bars, a group per model and a bar per machine: the ratios to ``ref`` when
     given (a line marks 1), else ``metric`` itself; returns what it drew."""

@@ -1,13 +1,12 @@
 """Column names for people: the paper side-by-side tables as a reader sees them in
-``report.md`` (``× MSA (95% CI)``, not ``x_msa_ci_low``). The data frames keep their field
+``report.md`` (``× MSA (95% CI)``, not ``x_msa_ci_low``). The tables keep their field
 names (``RunReport.tables``, anything a program reads); only the Markdown shows these."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
+from hilobench.frame import Frame
 from hilobench.report.tables import fmt_cell
 
 #: field name → header, in the order the report shows them; fields not named keep their name.
@@ -71,16 +70,16 @@ def _ratio_with_ci(v: Any, lo: Any, hi: Any, spec: str = "{:.2f}") -> str:
     return text
 
 
-def for_people(df: pd.DataFrame) -> pd.DataFrame:
+def for_people(df: Frame) -> Frame:
     """``df`` (a side-by-side table) with its interval folded into the ratio's cell and its
     columns renamed for reading."""
-    view = df.copy()
+    view = df
     for col, (low, high) in INTERVALS.items():
         if {col, low, high} <= set(view.columns):
             spec = "{:.3g}" if col == "fps" else "{:.2f}"  # detectors run below 1 FPS here
-            view[col] = [
+            folded = [
                 _ratio_with_ci(v, lo, hi, spec)
                 for v, lo, hi in zip(view[col], view[low], view[high], strict=True)
             ]
-            view = view.drop(columns=[low, high])
-    return view.rename(columns=HEADERS)
+            view = view.with_column(col, folded, at=view.columns.index(col)).drop(low, high)
+    return view.rename(HEADERS)

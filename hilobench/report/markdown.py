@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from hilobench.fileio import make_dir, write_text_atomic
+from hilobench.frame import Frame
 from hilobench.measure.env import informational_differences, machine_class_label
 from hilobench.report.dense import dense_side_by_side
 from hilobench.report.labels import for_people
@@ -36,7 +35,7 @@ class RunReport:
 
     path: Path
     figures: dict[str, Series] = field(default_factory=dict)
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    tables: dict[str, Frame] = field(default_factory=dict)
 
 
 def _same_class_notes(runs: list[ReportedRun]) -> list[str]:
@@ -74,7 +73,7 @@ def build_report(
         "## Environments",
         "",
     ]
-    envs = pd.DataFrame(
+    envs = Frame(
         [
             {
                 "run": run.path.name,
@@ -129,7 +128,7 @@ def build_report(
     failed = [r for r in rows if r.get("status") != "ok"]
     if failed:
         md += ["## Failures", "", "Cases that produced no timing, and why.", ""]
-        fdf = pd.DataFrame(
+        fdf = Frame(
             [
                 {
                     "name": r.get("name"),
@@ -179,9 +178,9 @@ def _paper_section(
             markdown_table(for_people(layers)),
             "",
         ]
-        paired = layers.dropna(subset=["paper_x_msa"]) if "paper_x_msa" in layers else None
+        paired = layers.dropna("paper_x_msa") if "paper_x_msa" in layers else None
         if paired is not None and len(paired):
-            for impl, part in paired.groupby("impl", sort=True):
+            for impl, part in paired.groups("impl"):
                 name = f"paper_layers_{impl}.png"
                 lo = [v if v is not None else float("nan") for v in part["x_msa_ci_low"]]
                 hi = [v if v is not None else float("nan") for v in part["x_msa_ci_high"]]
@@ -196,7 +195,7 @@ def _paper_section(
         rep.tables["paper_models"] = models
         md += ["### Backbones", "", markdown_table(for_people(models)), ""]
         if "paper_x_resnet50" in models:
-            paired = models.dropna(subset=["paper_x_resnet50", "x_resnet50"])
+            paired = models.dropna("paper_x_resnet50", "x_resnet50")
             if len(paired):
                 md += _ours_vs_paper(
                     rep, out / "paper_models.png", list(paired["paper_name"]), paired,
@@ -208,9 +207,9 @@ def _paper_section(
         rep.tables["paper_dense"] = dense
         md += ["### Detection and segmentation (backbone + FPN + head, batch 1)", ""]
         md += [DENSE_NOTE, "", markdown_table(for_people(dense)), ""]
-        paired = dense.dropna(subset=["paper_x_litv2_s", "x_litv2_s"])
+        paired = dense.dropna("paper_x_litv2_s", "x_litv2_s")
         if len(paired):
-            labels = [f"{m} w{w} {h}" for m, w, h in paired[["model", "window", "head"]].values]
+            labels = [f"{r['model']} w{r['window']} {r['head']}" for r in paired]
             md += _ours_vs_paper(
                 rep, out / "paper_dense.png", labels, paired, "x_litv2_s",
                 title="Dense-prediction FPS relative to LITv2-S window 2, ours vs paper",
@@ -224,7 +223,7 @@ def _ours_vs_paper(
     rep: RunReport,
     path: Path,
     labels: list[Any],
-    table: pd.DataFrame,
+    table: Frame,
     col: str,
     *,
     title: str,

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pandas as pd
-
+from hilobench.frame import Frame
 from hilobench.report.runs import ReportedRun
 
 #: Case fields that keep rows apart but are shown only when the merged rows differ in them.
@@ -29,7 +28,7 @@ def _case_identity(row: dict[str, Any]) -> tuple[Any, ...]:
     return ("row", json.dumps({k: row.get(k) for k in _IDENTITY}, sort_keys=True, default=str))
 
 
-def merge_runs(runs: list[ReportedRun], metric: str = "throughput_median") -> pd.DataFrame:
+def merge_runs(runs: list[ReportedRun], metric: str = "throughput_median") -> Frame:
     """One table across machines: a row per measured thing, a column per environment. Failed
     cells hold their status; a case measured twice on one machine keeps its latest successful
     row."""
@@ -54,7 +53,7 @@ def merge_runs(runs: list[ReportedRun], metric: str = "throughput_median") -> pd
     data = [dict(shown[k], **v) for k, v in cells.items()]
     mixed = [c for c in _SHOWN_IF_MIXED if len({d[c] for d in data}) > 1]
     key_cols += mixed
-    df = pd.DataFrame(data, columns=[*key_cols, "options", *order])
-    if (df["options"] == "").all():
-        df = df.drop(columns=["options"])
+    df = Frame(data, [*key_cols, "options", *order])
+    if all(v == "" for v in df["options"]):
+        df = df.drop("options")
     return df

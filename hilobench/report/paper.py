@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from hilobench.frame import Frame, read_csv
 from hilobench.report.rows import div, ok_rows, subject
 
 #: The paper's published figures (package data: ships in the wheel).
@@ -55,18 +54,17 @@ def _ratio(row: dict[str, Any], ref: dict[str, Any]) -> tuple[float, float | Non
     return row["throughput_median"] / ref["throughput_median"], None, None
 
 
-def _paper_csv(paper_dir: Path | None, name: str) -> pd.DataFrame | None:
+def _paper_csv(paper_dir: Path | None, name: str, key: str) -> dict[Any, dict[str, Any]] | None:
+    """The paper's table ``name``, a row per value of its ``key`` column."""
     d = paper_dir if paper_dir is not None else PAPER_DIR
     p = Path(d) / name
-    return pd.read_csv(p) if p.is_file() else None
+    return read_csv(p).by(key) if p.is_file() else None
 
 
-def layer_side_by_side(
-    rows: list[dict[str, Any]], paper_dir: Path | None = None
-) -> pd.DataFrame | None:
+def layer_side_by_side(rows: list[dict[str, Any]], paper_dir: Path | None = None) -> Frame | None:
     """Our single-layer rows at the paper's setting next to the paper's table, as ratios to
     MSA measured on the same machine. None when the run has no MSA row at that setting."""
-    paper = _paper_csv(paper_dir, "attention_layers.csv")
+    paper = _paper_csv(paper_dir, "attention_layers.csv", "attention")
     ok = [
         r
         for r in ok_rows(rows)
@@ -99,20 +97,21 @@ def layer_side_by_side(
         }
         prow = PAPER_ATTENTIONS.get(subject(r))
         col = "gpu_img_s" if str(r.get("device", "")).startswith("cuda") else "cpu_img_s"
-        if paper is not None and prow is not None and prow in set(paper["attention"]):
-            p = paper.set_index("attention")
+        if paper is not None and prow is not None and prow in paper:
+            p = paper[prow]
             rec.update(
                 paper_name=prow,
-                paper_params_m=float(p.at[prow, "params_m"]),
-                paper_mmacs=float(p.at[prow, "mmacs"]),
-                paper_img_s=float(p.at[prow, col]),
-                paper_x_msa=float(p.at[prow, col] / p.at["MSA", col]),
+                paper_params_m=float(p["params_m"]),
+                paper_mmacs=float(p["mmacs"]),
+                paper_img_s=float(p[col]),
+                paper_x_msa=float(p[col] / paper["MSA"][col]),
             )
         out.append(rec)
     if not out:
         return None
-    df = pd.DataFrame(out)
-    return df.sort_values(["impl", "x_msa"], ascending=[True, False], ignore_index=True)
+    out.sort(key=lambda d: -d["x_msa"])  # by impl, then the fastest first
+    out.sort(key=lambda d: str(d["impl"]))
+    return Frame(out)
 
 
 def _display(name: str) -> str:
@@ -125,12 +124,10 @@ def _display(name: str) -> str:
         return name
 
 
-def model_side_by_side(
-    rows: list[dict[str, Any]], paper_dir: Path | None = None
-) -> pd.DataFrame | None:
+def model_side_by_side(rows: list[dict[str, Any]], paper_dir: Path | None = None) -> Frame | None:
     """Our backbones next to the paper's ImageNet table: throughput as a ratio to ResNet-50
     on the same machine, params / MACs as counted, test and train memory in GiB."""
-    paper = _paper_csv(paper_dir, "imagenet_table.csv")
+    p = _paper_csv(paper_dir, "imagenet_table.csv", "model")
     # a backbone under a dense head is not a row of the ImageNet table (report.dense has it)
     models = [
         r for r in rows if r.get("kind") == "model" and not (r.get("options") or {}).get("head")
@@ -153,7 +150,6 @@ def model_side_by_side(
         if r.get("mode") == "train"
     }
     out = []
-    p = paper.set_index("model") if paper is not None else None
     for r in ok:
         if r.get("mode") != "infer":
             continue
@@ -174,16 +170,16 @@ def model_side_by_side(
         if train_status.get(key) not in (None, "ok"):
             rec["train_mem_gib"] = train_status[key]
         disp = _display(str(r.get("name")))
-        if p is not None and disp in p.index:
-            ref_tp = float(p.at["ResNet-50", "throughput_img_s"])
+        if p is not None and disp in p:
+            ref_tp = float(p["ResNet-50"]["throughput_img_s"])
             rec.update(
                 paper_name=disp,
-                paper_params_m=float(p.at[disp, "params_m"]),
-                paper_gmacs=float(p.at[disp, "gmacs"]),
-                paper_img_s=float(p.at[disp, "throughput_img_s"]),
-                paper_x_resnet50=float(p.at[disp, "throughput_img_s"]) / ref_tp,
-                paper_test_mem_gb=p.at[disp, "test_mem_gb"],
-                paper_train_mem_gb=p.at[disp, "train_mem_gb"],
+                paper_params_m=float(p[disp]["params_m"]),
+                paper_gmacs=float(p[disp]["gmacs"]),
+                paper_img_s=float(p[disp]["throughput_img_s"]),
+                paper_x_resnet50=float(p[disp]["throughput_img_s"]) / ref_tp,
+                paper_test_mem_gb=p[disp]["test_mem_gb"],
+                paper_train_mem_gb=p[disp]["train_mem_gb"],
             )
         out.append(rec)
-    return pd.DataFrame(out) if out else None
+    return Frame(out) if out else None

@@ -5,31 +5,28 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
+from hilobench.frame import Frame, missing
 from hilobench.report.rows import div
 from hilobench.store import to_markdown
 
 
 def fmt_cell(v: Any, spec: str = "{:.3g}") -> str:
     """A number through ``spec``; None and NaN as an empty cell; anything else as text."""
-    if v is None or (isinstance(v, float) and v != v):
+    if missing(v):
         return ""
     if isinstance(v, float | int) and not isinstance(v, bool):
         return spec.format(v)
     return str(v)
 
 
-def markdown_table(df: pd.DataFrame, specs: dict[str, str] | None = None) -> str:
+def markdown_table(df: Frame, specs: dict[str, str] | None = None) -> str:
     """``df`` as Markdown; ``specs`` maps a column to its number format (default 4 digits)."""
     specs = specs or {}
-    view = df.copy()
-    for c in view.columns:
-        view[c] = [fmt_cell(v, specs.get(c, "{:.4g}")) for v in view[c]]
-    return to_markdown(view)
+    recs = ({c: fmt_cell(v, specs.get(c, "{:.4g}")) for c, v in r.items()} for r in df)
+    return to_markdown(Frame(recs, df.columns))
 
 
-def results_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def results_table(rows: list[dict[str, Any]]) -> Frame:
     """The compact per-row table of a run."""
     layers = all(r.get("kind") == "layer" for r in rows)
     recs = []
@@ -56,19 +53,18 @@ def results_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
                 "status": status + (" (noisy)" if r.get("noisy") and status == "ok" else ""),
             }
         )
-    df = pd.DataFrame(recs)
+    df = Frame(recs)
     searched = [r.get("max_batch") for r in rows]
     if any(v is not None for v in searched):  # --max-batch rows: the answer and its limit
-        df.insert(len(df.columns) - 1, "max batch", searched)
-        df.insert(
-            len(df.columns) - 1, "limit MiB", [div(r.get("mem_limit_bytes"), 2**20) for r in rows]
-        )
-    if not layers or df["tokens"].eq("").all():
-        df = df.drop(columns=["tokens"])
+        df = df.with_column("max batch", searched, at=len(df.columns) - 1)
+        limits = [div(r.get("mem_limit_bytes"), 2**20) for r in rows]
+        df = df.with_column("limit MiB", limits, at=len(df.columns) - 1)
+    if "tokens" in df and (not layers or all(v == "" for v in df["tokens"])):
+        df = df.drop("tokens")
     return df
 
 
-def compare_table(rows: list[dict[str, Any]]) -> pd.DataFrame | None:
+def compare_table(rows: list[dict[str, Any]]) -> Frame | None:
     """Members of compare groups with their per-round speed ratio to the reference."""
     recs = []
     for r in rows:
@@ -92,4 +88,4 @@ def compare_table(rows: list[dict[str, Any]]) -> pd.DataFrame | None:
                 "status": r.get("status"),
             }
         )
-    return pd.DataFrame(recs) if recs else None
+    return Frame(recs) if recs else None

@@ -3,10 +3,12 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+FLOOR   ?= .venv-floor
+FSTAMP  := $(FLOOR)/.installed
 SUITE   ?= suites/ci_smoke.yaml
 BASE    ?= HEAD
 
-.PHONY: install run test lint gate baseline clean
+.PHONY: install run test test-floor lint gate baseline clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -26,6 +28,16 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
+# The oldest versions pyproject.toml allows (constraints-floor.txt: torch, numpy, timm ...), in a
+# venv of their own; ruff and mypy run in `make test` only.
+$(FSTAMP): pyproject.toml constraints-floor.txt
+	$(PY) -m venv $(FLOOR)
+	$(FLOOR)/bin/pip install -q -c constraints-floor.txt -e '.[plot,dev,slurm]'
+	touch $(FSTAMP)
+
+test-floor: $(FSTAMP)
+	$(FLOOR)/bin/python -m pytest
+
 lint: $(STAMP)
 	$(BIN)/ruff check hilobench tests benchmarks
 	$(BIN)/ruff format --check hilobench tests benchmarks
@@ -40,4 +52,4 @@ baseline: $(STAMP)
 	$(BIN)/hilobench gate --update-baseline --suite $(SUITE)
 
 clean:
-	rm -rf $(VENV) results/runs .pytest_cache
+	rm -rf $(VENV) $(FLOOR) results/runs .pytest_cache

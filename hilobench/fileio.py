@@ -1,6 +1,7 @@
 """Every file hilobench writes goes through here: whole files are written to a temporary name in
 the target directory, synced and renamed into place (a reader never sees half a file, a failed
-write leaves nothing behind); rows are appended and synced line by line. Any OSError (a full
+write leaves nothing behind); rows are appended and synced line by line. Every file gets the
+mode the user's umask gives (0644 under 022), as any program's files do. Any OSError (a full
 disk, no permission, a read-only file system, a missing or non-directory parent) becomes one
 :class:`~hilobench.errors.ConfigError` line naming the path and the reason.
 """
@@ -10,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,6 +60,20 @@ def _make_parent(path: Path) -> None:
         raise ConfigError(f"cannot write {str(path)!r}: it is a directory")
 
 
+def _new_temp(path: Path) -> Path:
+    """Create an empty, unused ``.<name>.<random><suffix>`` beside ``path``. Unlike
+    ``tempfile.mkstemp`` (always 0600), its mode is 0666 less the umask, as for any file a
+    program creates: results are readable by whom the user's umask allows (0644 under 022)."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{path.suffix}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(path))
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """A temporary path beside ``path`` for a writer that wants a file name (matplotlib's
@@ -66,13 +81,9 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     path = Path(path)
     _make_parent(path)
     try:
-        fd, tmp_name = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix
-        )
-        os.close(fd)
+        tmp = _new_temp(path)
     except OSError as e:
         raise _write_error(path, e) from None
-    tmp = Path(tmp_name)
     try:
         yield tmp
         with open(tmp, "rb+") as f:

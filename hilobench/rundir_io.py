@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import types
 import typing
@@ -44,8 +45,13 @@ class RowSchemaError(ConfigError):
 
 
 def read_bytes(path: Path, what: str = "file") -> bytes:
-    """A file's bytes; an OS problem (missing, a directory, no permission) as one line."""
+    """A file's bytes; an OS problem (missing, a directory, no permission) as one line. A device
+    or pipe is refused unread: ``/dev/zero`` or ``/dev/full`` would be read until memory ran
+    out."""
     try:
+        mode = path.stat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a directory: the OS says so
+            raise ConfigError(f"cannot read {what} {str(path)!r}: not a regular file")
         return path.read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read {what} {str(path)!r}: {os_reason(e)}") from None

@@ -316,3 +316,45 @@ def test_append_failure_keeps_the_rows_written(
     monkeypatch.undo()
     assert (run / "rows.jsonl").read_bytes() == before
     assert len(load_rows(run)) == len(rows_of(GOOD))
+
+
+def test_disk_filling_during_a_run_is_one_line_and_keeps_the_rows(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills after the first row is on disk: the run stops with one line naming the
+    file and the reason (exit 2), and the row written before stays readable."""
+    monkeypatch.chdir(tmp_path)
+    suite = tmp_path / "two.yaml"
+    suite.write_text(TINY_SUITE.format(name="two").replace("layer: msa", "layer: [msa, hilo]"))
+    real_fsync, synced = os.fsync, []
+
+    def fills(fd: int) -> None:
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")) == "rows.jsonl":
+            synced.append(fd)
+            if len(synced) > 1:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(fileio.os, "fsync", fills)
+    out = tmp_path / "run"
+    code, stdout, err = cli(["suite", "run", str(suite), "--no-isolate", "--no-roofline",
+                             "--out", str(out)])  # fmt: skip
+    assert code == 2, err
+    assert "Traceback" not in err + stdout
+    errors = [ln for ln in err.splitlines() if ln.startswith("hilobench: error:")]
+    assert len(errors) == 1 and errors[0] == err.strip().splitlines()[-1], err
+    assert "rows.jsonl" in errors[0] and "No space left on device" in errors[0]
+    monkeypatch.undo()
+    assert [r["name"] for r in load_rows(out)] == ["msa"]
+
+
+def test_a_rows_file_that_is_a_device_is_refused_without_reading_it(cli, tmp_path: Path) -> None:
+    """rows.jsonl linked to /dev/full or /dev/zero would read forever (a MemoryError after
+    eating the machine's memory): it is refused as not a regular file."""
+    run = copy_good(tmp_path)
+    (run / "rows.jsonl").unlink()
+    (run / "rows.jsonl").symlink_to("/dev/zero")
+    code, out, err = cli(["show", str(run)])
+    assert code == 2 and "not a regular file" in one_error_line(err, out)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_rows(run)

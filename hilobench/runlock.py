@@ -9,6 +9,13 @@ time for that message; a holder that ends normally deletes it.
 
 Where ``flock`` is not supported (some network file systems) the pid in the file decides: a
 lock whose pid is alive is refused, any other is taken over.
+
+Why not the ``filelock`` package (torch already installs it): its lock says only that the file
+is locked, while this one tells the user which run holds the directory (pid, start time and
+command line) so they know what to wait for or stop, tells a resumed run what lock it took over
+from a killed one, and removes a run directory it created when the lock is refused. The
+holder's record and the flock-less fallback are what would be left to write around filelock,
+whose API for them differs between the releases that torch's floor and newest pins bring.
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from hilobench.case import Case
+from hilobench.jobdir import job_dir, sweep_once
 from hilobench.measure.env import code_state
 from hilobench.measure.procenv import worker_env
 from hilobench.plan import SuiteCase, Unit
@@ -83,7 +83,8 @@ def call_worker(job: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
     which then ends the worker (and whatever it started) itself: a worker killed by the user
     must not become an ``error`` row that ``--resume`` would skip.
     """
-    with tempfile.TemporaryDirectory(prefix="hilobench-job-") as tmp:
+    sweep_once()  # job directories of runs killed before they could remove theirs
+    with job_dir() as tmp:
         job_path, out_path = Path(tmp) / "job.json", Path(tmp) / "rows.json"
         job_path.write_text(json.dumps(job, default=str), encoding="utf-8")
         cmd = [sys.executable, "-m", "hilobench.worker", str(job_path), str(out_path)]

@@ -1,0 +1,51 @@
+"""pyproject.toml's floors are exactly the versions ``make test-floor`` tests
+(constraints-floor.txt), and the newest pins (constraints.txt, ``make test``) lie above them:
+a floor nobody tested is not claimed, and a pin that broke a floor is caught here."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pins(name: str) -> dict[str, Version]:
+    out = {}
+    for line in (ROOT / name).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            pkg, version = line.split("==")
+            out[canon(pkg)] = Version(version)
+    return out
+
+
+def canon(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def floors() -> dict[str, Version]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        reqs += extra
+    out = {}
+    for text in reqs:
+        req = Requirement(text)
+        (spec,) = req.specifier  # one floor each, nothing else
+        assert spec.operator == ">=", text
+        out[canon(req.name)] = Version(spec.version)
+    return out
+
+
+def test_floors_are_the_tested_versions_and_the_pins_lie_above() -> None:
+    low, new, floor = pins("constraints-floor.txt"), pins("constraints.txt"), floors()
+    assert "pandas" not in floor and "pandas" not in new and "pandas" not in low
+    for name, version in floor.items():
+        assert low.get(name) == version, f"{name}: floor {version}, tested {low.get(name)}"
+        assert new[name] >= version, f"{name}: pinned {new[name]} below the floor {version}"
+    assert floor["torch"] == Version("2.6") and floor["numpy"] < Version("2")

@@ -155,6 +155,36 @@ class _MetaConvolution(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
+_META_CONV_LIB: Any = None  # kept alive: dropping the Library object removes its kernel
+
+
+def _meta_convolution_kernel() -> None:
+    """Older torch (2.6) has no meta kernel behind ``aten::_convolution`` (it dispatches to
+    ``convolution_overrideable``, unimplemented for meta), so every network with a convolution
+    would be counted on CPU instead. Register one there that gives the shape through
+    ``aten::convolution``'s meta kernel; below the tracer, so the trace is unchanged. A torch
+    that has its own is left alone."""
+    global _META_CONV_LIB
+    if _META_CONV_LIB is not None:
+        return
+    x, w = torch.empty(1, 1, 2, 2, device="meta"), torch.empty(1, 1, 1, 1, device="meta")
+    try:
+        torch._convolution(x, w, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1,
+                           False, False, True, True)  # fmt: skip
+        _META_CONV_LIB = False
+        return
+    except (NotImplementedError, RuntimeError):
+        pass
+
+    def conv(x, w, bias, stride, padding, dilation, transposed, out_pad, groups):
+        return torch.ops.aten.convolution.default(
+            x, w, bias, stride, padding, dilation, transposed, out_pad, groups
+        )
+
+    _META_CONV_LIB = torch.library.Library("aten", "IMPL")
+    _META_CONV_LIB.impl("convolution_overrideable", conv, "Meta")
+
+
 def _ignore_recorder(name: str, seen: set[str]) -> Handle:
     def handle(inputs: list[Value], outputs: list[Value]) -> int:
         seen.add(name)
@@ -219,6 +249,8 @@ def _trace_count(
         .uncalled_modules_warnings(False)
         .tracer_warnings("none")
     )
+    if device.type == "meta":
+        _meta_convolution_kernel()
     mode = _MetaConvolution() if device.type == "meta" else contextlib.nullcontext()
     with torch.no_grad(), warnings.catch_warnings(), mode:
         warnings.simplefilter("ignore")

@@ -25,6 +25,10 @@ BUDGET_HELP = (
     "time and, when one call outlasts the budget, that call (the memory pass) plus one timed "
     "sample come on top."
 )
+IMPL_HELP = (
+    "fused (the default: scaled_dot_product_attention; timm models as timm sets them), "
+    "reference (the published formulation, as the paper suites measure) or both."
+)
 BATCH_HELP = "Batch size(s), comma separated: 64 or 1,8,64 (default 64)."
 MODE_HELP = "infer, train (a training step instead of inference) or both, as a suite's mode."
 TRAIN_HELP = (

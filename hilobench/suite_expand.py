@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hilobench import options
-from hilobench.case import Case
+from hilobench.case import DEFAULT_IMPL, Case
 from hilobench.errors import ConfigError, SuiteLimitError
 from hilobench.plan import DEFAULT_TIMEOUT_S, SuiteCase
 from hilobench.suite_fields import (
@@ -287,6 +287,7 @@ def _make_case(
 ) -> SuiteCase:
     where = case_label(i, cid)
     case_kw = {k: values[k] for k in CASE_KEYS if k in values}
+    case_kw.setdefault("impl", DEFAULT_IMPL)  # a suite's default is the command line's
     opts = {k: v for k, v in values.items() if k not in CASE_KEYS + RUN_KEYS}
     try:
         options.check_together(kind, opts)

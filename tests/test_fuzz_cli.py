@@ -207,6 +207,7 @@ def test_model_words(cli: CliRunner, home: Path, option: str, value: str) -> Non
 GATE_BAD = {
     "--budget": BUDGET_BAD,
     "--alpha": st.one_of(JUNK, ZERO, NEGATIVE, st.sampled_from(["0.5", "1", "7"])),
+    "--significance": st.one_of(JUNK, ZERO, NEGATIVE, st.sampled_from(["0.5", "1", "7"])),
     "--min-effect": st.one_of(JUNK, NEGATIVE),
 }
 

@@ -394,7 +394,8 @@ def _main(args: list[str]) -> int:
     try:
         load_plugins(plugin_paths(args))  # before the commands: their knobs get flags
         install_commands(args[0] if args else None)
-        rv = app(args=args, prog_name="hilobench", standalone_mode=False)
+        command = flags.readable_metavars(typer.main.get_command(app))
+        rv = command.main(args=args, prog_name="hilobench", standalone_mode=False)
     except ConfigError as e:
         return _die(str(e))
     except Terminated:

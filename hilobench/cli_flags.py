@@ -75,6 +75,39 @@ def root(
     commands are even built; this puts it in ``--help``)."""
 
 
+#: What help shows for a value of each type, as typer (``int``, ``Path``) or click (``integer``,
+#: ``path``) names it; typer's own would be ``<float>``, ``<list[Path]>``.
+METAVARS: dict[str, str] = {
+    "int": "INT", "integer": "INT", "float": "NUMBER", "str": "TEXT", "text": "TEXT",
+    "path": "PATH", "Path": "PATH",
+}  # fmt: skip
+
+
+def readable_metavars(command: Any) -> Any:
+    """Show every value of ``command`` (and of its subcommands) in help as a plain word:
+    ``--budget NUMBER``, ``RUN_DIRS PATH...``; a flag, ``--help`` included, shows none. A
+    metavar set by hand (``FILE``) and a list of choices stay."""
+    for sub in getattr(command, "commands", {}).values():
+        readable_metavars(sub)
+    # duck-typed: typer may carry its own copy of click, whose classes are not click's
+    help_option = command.get_help_option(command.context_class(command))
+    for p in [*command.params, *([help_option] if help_option else [])]:
+        choice = getattr(getattr(p, "type_descriptor", None), "is_choice", False)
+        if p.metavar is not None or choice:
+            continue
+        if getattr(p, "is_flag", False):
+            word = ""
+        else:
+            bare = p.bare_type() if hasattr(p, "bare_type") else getattr(p.type, "name", "")
+            many = bare.startswith("list[") or getattr(p, "multiple", False) or p.nargs != 1
+            word = METAVARS.get(bare.removeprefix("list[").removesuffix("]"), "VALUE")
+            word += "..." if many else ""
+        # an argument is named in the usage line: RUN_DIRS..., not {run_dirs}...
+        p.metavar = word if p.param_type_name == "option" else f"{p.name or 'value'}".upper()
+        p.display_type_rich = lambda ctx, word=word: word  # typer's help column
+    return command
+
+
 def split_list(text: str) -> list[str]:
     return [p.strip() for p in str(text).split(",") if p.strip()]
 

@@ -151,7 +151,7 @@ def test_select_filters_by_id_name_or_glob() -> None:
 
 def test_find_suite_by_name() -> None:
     assert find_suite("ci_smoke").name == "ci_smoke.yaml"
-    with pytest.raises(ConfigError, match="not found; shipped suites: .*ci_smoke"):
+    with pytest.raises(ConfigError, match="not found; give a suite file or a shipped .*ci_smoke"):
         find_suite("no_such_suite")
 
 

@@ -61,6 +61,17 @@ def _check_writable_file(path: Path | None) -> None:
         raise ConfigError(f"cannot write {str(path)!r}: {str(parent)!r} is not a directory")
 
 
+def _check_out_dir(path: Path | None) -> None:
+    """``--out`` must be a directory or become one: refused when it, or the nearest of its
+    parents that exists, is a file."""
+    for p in (path, *path.parents) if path is not None else ():
+        if p.exists():
+            if not p.is_dir():
+                shown = "is a file" if p == path else f"is inside {str(p)!r}, a file"
+                raise ConfigError(f"--out {str(path)!r} {shown}; give a directory (new or not)")
+            return
+
+
 def _escaped(report: Verdict) -> Verdict:
     """A copy of ``report`` for the terminal: names and labels read from files are data, so
     rich markup in them is escaped (the files written keep them as they are)."""
@@ -210,6 +221,7 @@ def gate_cmd(
     from hilobench.suite import find_suite
 
     suite_path = find_suite(suite)
+    _check_out_dir(out_dir)
     _check_writable_file(markdown)
     _check_writable_file(json_out)
     if budget is not None:

@@ -62,7 +62,13 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"bad --set {item!r}; expected KEY=VALUE, e.g. budget=2")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(
+                f"bad --set {item!r}: {value.strip()!r} is not a YAML value; "
+                "expected KEY=VALUE, e.g. budget=2 or batch=[1, 8]"
+            ) from None
     return out
 
 
@@ -367,6 +373,9 @@ def suite_list(
     """List the shipped suites: name, description and number of cases."""
     from hilobench.suite import load_suite, shipped_suites  # with yaml ~25 ms
 
+    if directory is not None and not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise ConfigError(f"--dir {str(directory)!r} {what}; give a directory of suite files")
     table = Table(title="suites", header_style="bold")
     for c in ("name", "file", "cases", "compare", "claims", "description"):
         table.add_column(c)

@@ -53,6 +53,7 @@ def test_layer_json_rows_and_files(tmp_path: Path, cli: CliRunner) -> None:
         assert r["throughput_ci_low"] <= r["throughput_median"] <= r["throughput_ci_high"]
         assert r["peak_mem_bytes"] > 0
     assert {r["attention"] for r in rows} == {"hilo", "sra"}
+    assert {r["impl"] for r in rows} == {"fused"}  # the default: what people run
     for name in ("rows.jsonl", "results.csv", "results.md", "env.json"):
         assert (out / name).is_file(), name
     lines = (out / "rows.jsonl").read_text().splitlines()

@@ -77,6 +77,8 @@ def layer_cases(
     from hilobench.attention import available_attentions, resolve_attentions  # torch ~1.5 s
 
     names = resolve_attentions(flags.split_list(attn))
+    if not names:
+        raise ConfigError(f"no attention given in --attn {attn!r}; name one, e.g. --attn hilo")
     given = options.given({k: v for k, v in knobs.items() if "layer" in options.get(k).kinds})
     flags.check_layers(names, given, available_attentions())
     _refuse(ctx, "layer", knobs)
@@ -108,7 +110,10 @@ def model_cases(
     opts = tuple(options.given(values).items())
     impl = common.pop("impl")
     cases = []
-    for name in resolve_models(flags.split_list(names)):
+    listed = resolve_models(flags.split_list(names))
+    if not listed:
+        raise ConfigError(f"no model given in {names!r}; name one, see `hilobench model --list`")
+    for name in listed:
         entry = get_model(name)
         hw = parse_hw(res) if res else (entry.default_res, entry.default_res)
         for i in impls_for(entry, impl):

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hilobench.cli_flags import parse_sets
 from hilobench.errors import ConfigError, SuiteLimitError, check_choice
 from hilobench.fileio import write_text_atomic
 from hilobench.render import FORMATS, console, print_rows
@@ -52,24 +53,6 @@ suite_app = typer.Typer(
     no_args_is_help=True,
     help="Run, list and check YAML suites (suites/*.yaml).",
 )
-
-
-def _parse_sets(items: list[str]) -> dict[str, Any]:
-    import yaml  # ~15 ms at start-up: only --set needs it
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"bad --set {item!r}; expected KEY=VALUE, e.g. budget=2")
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError:
-            raise ConfigError(
-                f"bad --set {item!r}: {value.strip()!r} is not a YAML value; "
-                "expected KEY=VALUE, e.g. budget=2 or batch=[1, 8]"
-            ) from None
-    return out
 
 
 @suite_app.command("run")
@@ -119,7 +102,7 @@ def suite_run(
     check_choice("executor", executor, EXECUTORS)
     _load_plugins(plugin)
     resume = resume or force_resume  # --force-resume is --resume without the provenance check
-    overrides = _parse_sets(sets)
+    overrides = parse_sets(sets)
     # pandas (~0.25 s, store / runner), torch (~1.5 s, measure.timing / capability) and the
     # suite loader with yaml (~25 ms) load only when a suite runs
     from hilobench.fileio import write_bytes_atomic

@@ -13,10 +13,9 @@ import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
-from rich.table import Table
 
 from hilobench import __version__, commands, options
 from hilobench import cli_flags as flags
@@ -38,9 +37,6 @@ from hilobench.render import (
     render_text,
 )
 from hilobench.runlock import RunLock
-
-if TYPE_CHECKING:  # the model registry imports torch
-    from hilobench.models import ModelEntry
 
 app = typer.Typer(
     add_completion=False,
@@ -284,11 +280,12 @@ def model(
     from hilobench.models import available_models, get_model, impls_for, resolve_models
 
     if list_:
-        _print_models(available_models())
+        flags.print_models(available_models())
         return
     listed = resolve_models(flags.split_list(names or ""))
     if not listed:
-        raise ConfigError(f"no model given in {names!r}; name one, see `hilobench model --list`")
+        given = f" in {names!r}" if names else ""
+        raise ConfigError(f"no model given{given}; name one, see `hilobench model --list`")
     # every named model gets the knobs; one that does not take them refuses when it is built
     opts = tuple(options.given(knobs).items())
     shown = choose_columns(columns, wide)
@@ -338,16 +335,6 @@ def install_commands(command: str | None = None) -> None:
         infos[at : at + 1] = []
         app.command(name)(built)
         infos.insert(at, infos.pop())
-
-
-def _print_models(entries: list[ModelEntry]) -> None:
-    table = Table(title="models", header_style="bold")
-    for c in ("name", "paper name", "family", "source", "res", "note"):
-        table.add_column(c)
-    for e in entries:
-        note = e.reason if e.source == "unavailable" else (e.timm_name or "")
-        table.add_row(e.name, e.display, e.family, e.source, str(e.default_res), note)
-    console().print(table)
 
 
 def _register_commands() -> None:

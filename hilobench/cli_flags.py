@@ -11,13 +11,18 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.table import Table
 
 from hilobench import __version__, options
 from hilobench.case import expand_impls, parse_hw
 from hilobench.errors import ConfigError, check_choice
+from hilobench.render import console
+
+if TYPE_CHECKING:  # the model registry imports torch
+    from hilobench.models import ModelEntry
 
 BUDGET_HELP = (
     "Seconds per case, all in: count trace, memory pass, warm-up and timed samples. Long calls "
@@ -202,3 +207,15 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
                 "expected KEY=VALUE, e.g. budget=2 or batch=[1, 8]"
             ) from None
     return out
+
+
+def print_models(entries: list[ModelEntry]) -> None:
+    """``model --list``: every row, with where it comes from and timm's own name (which
+    reaches the row too) or why it is unavailable."""
+    table = Table(title="models", header_style="bold")
+    for c in ("name", "paper name", "family", "source", "res", "note"):
+        table.add_column(c)
+    for e in entries:
+        note = e.reason if e.source == "unavailable" else (e.timm_name or "")
+        table.add_row(e.name, e.display, e.family, e.source, str(e.default_res), note)
+    console().print(table)

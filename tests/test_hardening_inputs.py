@@ -107,10 +107,10 @@ def test_memory_estimate_refuses_before_allocating(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(memory, "available_bytes", lambda device: 10**6)
-    # 4 x 2 heads x 4096 x 4096 float32 scores: ~0.5 GB
+    # 4 x 2 heads x 4096 x 4096 float32 scores: ~0.5 GB (the reference path holds them)
     err = refused(
         cli,
-        ["layer", "--attn", "msa", "--tokens", "64", *TINY, "--batch", "4"],
+        ["layer", "--attn", "msa", "--impl", "reference", "--tokens", "64", *TINY, "--batch", "4"],
         tmp_path / "run",
         "GB for the attention matrix",
         "GB available",

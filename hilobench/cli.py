@@ -13,14 +13,13 @@ import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
-from rich.table import Table
 
 from hilobench import __version__, commands, options
 from hilobench import cli_flags as flags
-from hilobench.case import Case
+from hilobench.case import DEFAULT_IMPL, Case
 from hilobench.errors import (
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
@@ -38,9 +37,6 @@ from hilobench.render import (
     render_text,
 )
 from hilobench.runlock import RunLock
-
-if TYPE_CHECKING:  # the model registry imports torch
-    from hilobench.models import ModelEntry
 
 app = typer.Typer(
     add_completion=False,
@@ -177,12 +173,14 @@ def load_plugins(paths: Iterable[str | Path]) -> None:
 
 
 def layer(
-    attn: str = typer.Option("all", help="Attention: one name, a comma list, or 'all'."),
+    attn: str = typer.Option(
+        "all", help="Attention: one name, a comma list, globs ('*msa'), or 'all'."
+    ),
     res: str = typer.Option("224", help="Image resolution(s): N or HxW, comma separated."),
     batch: str | None = typer.Option(None, help=flags.BATCH_HELP),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     dtype: str = typer.Option("float32", help="float32, bfloat16, float16 (cuda)."),
-    impl: str = typer.Option("reference", help="reference, fused or both."),
+    impl: str = typer.Option(DEFAULT_IMPL, help=flags.IMPL_HELP),
     threads: int | None = typer.Option(None, help="CPU threads (default: physical cores)."),
     mode: str = typer.Option("infer", help=flags.MODE_HELP),
     train: bool = typer.Option(False, "--train", help=flags.TRAIN_HELP),
@@ -200,11 +198,15 @@ def layer(
     **knobs: Any,
 ) -> None:
     """Benchmark single attention layers where the paper does: the 1/16-scale map of an image."""
-    from hilobench.attention import available_attentions  # torch ~1.5 s
+    from hilobench.attention import available_attentions, resolve_attentions  # torch ~1.5 s
 
     load_plugins(plugin)  # loaded already when run through main(), before the flags were built
 
-    names = available_attentions() if attn.strip() == "all" else flags.split_list(attn)
+    names = (
+        available_attentions()
+        if attn.strip() == "all"
+        else resolve_attentions(flags.split_list(attn))
+    )
     if not names:
         raise ConfigError(f"no attention given; choose from: {', '.join(available_attentions())}")
     given = options.given(knobs)
@@ -247,13 +249,17 @@ def layer(
 
 
 def model(
-    names: str | None = typer.Argument(None, help="Model name(s), comma separated; see --list."),
+    names: str | None = typer.Argument(
+        None,
+        help="Model name(s), comma separated: ours, timm's full names (convnext_tiny), globs "
+        "('litv2_*') or timm:<name>; see --list.",
+    ),
     list_: bool = typer.Option(False, "--list", help="List the models and exit."),
     res: str | None = typer.Option(None, help="Resolution(s) N or HxW (model default: 224/384)."),
     batch: str | None = typer.Option(None, help=flags.BATCH_HELP),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     dtype: str = typer.Option("float32", help="float32, bfloat16, float16 (cuda)."),
-    impl: str = typer.Option("reference", help="reference, fused or both (our models)."),
+    impl: str = typer.Option(DEFAULT_IMPL, help=flags.IMPL_HELP),
     threads: int | None = typer.Option(None, help="CPU threads (default: physical cores)."),
     mode: str = typer.Option("infer", help=flags.MODE_HELP),
     train: bool = typer.Option(False, "--train", help=flags.TRAIN_HELP),
@@ -271,24 +277,26 @@ def model(
     **knobs: Any,
 ) -> None:
     """Benchmark full backbones: LITv2 / LITv1 / PVT built here, the paper's others from timm."""
-    from hilobench.models import available_models, get_model  # torch ~1.5 s
+    from hilobench.models import available_models, get_model, impls_for, resolve_models
 
     if list_:
-        _print_models(available_models())
+        flags.print_models(available_models())
         return
-    if not names:
-        raise ConfigError("no model given; see `hilobench model --list`")
+    listed = resolve_models(flags.split_list(names or ""))
+    if not listed:
+        given = f" in {names!r}" if names else ""
+        raise ConfigError(f"no model given{given}; name one, see `hilobench model --list`")
     # every named model gets the knobs; one that does not take them refuses when it is built
     opts = tuple(options.given(knobs).items())
     shown = choose_columns(columns, wide)
     modes = flags.parse_modes(train, mode)
     batches = flags.parse_batch_option(batch, max_batch, mem_limit)
     cases = []
-    for name in flags.split_list(names):
+    for name in listed:
         entry = get_model(name)
         for r in flags.parse_res_list(res) if res else [(entry.default_res, entry.default_res)]:
             for m in modes:  # mode, impl, batch: a suite's expansion order
-                for i in flags.parse_impls(impl) if entry.source == "hilobench" else ["reference"]:
+                for i in impls_for(entry, impl):
                     for b in batches:
                         cases.append(
                             Case("model", name, res=r, batch=b, device=device, dtype=dtype,
@@ -327,16 +335,6 @@ def install_commands(command: str | None = None) -> None:
         infos[at : at + 1] = []
         app.command(name)(built)
         infos.insert(at, infos.pop())
-
-
-def _print_models(entries: list[ModelEntry]) -> None:
-    table = Table(title="models", header_style="bold")
-    for c in ("name", "paper name", "family", "source", "res", "note"):
-        table.add_column(c)
-    for e in entries:
-        note = e.reason if e.source == "unavailable" else (e.timm_name or "")
-        table.add_row(e.name, e.display, e.family, e.source, str(e.default_res), note)
-    console().print(table)
 
 
 def _register_commands() -> None:
@@ -383,7 +381,8 @@ def _main(args: list[str]) -> int:
     try:
         load_plugins(plugin_paths(args))  # before the commands: their knobs get flags
         install_commands(args[0] if args else None)
-        rv = app(args=args, prog_name="hilobench", standalone_mode=False)
+        command = flags.readable_metavars(typer.main.get_command(app))
+        rv = command.main(args=args, prog_name="hilobench", standalone_mode=False)
     except ConfigError as e:
         return _die(str(e))
     except Terminated:

@@ -11,19 +11,28 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.table import Table
 
 from hilobench import __version__, options
 from hilobench.case import expand_impls, parse_hw
 from hilobench.errors import ConfigError, check_choice
+from hilobench.render import console
+
+if TYPE_CHECKING:  # the model registry imports torch
+    from hilobench.models import ModelEntry
 
 BUDGET_HELP = (
     "Seconds per case, all in: count trace, memory pass, warm-up and timed samples. Long calls "
     "get fewer samples and a wider interval instead of an overrun; only the build, --compile "
     "time and, when one call outlasts the budget, that call (the memory pass) plus one timed "
     "sample come on top."
+)
+IMPL_HELP = (
+    "fused (the default: scaled_dot_product_attention; timm models as timm sets them), "
+    "reference (the published formulation, as the paper suites measure) or both."
 )
 BATCH_HELP = "Batch size(s), comma separated: 64 or 1,8,64 (default 64)."
 MODE_HELP = "infer, train (a training step instead of inference) or both, as a suite's mode."
@@ -69,6 +78,39 @@ def root(
 ) -> None:
     """The options before any command (``main`` answers a bare ``--version`` before the
     commands are even built; this puts it in ``--help``)."""
+
+
+#: What help shows for a value of each type, as typer (``int``, ``Path``) or click (``integer``,
+#: ``path``) names it; typer's own would be ``<float>``, ``<list[Path]>``.
+METAVARS: dict[str, str] = {
+    "int": "INT", "integer": "INT", "float": "NUMBER", "str": "TEXT", "text": "TEXT",
+    "path": "PATH", "Path": "PATH",
+}  # fmt: skip
+
+
+def readable_metavars(command: Any) -> Any:
+    """Show every value of ``command`` (and of its subcommands) in help as a plain word:
+    ``--budget NUMBER``, ``RUN_DIRS PATH...``; a flag, ``--help`` included, shows none. A
+    metavar set by hand (``FILE``) and a list of choices stay."""
+    for sub in getattr(command, "commands", {}).values():
+        readable_metavars(sub)
+    # duck-typed: typer may carry its own copy of click, whose classes are not click's
+    help_option = command.get_help_option(command.context_class(command))
+    for p in [*command.params, *([help_option] if help_option else [])]:
+        choice = getattr(getattr(p, "type_descriptor", None), "is_choice", False)
+        if p.metavar is not None or choice:
+            continue
+        if getattr(p, "is_flag", False):
+            word = ""
+        else:
+            bare = p.bare_type() if hasattr(p, "bare_type") else getattr(p.type, "name", "")
+            many = bare.startswith("list[") or getattr(p, "multiple", False) or p.nargs != 1
+            word = METAVARS.get(bare.removeprefix("list[").removesuffix("]"), "VALUE")
+            word += "..." if many else ""
+        # an argument is named in the usage line: RUN_DIRS..., not {run_dirs}...
+        p.metavar = word if p.param_type_name == "option" else f"{p.name or 'value'}".upper()
+        p.display_type_rich = lambda ctx, word=word: word  # typer's help column
+    return command
 
 
 def split_list(text: str) -> list[str]:
@@ -146,3 +188,34 @@ def with_knobs(func: Callable[..., None], kind: str, after: str) -> Callable[...
 
     command.__signature__ = inspect.Signature(params[:at] + extra + params[at:])  # type: ignore[attr-defined]
     return command
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` overrides of a suite, each VALUE read as YAML (``batch=[1, 8]``)."""
+    import yaml  # ~15 ms at start-up: only --set needs it
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"bad --set {item!r}; expected KEY=VALUE, e.g. budget=2")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(
+                f"bad --set {item!r}: {value.strip()!r} is not a YAML value; "
+                "expected KEY=VALUE, e.g. budget=2 or batch=[1, 8]"
+            ) from None
+    return out
+
+
+def print_models(entries: list[ModelEntry]) -> None:
+    """``model --list``: every row, with where it comes from and timm's own name (which
+    reaches the row too) or why it is unavailable."""
+    table = Table(title="models", header_style="bold")
+    for c in ("name", "paper name", "family", "source", "res", "note"):
+        table.add_column(c)
+    for e in entries:
+        note = e.reason if e.source == "unavailable" else (e.timm_name or "")
+        table.add_row(e.name, e.display, e.family, e.source, str(e.default_res), note)
+    console().print(table)

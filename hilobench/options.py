@@ -20,7 +20,7 @@ from numbers import Real
 from typing import Any, Literal
 
 from hilobench.case import parse_hw
-from hilobench.errors import ConfigError
+from hilobench.errors import ConfigError, unknown
 
 Kind = Literal["layer", "model"]
 KnobType = Literal["int", "float", "bool", "str", "hw"]
@@ -116,7 +116,7 @@ class Knob:
         if self.type == "str" and self.choices:
             allowed = self.allowed()
             if value not in allowed:
-                raise ConfigError(f"unknown {label} {value!r}; choose from: {', '.join(allowed)}")
+                raise unknown(label, value, allowed)
             return value
         number = isinstance(value, Real) and not isinstance(value, bool)
         if self.type == "bool" and isinstance(value, bool):

@@ -191,7 +191,8 @@ def rich_table(
 
 def _shared_label(col: Column, row: dict[str, Any]) -> str:
     v = str(row.get(col.name, ""))
-    return {"batch": f"batch {v}", "tokens": f"tokens {v}", "res": f"res {v}"}.get(col.name, v)
+    named = ("impl", "batch", "tokens", "res")  # a bare number or "fused" says too little
+    return f"{col.name} {v}" if col.name in named else v
 
 
 def _table(rows: list[dict[str, Any]], title: str, cols: list[Column], layers: bool) -> Table:

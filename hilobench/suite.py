@@ -68,7 +68,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hilobench.errors import ConfigError
+from hilobench.errors import ConfigError, did_you_mean
 from hilobench.plan import CompareGroup, SuiteCase
 from hilobench.suite_expand import check_case_count, check_entry, entry_count, expand, quick_count
 from hilobench.suite_fields import (
@@ -256,8 +256,11 @@ def find_suite(spec: str | Path, root: Path | None = None) -> Path:
         for cand in (d / f"{spec}.yaml", d / f"{spec}.yml", d / str(spec)):
             if cand.is_file():
                 return cand
-    names = ", ".join(sorted(q.stem for d in _suite_dirs(root) for q in _yaml_files(d)))
-    raise ConfigError(f"suite {str(spec)!r} not found; shipped suites: {names or 'none'}")
+    stems = sorted(q.stem for d in _suite_dirs(root) for q in _yaml_files(d))
+    raise ConfigError(
+        f"suite {str(spec)!r} not found{did_you_mean(spec, stems)}; "
+        f"give a suite file or a shipped suite: {', '.join(stems) or 'none'}"
+    )
 
 
 def _suite_dirs(root: Path | None) -> list[Path]:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hilobench import options
-from hilobench.case import Case
-from hilobench.errors import ConfigError, SuiteLimitError
+from hilobench.case import DEFAULT_IMPL, Case
+from hilobench.errors import ConfigError, SuiteLimitError, did_you_mean
 from hilobench.plan import DEFAULT_TIMEOUT_S, SuiteCase
 from hilobench.suite_fields import (
     CASE_KEYS,
@@ -130,7 +130,8 @@ def check_entry(
             hint = f" (a {other} option)" if k in options.names(other) else ""
             raise w.fail(
                 f"{where}: field {k!r}",
-                f"unknown field for a {kind}{hint}; allowed: {', '.join(dict.fromkeys(allowed))}",
+                f"unknown field for a {kind}{hint or did_you_mean(k, allowed)}; "
+                f"allowed: {', '.join(dict.fromkeys(allowed))}",
             )
     for n in names:
         if kind == "model" and n.startswith("timm:"):
@@ -138,8 +139,8 @@ def check_entry(
         if n not in known:
             raise w.fail(
                 f"{where}: field {kind!r}",
-                f"unknown {'attention' if kind == 'layer' else 'model'} {n!r}; "
-                f"choose from: {', '.join(known)}",
+                f"unknown {'attention' if kind == 'layer' else 'model'} {n!r}"
+                f"{did_you_mean(n, known)}; choose from: {', '.join(known)}",
             )
         if kind == "model" and getattr(known[n], "source", "") == "unavailable":
             raise w.fail(
@@ -287,6 +288,7 @@ def _make_case(
 ) -> SuiteCase:
     where = case_label(i, cid)
     case_kw = {k: values[k] for k in CASE_KEYS if k in values}
+    case_kw.setdefault("impl", DEFAULT_IMPL)  # a suite's default is the command line's
     opts = {k: v for k, v in values.items() if k not in CASE_KEYS + RUN_KEYS}
     try:
         options.check_together(kind, opts)

@@ -53,6 +53,7 @@ def test_layer_json_rows_and_files(tmp_path: Path, cli: CliRunner) -> None:
         assert r["throughput_ci_low"] <= r["throughput_median"] <= r["throughput_ci_high"]
         assert r["peak_mem_bytes"] > 0
     assert {r["attention"] for r in rows} == {"hilo", "sra"}
+    assert {r["impl"] for r in rows} == {"fused"}  # the default: what people run
     for name in ("rows.jsonl", "results.csv", "results.md", "env.json"):
         assert (out / name).is_file(), name
     lines = (out / "rows.jsonl").read_text().splitlines()
@@ -109,6 +110,10 @@ def test_tmsa_reports_per_layer_figures(tmp_path: Path, cli: CliRunner) -> None:
         (["--dtype", "float64"], "float64"),
         (["--format", "xml"], "xml"),
         (["--impl", "magic"], "magic"),
+        (["--impl", "fusd"], "did you mean 'fused'"),
+        (["--attn", "hilo,swmas"], "did you mean 'swmsa'"),
+        (["--attn", "*nothing*"], "'*nothing*' matches no attention"),
+        (["--dtype", "bfloat61"], "did you mean 'bfloat16'"),
         (["--bogus-flag"], "--bogus-flag"),
     ],
 )
@@ -124,6 +129,27 @@ def test_bad_input_one_line_exit_2(
     assert needle in lines[0]
     assert "Traceback" not in stderr
     assert not out.exists()
+
+
+def test_attention_globs(cli: CliRunner) -> None:
+    """A glob names every attention it matches, each once, in name order; the layer's cases
+    come out as the list would give them (checked before anything is measured)."""
+    from hilobench.attention import resolve_attentions
+
+    assert resolve_attentions(["*msa", "hilo", "msa"]) == ["msa", "swmsa", "tmsa", "wmsa", "hilo"]
+    assert resolve_attentions(["[gl]sa"]) == ["gsa", "lsa"]
+
+
+@pytest.mark.parametrize(
+    "command", [["layer"], ["model"], ["report"], ["compare"], ["suite", "run"], ["gate"]]
+)
+def test_help_shows_plain_metavars(cli: CliRunner, command: list[str]) -> None:
+    """Help names values as words (NUMBER, PATH...), never as typer's <bool>, <list[Path]>."""
+    code, stdout, _ = cli([*command, "--help"])
+    assert code == 0 and "--help" in stdout
+    for typed in ("<bool>", "<str>", "<int>", "<float>", "<path>", "<list["):
+        assert typed not in stdout, (command, typed)
+    assert any(word in stdout for word in ("NUMBER", "PATH", "TEXT"))
 
 
 def test_unknown_attention_lists_known(cli: CliRunner) -> None:

@@ -70,6 +70,11 @@ def test_litv2_rows_infer_and_train(tmp_path: Path, cli: CliRunner) -> None:
         (["litv2_s", "--dtm", "wobbly"], "wobbly"),
         (["resnet50", "--alpha", "0.5"], "alpha"),
         (["timm:not_a_real_model_name"], "not_a_real_model_name"),
+        (["litv2_ss"], "did you mean 'litv2_s'"),
+        (["convnext_tin"], "did you mean 'convnext_tiny'"),
+        (["litv2_s", "--dtm", "deforn"], "did you mean 'deform'"),
+        (["zz_*"], "'zz_*' matches no model"),
+        ([",,,"], "no model given"),
     ],
 )
 def test_bad_model_input(args: list[str], needle: str, tmp_path: Path, cli: CliRunner) -> None:
@@ -79,3 +84,20 @@ def test_bad_model_input(args: list[str], needle: str, tmp_path: Path, cli: CliR
     assert stdout == ""
     assert len(stderr.strip().splitlines()) == 1 and needle in stderr, stderr
     assert not out.exists()
+
+
+def test_impl_default_and_both_on_timm_models(tmp_path: Path, cli: CliRunner) -> None:
+    """The default is the fused path; ``--impl both`` gives a timm model both rows when timm
+    fuses its attention (a ViT), one row when there is nothing to fuse (a CNN)."""
+    tiny = ["--res", "32", "--batch", "1", "--budget", "0.05", "--no-roofline", "--format", "json"]
+    runs = {
+        "default": ["timm:vit_tiny_patch16_224", *tiny],
+        "vit": ["timm:vit_tiny_patch16_224", "--impl", "both", *tiny],
+        "cnn": ["timm:resnet18", "--impl", "both", *tiny],
+    }
+    got = {}
+    for key, args in runs.items():
+        code, stdout, stderr = cli(["model", *args, "--out", str(tmp_path / key)])
+        assert code == 0, stderr
+        got[key] = [r["impl"] for r in json.loads(stdout)]
+    assert got == {"default": ["fused"], "vit": ["reference", "fused"], "cnn": ["fused"]}

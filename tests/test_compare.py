@@ -274,6 +274,8 @@ def test_regression_outranks_a_gap(tmp_path: Path) -> None:
         (["--borderline", "maybe"], "maybe"),
         (["--min-effect", "0"], "min_effect"),
         (["--alpha", "0.9"], "alpha"),
+        (["--significance", "0.9"], "significance"),
+        (["--significance", "0.05", "--alpha", "0.05"], "old spelling of --significance"),
         (["--nope"], "--nope"),
     ],
 )
@@ -283,6 +285,17 @@ def test_usage_errors_exit_2(cli, args: list[str], needle: str) -> None:
     )
     assert code == 2 and out == ""
     assert needle in one_line_error(err)
+
+
+def test_old_alpha_spelling_is_significance_with_a_note(cli) -> None:
+    """``--alpha`` of compare is the old spelling of ``--significance``: same verdict, plus one
+    note line on stderr; the new spelling prints no note."""
+    runs = [str(DATA / "null" / "base"), str(DATA / "null" / "candidate")]
+    old = cli(["compare", *runs, "--alpha", "0.05"])
+    new = cli(["compare", *runs, "--significance", "0.05"])
+    assert old[0] == new[0] and old[1] == new[1]
+    notes = [line for line in old[2].splitlines() if "now spelled --significance" in line]
+    assert len(notes) == 1 and "--significance" not in new[2]
 
 
 def test_missing_candidate_is_a_usage_error(cli, tmp_path: Path) -> None:

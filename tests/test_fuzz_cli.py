@@ -21,6 +21,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
+from hilobench.attention import resolve_attentions
+from hilobench.errors import ConfigError
+from hilobench.models import resolve_models
+from hilobench.names import is_glob
 from tests.conftest import CliRunner
 
 REPO = Path(__file__).resolve().parent.parent
@@ -185,14 +189,40 @@ def test_layer_shapes(cli: CliRunner, home: Path, option: str, value: str) -> No
 @FUZZ
 @given(option=st.sampled_from(["--attn", *sorted(VALID_WORDS)]), value=TEXT)
 @example(option="--attn", value="msa,nope").via("a bad name in a list")
+@example(option="--attn", value="*").via("a glob")
 @example(option="--device", value="cuda:99").via("a device that is not there")
 @example(option="--dtype", value="float16").via("float16 on the CPU")
 def test_layer_words(cli: CliRunner, home: Path, option: str, value: str) -> None:
     if option == "--attn" and value.strip().lower() in ("", "all"):
         value = "nope"  # 'all' would measure every attention
+    if option == "--attn" and is_glob(value):
+        value += "zz9"  # a glob that matches attentions measures them: keep it matching none
     code, _, _ = check(cli, [*with_option(LAYER, option, value), "--out", str(fresh(home))])
     if value not in VALID_WORDS.get(option, ()) and not (option == "--attn" and value == "msa"):
         assert code == 2, f"layer {option}={value!r} was not refused"
+
+
+NAME_TEXT = st.one_of(
+    TEXT,
+    st.text(alphabet="litv2_*?[]!,swmsa-:", max_size=12),
+    st.sampled_from([",,,", "*", "[", "[!", "litv2_*", "*window*", "timm:", "timm:*", "\x00"]),
+)
+
+
+@FUZZ
+@given(text=NAME_TEXT)
+def test_names_and_globs_resolve_or_refuse_in_one_line(text: str) -> None:
+    """Any comma list of model or attention names, globs and timm names: the registry names
+    (each a real one, each once) or one ConfigError line; never another exception."""
+    items = [p.strip() for p in text.split(",") if p.strip()]
+    for resolve in (resolve_models, resolve_attentions):
+        try:
+            got = resolve(items)
+        except ConfigError as e:
+            assert "\n" not in str(e).strip()
+            continue
+        assert len(got) == len(set(got))
+        assert all(is_glob(i) or i in got or ":" in i or resolve([i]) for i in items)
 
 
 @FUZZ
@@ -207,6 +237,7 @@ def test_model_words(cli: CliRunner, home: Path, option: str, value: str) -> Non
 GATE_BAD = {
     "--budget": BUDGET_BAD,
     "--alpha": st.one_of(JUNK, ZERO, NEGATIVE, st.sampled_from(["0.5", "1", "7"])),
+    "--significance": st.one_of(JUNK, ZERO, NEGATIVE, st.sampled_from(["0.5", "1", "7"])),
     "--min-effect": st.one_of(JUNK, NEGATIVE),
 }
 

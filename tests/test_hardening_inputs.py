@@ -63,6 +63,9 @@ def test_layer_refusals(cli, tmp_path: Path, args: list[str], expected: tuple[st
         (["litv2_s", "--window", "1000"], ("window=1000", "stage 3")),
         (["litv2_s", "--budget", "inf"], ("budget",)),
         (["litv2_s", "--threads", "100000"], ("threads",)),
+        ([",,,"], ("no model given", "',,,'")),
+        (["litv2_*,nope_*"], ("'nope_*' matches no model", "litv2_s")),
+        (["litv2_ss"], ("did you mean 'litv2_s'",)),
     ],
 )
 def test_model_refusals(cli, tmp_path: Path, args: list[str], expected: tuple[str, ...]) -> None:
@@ -74,14 +77,40 @@ def test_gate_budget_refused(cli, tmp_path: Path, budget: str) -> None:
     refused(cli, ["gate", "--suite", "ci_smoke", "--budget", budget], tmp_path / "run", "budget")
 
 
+def test_gate_out_naming_a_file_refused(cli, tmp_path: Path) -> None:
+    """``gate --out`` of an existing file, or of a path under one: one line, before measuring."""
+    taken = tmp_path / "taken.txt"
+    taken.write_text("mine\n")
+    for out, needle in ((taken, "is a file"), (taken / "sub", "a file")):
+        code, stdout, err = cli(["gate", "--suite", "ci_smoke", "--out", str(out)])
+        assert code == 2 and not stdout and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1 and str(out) in err and needle in err, err
+    assert taken.read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_suite_list_dir_must_be_a_directory(cli, tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "nowhere"
+    if kind == "file":
+        path.write_text("name: x\n")
+    code, stdout, err = cli(["suite", "list", "--dir", str(path)])
+    assert code == 2 and not stdout and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and str(path) in err and "directory" in err, err
+
+
+def test_unknown_suite_suggests_the_closest(cli) -> None:
+    code, _, err = cli(["suite", "run", "ci_smok"])
+    assert code == 2 and "did you mean 'ci_smoke'" in err and len(err.strip().splitlines()) == 1
+
+
 def test_memory_estimate_refuses_before_allocating(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(memory, "available_bytes", lambda device: 10**6)
-    # 4 x 2 heads x 4096 x 4096 float32 scores: ~0.5 GB
+    # 4 x 2 heads x 4096 x 4096 float32 scores: ~0.5 GB (the reference path holds them)
     err = refused(
         cli,
-        ["layer", "--attn", "msa", "--tokens", "64", *TINY, "--batch", "4"],
+        ["layer", "--attn", "msa", "--impl", "reference", "--tokens", "64", *TINY, "--batch", "4"],
         tmp_path / "run",
         "GB for the attention matrix",
         "GB available",
@@ -106,6 +135,8 @@ def suite_file(tmp_path: Path, case: str) -> Path:
         ("layer: msa, tokens: 7x7, threads: 100000", [], "threads"),
         ("layer: msa, tokens: 7x7, budget: .inf", [], "budget"),
         ("layer: msa, tokens: 7x7", ["--set", "budget=inf"], "budget"),
+        ("layer: msa, tokens: 7x7", ["--set", "x=[1"], "'[1' is not a YAML value"),
+        ("layer: msa, tokens: 7x7", ["--set", "x: [1"], "expected KEY=VALUE"),
     ],
 )
 def test_suite_refusals(cli, tmp_path: Path, case: str, extra: list[str], expected: str) -> None:

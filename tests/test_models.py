@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib.metadata import EntryPoint
 
 import pytest
+import timm
 import torch
 
 from hilobench.attention import set_impl
@@ -22,8 +23,10 @@ from hilobench.models import (
     available_models,
     build_model,
     get_model,
+    impls_for,
     published_macs,
     registry,
+    resolve_models,
 )
 from hilobench.models.litv2 import STAGE3_ATTNS
 
@@ -267,11 +270,32 @@ def test_timm_forward_and_impl():
     with torch.no_grad():
         assert model(torch.randn(1, 3, 64, 64)).shape == (1, 7)
     assert analytic_macs(model, 64) is None
-    for impl in ("reference", "fused"):
-        swin = meta_model("swin_t", impl=impl)
-        flags = {m.fused_attn for m in swin.modules() if hasattr(m, "fused_attn")}
-        assert flags == {impl == "fused"}
+    for name in ("swin_t", "pvtv2_b2"):
+        # reference: every timm attention on the explicit path; fused: as timm itself sets it
+        ref, fused = (meta_model(name, impl=impl) for impl in ("reference", "fused"))
+        with torch.device("meta"):
+            own = timm.create_model(get_model(name).timm_name, pretrained=False)
+        assert {m.fused_attn for m in ref.modules() if hasattr(m, "fused_attn")} == {False}
+        assert [m.fused_attn for m in fused.modules() if hasattr(m, "fused_attn")] == [
+            m.fused_attn for m in own.modules() if hasattr(m, "fused_attn")
+        ]
     assert get_model("timm:vit_tiny_patch16_224").source == "timm"
+
+
+def test_timm_names_and_paths():
+    """timm's full names reach our rows; ``--impl both`` gives both rows only where timm enables
+    a fused attention by default (Swin's is off in timm, a CNN has none)."""
+    assert get_model("convnext_tiny").name == "convnext_t"
+    assert get_model("swin_tiny_patch4_window7_224").name == "swin_t"
+    assert resolve_models(["resnet50", "convnext_tiny", "convnext_t"]) == ["resnet50", "convnext_t"]
+    assert resolve_models(["litv2_b*"]) == ["litv2_b", "litv2_b_384"]
+    assert resolve_models(["*window12*"]) == ["swin_b_384"]  # a glob over timm's names too
+    assert "cait_xs24_384" not in get_model("cait_xs24").aliases  # measured at 224 here
+    assert impls_for(get_model("pvtv2_b2"), "both") == ["reference", "fused"]
+    assert impls_for(get_model("swin_t"), "both") == ["fused"]
+    assert impls_for(get_model("resnet50"), "both") == ["fused"]
+    assert impls_for(get_model("resnet50"), "reference") == ["reference"]
+    assert impls_for(get_model("litv2_s"), "both") == ["reference", "fused"]
 
 
 def test_plugin_entry_point(monkeypatch):

@@ -179,6 +179,9 @@ def test_model_kinds_and_depth(tmp_path: Path, cli: CliRunner) -> None:
         (["--attn", "nosuch"], "nosuch"),
         ([], "nothing to profile"),
         (["--attn", "hilo", "--batch", "1,0"], "batch"),
+        ([",,,"], "no model given"),
+        (["--attn", ",,,"], "no attention given"),
+        (["--attn", "hilo,nosuch*"], "'nosuch*' matches no attention"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

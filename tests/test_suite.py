@@ -151,13 +151,19 @@ def test_select_filters_by_id_name_or_glob() -> None:
 
 def test_find_suite_by_name() -> None:
     assert find_suite("ci_smoke").name == "ci_smoke.yaml"
-    with pytest.raises(ConfigError, match="not found; shipped suites: .*ci_smoke"):
+    with pytest.raises(ConfigError, match="not found; give a suite file or a shipped .*ci_smoke"):
         find_suite("no_such_suite")
 
 
 BROKEN = [
-    ("cases:\n  - layer: hilo\n    bacth: 4\n", ["case 1 (hilo)", "'bacth'", "unknown field"]),
-    ("cases:\n  - layer: msa\n  - layer: hilox\n", ["case 2", "field 'layer'", "'hilox'", "msa"]),
+    (
+        "cases:\n  - layer: hilo\n    bacth: 4\n",
+        ["case 1 (hilo)", "'bacth'", "unknown field", "did you mean 'batch'"],
+    ),
+    (
+        "cases:\n  - layer: msa\n  - layer: hilox\n",
+        ["case 2", "field 'layer'", "'hilox'", "msa", "did you mean 'hilo'"],
+    ),
     ("cases:\n  - layer: msa\n    batch: sixty\n", ["case 1 (msa)", "field 'batch'", "'sixty'"]),
     ("cases:\n  - layer: hilo\n    alpha: 1.5\n", ["case 1 (hilo)", "field 'alpha'", "1.5"]),
     ("cases:\n  - layer: msa\n    heads: 5\n", ["case 1 (msa)", "heads=5", "dim=768"]),

@@ -97,7 +97,7 @@ def test_default_table_fits_with_every_number_whole(width: int) -> None:
         assert re.search(rf"(?<![\d.]){re.escape(number)}(?![\d.])", text), number
     assert "mem MiB" in text and "mem MB" not in text
     # settings every row shares are said once, in the title
-    assert "reference" in text.splitlines()[0] and "batch 64" in text
+    assert "impl reference" in text.splitlines()[0] and "batch 64" in text
 
 
 def test_narrow_terminal_gives_up_columns_not_digits() -> None:

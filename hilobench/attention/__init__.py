@@ -6,6 +6,7 @@ from hilobench.attention.registry import (
     build_attention,
     get_attention,
     register_attention,
+    resolve_attentions,
 )
 
 # Importing the layer modules registers them.
@@ -19,5 +20,6 @@ __all__ = [
     "build_attention",
     "get_attention",
     "register_attention",
+    "resolve_attentions",
     "set_impl",
 ]

@@ -15,7 +15,7 @@ import hashlib
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -23,7 +23,8 @@ from typing import Any
 
 from hilobench import options
 from hilobench.attention.base import Attention
-from hilobench.errors import ConfigError
+from hilobench.errors import ConfigError, unknown
+from hilobench.names import resolve_names
 
 
 @dataclass(frozen=True)
@@ -109,12 +110,16 @@ def available_attentions() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def resolve_attentions(given: Iterable[str]) -> list[str]:
+    """Attention names and globs (``'*window*'``) as registered names, each once."""
+    _load()
+    return resolve_names("attention", given, _REGISTRY)
+
+
 def get_attention(name: str) -> AttentionEntry:
     _load()
     if name not in _REGISTRY:
-        raise ConfigError(
-            f"unknown attention {name!r}; choose from: {', '.join(sorted(_REGISTRY))}"
-        )
+        raise unknown("attention", name, sorted(_REGISTRY))
     return _REGISTRY[name]
 
 

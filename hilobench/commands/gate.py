@@ -34,8 +34,21 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _policy(min_effect: float | None, alpha: float | None) -> SpeedPolicy:
-    return SpeedPolicy().with_overrides({"min_effect": min_effect, "alpha": alpha})
+SIGNIFICANCE_HELP = "Significance level of the rank test (0.01)."
+#: The old spelling of --significance, still accepted (``--alpha`` is HiLo's Lo-Fi share).
+OLD_ALPHA = typer.Option(None, "--alpha", hidden=True, help=SIGNIFICANCE_HELP)
+
+
+def _policy(
+    min_effect: float | None, significance: float | None, old_alpha: float | None = None
+) -> SpeedPolicy:
+    if old_alpha is not None and significance is not None:
+        raise ConfigError("--alpha is the old spelling of --significance; give one of them")
+    level = old_alpha if old_alpha is not None else significance
+    policy = SpeedPolicy().with_overrides({"min_effect": min_effect, "alpha": level})
+    if old_alpha is not None:  # after the checks: a refused value gets its one line only
+        sys.stderr.write("hilobench: note: --alpha here is now spelled --significance\n")
+    return policy
 
 
 def _check_writable_file(path: Path | None) -> None:
@@ -46,6 +59,17 @@ def _check_writable_file(path: Path | None) -> None:
         raise ConfigError(f"output file {str(path)!r} is a directory")
     if parent.exists() and not parent.is_dir():
         raise ConfigError(f"cannot write {str(path)!r}: {str(parent)!r} is not a directory")
+
+
+def _check_out_dir(path: Path | None) -> None:
+    """``--out`` must be a directory or become one: refused when it, or the nearest of its
+    parents that exists, is a file."""
+    for p in (path, *path.parents) if path is not None else ():
+        if p.exists():
+            if not p.is_dir():
+                shown = "is a file" if p == path else f"is inside {str(p)!r}, a file"
+                raise ConfigError(f"--out {str(path)!r} {shown}; give a directory (new or not)")
+            return
 
 
 def _escaped(report: Verdict) -> Verdict:
@@ -122,7 +146,8 @@ def compare_cmd(
     min_effect: float | None = typer.Option(
         None, help="Smallest slowdown that counts, as a fraction (default 0.10)."
     ),
-    alpha: float | None = typer.Option(None, help="Significance level of the rank test (0.01)."),
+    significance: float | None = typer.Option(None, help=SIGNIFICANCE_HELP),
+    alpha: float | None = OLD_ALPHA,
     allow_env_mismatch: bool = typer.Option(
         False, "--allow-env-mismatch", help="Compare speeds across environments (recorded)."
     ),
@@ -140,7 +165,7 @@ def compare_cmd(
     check_choice("borderline", borderline, ("fail", "pass"))
     _check_writable_file(markdown)
     _check_writable_file(json_out)
-    policies, claims = _suite_settings(suite, _policy(min_effect, alpha))
+    policies, claims = _suite_settings(suite, _policy(min_effect, significance, alpha))
     cand = load_run(candidate, role="candidate")
     try:
         base_run = load_run(base, role="base")
@@ -167,7 +192,8 @@ def gate_cmd(
     min_effect: float | None = typer.Option(
         None, help="Smallest slowdown that counts, as a fraction (default 0.10)."
     ),
-    alpha: float | None = typer.Option(None, help="Significance level of the rank test (0.01)."),
+    significance: float | None = typer.Option(None, help=SIGNIFICANCE_HELP),
+    alpha: float | None = OLD_ALPHA,
     budget: float | None = typer.Option(
         None,
         help="Seconds of interleaved sampling per case, both sides together (default: the "
@@ -195,11 +221,12 @@ def gate_cmd(
     from hilobench.suite import find_suite
 
     suite_path = find_suite(suite)
+    _check_out_dir(out_dir)
     _check_writable_file(markdown)
     _check_writable_file(json_out)
     if budget is not None:
         check_budget(budget)
-    policy = _policy(min_effect, alpha)
+    policy = _policy(min_effect, significance, alpha)
     target = baseline or baseline_path(suite_path)
     if update_baseline and check_baseline:
         raise ConfigError("--update-baseline and --check-baseline exclude each other")

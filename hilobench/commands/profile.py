@@ -22,7 +22,7 @@ import typer
 
 from hilobench import cli_flags as flags
 from hilobench import options
-from hilobench.case import Case, expand_impls, parse_hw
+from hilobench.case import DEFAULT_IMPL, Case, expand_impls, parse_hw
 from hilobench.errors import ConfigError, check_choice
 from hilobench.render import FORMATS, console
 
@@ -74,9 +74,11 @@ def layer_cases(
     ctx: typer.Context, attn: str, res: str | None, common: dict[str, Any], knobs: dict[str, Any]
 ) -> list[Case]:
     """The cases ``hilobench layer`` would build from the same flags."""
-    from hilobench.attention import available_attentions  # torch ~1.5 s
+    from hilobench.attention import available_attentions, resolve_attentions  # torch ~1.5 s
 
-    names = flags.split_list(attn)
+    names = resolve_attentions(flags.split_list(attn))
+    if not names:
+        raise ConfigError(f"no attention given in --attn {attn!r}; name one, e.g. --attn hilo")
     given = options.given({k: v for k, v in knobs.items() if "layer" in options.get(k).kinds})
     flags.check_layers(names, given, available_attentions())
     _refuse(ctx, "layer", knobs)
@@ -99,19 +101,22 @@ def model_cases(
 ) -> list[Case]:
     """The cases ``hilobench model`` would build from the same flags (one mode: ``--train``
     profiles the training step instead of inference)."""
-    from hilobench.models import get_model  # torch ~1.5 s, torchvision ~1.2 s
+    from hilobench.models import get_model, impls_for, resolve_models  # torch, torchvision
 
     _refuse(ctx, "model", knobs)
     values = {k: v for k, v in knobs.items() if "model" in options.get(k).kinds}
     if attn is not None:
         values["attn"] = attn
     opts = tuple(options.given(values).items())
-    impls = expand_impls(common.pop("impl"))
+    impl = common.pop("impl")
     cases = []
-    for name in flags.split_list(names):
+    listed = resolve_models(flags.split_list(names))
+    if not listed:
+        raise ConfigError(f"no model given in {names!r}; name one, see `hilobench model --list`")
+    for name in listed:
         entry = get_model(name)
         hw = parse_hw(res) if res else (entry.default_res, entry.default_res)
-        for i in impls if entry.source == "hilobench" else ["reference"]:
+        for i in impls_for(entry, impl):
             cases.append(Case("model", name, res=hw, impl=i, options=opts, **common))
     return cases
 
@@ -134,7 +139,7 @@ def profile(
     ),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     dtype: str = typer.Option("float32", help="float32, bfloat16, float16 (cuda)."),
-    impl: str = typer.Option("reference", help="reference, fused or both (side by side)."),
+    impl: str = typer.Option(DEFAULT_IMPL, help=flags.IMPL_HELP + " Both: side by side."),
     threads: int | None = typer.Option(None, help="CPU threads (default: physical cores)."),
     train: bool = typer.Option(False, "--train", help="Profile forward+backward+step."),
     channels_last: bool = typer.Option(False, "--channels-last", help="NHWC (models)."),

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hilobench.cli_flags import parse_sets
 from hilobench.errors import ConfigError, SuiteLimitError, check_choice
 from hilobench.fileio import write_text_atomic
 from hilobench.render import FORMATS, console, print_rows
@@ -52,18 +53,6 @@ suite_app = typer.Typer(
     no_args_is_help=True,
     help="Run, list and check YAML suites (suites/*.yaml).",
 )
-
-
-def _parse_sets(items: list[str]) -> dict[str, Any]:
-    import yaml  # ~15 ms at start-up: only --set needs it
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"bad --set {item!r}; expected KEY=VALUE, e.g. budget=2")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
-    return out
 
 
 @suite_app.command("run")
@@ -113,7 +102,7 @@ def suite_run(
     check_choice("executor", executor, EXECUTORS)
     _load_plugins(plugin)
     resume = resume or force_resume  # --force-resume is --resume without the provenance check
-    overrides = _parse_sets(sets)
+    overrides = parse_sets(sets)
     # torch (~1.5 s, measure.timing / capability) and the
     # suite loader with yaml (~25 ms) load only when a suite runs
     from hilobench.fileio import write_bytes_atomic
@@ -367,6 +356,9 @@ def suite_list(
     """List the shipped suites: name, description and number of cases."""
     from hilobench.suite import load_suite, shipped_suites  # with yaml ~25 ms
 
+    if directory is not None and not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise ConfigError(f"--dir {str(directory)!r} {what}; give a directory of suite files")
     table = Table(title="suites", header_style="bold")
     for c in ("name", "file", "cases", "compare", "claims", "description"):
         table.add_column(c)

@@ -37,7 +37,7 @@ class SpeedPolicy:
         if not 0.0 < self.min_effect < 10.0:
             raise ConfigError(f"min_effect must be in (0, 10), got {self.min_effect!r}")
         if not 0.0 < self.alpha < 0.5:
-            raise ConfigError(f"alpha must be in (0, 0.5), got {self.alpha!r}")
+            raise ConfigError(f"significance (alpha) must be in (0, 0.5), got {self.alpha!r}")
         if self.min_samples < 9:
             raise ConfigError(f"min_samples must be >= 9, got {self.min_samples!r}")
         if not 0.0 < self.confirm_fraction <= 1.0:

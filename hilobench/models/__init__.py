@@ -11,7 +11,9 @@ from hilobench.models.registry import (
     available_models,
     build_model,
     get_model,
+    impls_for,
     register_model,
+    resolve_models,
 )
 
 # Importing the family modules registers their rows.
@@ -30,6 +32,8 @@ __all__ = [
     "available_models",
     "build_model",
     "get_model",
+    "impls_for",
     "published_macs",
     "register_model",
+    "resolve_models",
 ]

@@ -21,8 +21,9 @@ from typing import Any, Literal
 from torch import nn
 
 from hilobench import options as knobs
-from hilobench.case import check_impl
-from hilobench.errors import ConfigError
+from hilobench.case import DEFAULT_IMPL, IMPLS, check_impl, expand_impls
+from hilobench.errors import ConfigError, unknown
+from hilobench.names import resolve_names
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,11 @@ class ModelEntry:
     reason: str = ""
     timm_name: str | None = None
     options: tuple[str, ...] = ()
+    #: The implementations that run different code, when not both: a function (it may build
+    #: the model to find out), called only when both are asked for. None: both.
+    paths: Callable[[], tuple[str, ...]] | None = None
+    #: Other names this row answers to (timm's full names: ``convnext_tiny`` → ``convnext_t``).
+    aliases: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -100,6 +106,30 @@ def available_models() -> list[ModelEntry]:
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
+def _aliases() -> dict[str, str]:
+    """Other name → row name, for every row with aliases (timm's full names)."""
+    return {a: e.name for e in _REGISTRY.values() for a in e.aliases if a not in _REGISTRY}
+
+
+def _prefixed() -> str:
+    return "".join(f", or {p}<name>" for p in _PREFIXES)
+
+
+def resolve_models(given: Iterable[str]) -> list[str]:
+    """Model names, timm's full names and globs (``'litv2_*'``) as row names, each once; a
+    glob matches the usable rows only, a prefixed name (``timm:...``) is kept as it is."""
+    _load()
+    usable = [n for n, e in _REGISTRY.items() if e.source != "unavailable"]
+    out: list[str] = []
+    for item in given:
+        if any(item.startswith(p) for p in _PREFIXES) or item in _REGISTRY:
+            found = [item]  # an unavailable row is refused, with its reason, when it is built
+        else:
+            found = resolve_names("model", [item], usable, _aliases(), _prefixed())
+        out += [n for n in found if n not in out]
+    return out
+
+
 def get_model(name: str) -> ModelEntry:
     """The row for ``name``; ``timm:<name>`` reaches any timm model.
 
@@ -110,14 +140,23 @@ def get_model(name: str) -> ModelEntry:
     for prefix, resolve in _PREFIXES.items():
         if name.startswith(prefix):
             return resolve(name)
-    entry = _REGISTRY.get(name)
+    entry = _REGISTRY.get(name) or _REGISTRY.get(_aliases().get(name, ""))
     if entry is None:
-        usable = ", ".join(e.name for e in available_models() if e.source != "unavailable")
-        prefixed = "".join(f", or {p}<name>" for p in _PREFIXES)
-        raise ConfigError(f"unknown model {name!r}; choose from: {usable}{prefixed}")
+        usable = [e.name for e in available_models() if e.source != "unavailable"]
+        raise unknown("model", name, usable, _prefixed(), also=_aliases())
     if entry.source == "unavailable":
         raise ConfigError(f"model {name!r} ({entry.display}) is unavailable: {entry.reason}")
     return entry
+
+
+def impls_for(entry: ModelEntry, impl: str) -> list[str]:
+    """The implementations to measure ``entry`` with for ``--impl impl``: ``both`` gives both
+    where they run different code, else the default one alone (a CNN has no attention to fuse)."""
+    impls = expand_impls(impl)
+    if impl != "both" or entry.paths is None:
+        return impls
+    paths = entry.paths()
+    return [i for i in IMPLS if i in paths] if len(paths) > 1 else [DEFAULT_IMPL]
 
 
 def check_res(res: object) -> tuple[int, int]:

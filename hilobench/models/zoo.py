@@ -1,21 +1,25 @@
 """The paper's comparison backbones, built from timm (random init; nothing is downloaded).
 
 Rows follow the paper's tables (display names as there). ``impl`` maps onto timm's own switch:
-every timm attention module with a ``fused_attn`` flag gets ``fused_attn = (impl == "fused")``,
-so ``reference`` runs the explicit matmul + softmax path and ``fused`` runs
-``scaled_dot_product_attention``; models without such modules (CNNs, TNT) run the same code
-either way. Models whose position embeddings or windows depend on the input get ``img_size``
-set to the requested resolution; fully convolutional ones take any size as they are. Any other
-timm model is reachable as ``timm:<name>``, resolved here (the registry only knows the prefix).
+``fused`` keeps each attention module's ``fused_attn`` flag as timm sets it (what a timm user
+runs: ``scaled_dot_product_attention`` where timm enables it by default; timm leaves it off in
+some, e.g. Swin's window attention), and ``reference`` sets every one to False, the explicit
+matmul + softmax path. Models without such modules (CNNs, TNT), or with none that timm enables,
+run the same code either way, so ``--impl both`` gives them one row. Models whose position
+embeddings or windows depend on the input get ``img_size`` set to the requested resolution;
+fully convolutional ones take any size as they are. Any other timm model is reachable
+as ``timm:<name>``, resolved here (the registry only knows the prefix).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
+from hilobench.case import DEFAULT_IMPL, IMPLS
 from hilobench.errors import ConfigError
 from hilobench.models.registry import ModelEntry, register_model, register_prefix
 
@@ -35,19 +39,38 @@ def timm_default_res(timm_name: str) -> int:
 
 
 def set_timm_impl(model: nn.Module, impl: str) -> nn.Module:
-    """Point every timm attention at the explicit (reference) or fused kernel."""
+    """``reference``: every timm attention on the explicit path; ``fused``: as timm set them."""
+    if impl == "fused":
+        return model
     for m in model.modules():
         if hasattr(m, "fused_attn"):
             # torch's stub types Module.__setattr__ values as Tensor | Module; a bool is allowed
-            m.fused_attn = impl == "fused"  # type: ignore[assignment]
+            m.fused_attn = False  # type: ignore[assignment]
     return model
+
+
+@functools.cache
+def timm_paths(timm_name: str) -> tuple[str, ...]:
+    """Both implementations when timm enables a fused attention in ``timm_name`` by default (so
+    ``reference`` runs other code), else ``fused`` alone. Built on the meta device: no memory,
+    no weights; a model that cannot be built there is taken to have both."""
+    import timm  # seconds to import: only `--impl both` on a timm model needs it
+    import torch
+
+    try:
+        with torch.device("meta"):
+            model = timm.create_model(timm_name, pretrained=False)
+    except Exception:  # timm's own code on an unusual device: measure both, as asked
+        return IMPLS
+    fused = any(getattr(m, "fused_attn", False) is True for m in model.modules())
+    return IMPLS if fused else ("fused",)
 
 
 def timm_builder(timm_name: str) -> Callable[..., nn.Module]:
     """A registry builder creating ``timm_name`` for the requested resolution."""
 
     def build(
-        *, res: tuple[int, int], impl: str = "reference", num_classes: int = 1000, **_: Any
+        *, res: tuple[int, int], impl: str = DEFAULT_IMPL, num_classes: int = 1000, **_: Any
     ) -> nn.Module:
         if min(res) < TIMM_MIN_SIDE:
             raise ConfigError(
@@ -90,6 +113,7 @@ def timm_entry(name: str) -> ModelEntry:
         builder=timm_builder(timm_name),
         default_res=timm_default_res(timm_name),
         timm_name=timm_name,
+        paths=functools.partial(timm_paths, timm_name),
     )
 
 
@@ -117,6 +141,14 @@ TIMM_ROWS: list[tuple[str, str, str, str, int]] = [
     ("cait_xs24", "CaiT-XS24", "cait", "cait_xs24_384", 224),
 ]
 
+
+def timm_aliases(timm_name: str, res: int) -> tuple[str, ...]:
+    """timm's name as another name of our row, unless it names another resolution than the
+    row's (``cait_xs24_384`` is measured at 224 here: that name would mislead)."""
+    tail = timm_name.rsplit("_", 1)[-1]
+    return () if tail.isdigit() and int(tail) != res and int(tail) >= 100 else (timm_name,)
+
+
 register_prefix(TIMM_PREFIX, timm_entry)
 for _name, _display, _family, _timm, _res in TIMM_ROWS:
     register_model(
@@ -128,5 +160,7 @@ for _name, _display, _family, _timm, _res in TIMM_ROWS:
             builder=timm_builder(_timm),
             default_res=_res,
             timm_name=_timm,
+            paths=functools.partial(timm_paths, _timm),
+            aliases=timm_aliases(_timm, _res),
         )
     )

@@ -7,7 +7,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from hilobench import numfmt as nf
 from hilobench.errors import ConfigError
+from hilobench.row import is_measured
 
 FORMATS = ("table", "json", "csv", "md")
 
@@ -33,51 +35,49 @@ def console(*, stderr: bool = False, width: int = 220) -> Console:
     return Console(stderr=stderr, width=int(env) if env.isdigit() and int(env) > 0 else width)
 
 
-def _num(v: Any, scale: float = 1.0, fmt: str = "{:.2f}") -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "-"
-    return fmt.format(v / scale)
+def _text(field: str) -> Callable[[Mapping[str, Any], bool], str]:
+    return lambda r, layers: str(r.get(field, "") or "")
 
 
-def _mem(v: Any) -> str:
-    return "-" if v is None else f"{v / 2**20:.1f}"
+def _res(r: Mapping[str, Any], layers: bool) -> str:
+    """The image resolution; empty where ``--tokens`` set the token map instead."""
+    return "" if (r.get("options") or {}).get("tokens") else str(r.get("res", "") or "")
 
 
-def _ci(r: dict[str, Any]) -> str:
-    if r.get("throughput_ci_low") is None:
-        return "-"
-    return f"{r['throughput_ci_low']:.1f}–{r['throughput_ci_high']:.1f}"
+def _macs(field: str) -> Callable[[Mapping[str, Any], bool], str]:
+    return lambda r, layers: nf.count(r.get(field), 1e6 if layers else 1e9)
 
 
-def _status(r: dict[str, Any]) -> str:
-    status = r.get("status", "")
-    if status == "ok" and r.get("noisy"):
-        return "ok (noisy)"
-    if status not in ("ok", ""):
-        return f"[red]{escape(str(status))}[/red] {escape(str(r.get('message', ''))[:40])}"
-    return escape(str(status))
+def _latency(field: str) -> Callable[[Mapping[str, Any], bool], str]:
+    """A latency with the digits the throughput interval supports (its inverse, relatively)."""
 
-
-def _text(field: str) -> Callable[[dict[str, Any], bool], str]:
-    return lambda r, layers: escape(str(r.get(field, "")))
-
-
-def _macs(field: str) -> Callable[[dict[str, Any], bool], str]:
-    def cell(r: dict[str, Any], layers: bool) -> str:
-        return _num(r.get(field), 1e6, "{:.2f}") if layers else _num(r.get(field), 1e9, "{:.3f}")
+    def cell(r: Mapping[str, Any], layers: bool) -> str:
+        v, tp = r.get(field), r.get("throughput_median")
+        lo, hi = r.get("throughput_ci_low"), r.get("throughput_ci_high")
+        if nf.missing(v) or not tp or not lo or not hi:
+            return nf.measured(v)
+        return nf.measured(v, v * tp / hi, v * tp / lo)
 
     return cell
 
 
+def _status(r: Mapping[str, Any], layers: bool) -> str:
+    status = nf.status(r)
+    if is_measured({"status": status.split(" ")[0]}) or not r.get("message"):
+        return status
+    return f"{status} {str(r.get('message', ''))[:40]}"
+
+
 @dataclass(frozen=True)
 class Column:
-    """One column of the terminal table: its ``--columns`` name, its header (``{macs}`` is
-    MMACs for layers, GMACs for backbones), its cell, and whether it holds text (which may
-    wrap) or numbers (which never wrap and are never cut)."""
+    """One column of the tables made from rows: its ``--columns`` name, its header (``{macs}``
+    is MMACs for layers, GMACs for backbones; ``{ci}`` "95% CI" unless a row has too few
+    samples for one), its cell (plain text, from :mod:`hilobench.numfmt`), and whether it holds
+    text (which may wrap) or numbers (which never wrap and are never cut)."""
 
     name: str
     header: str
-    cell: Callable[[dict[str, Any], bool], str]
+    cell: Callable[[Mapping[str, Any], bool], str]
     text: bool = False
     #: a setting: when every row has the same value, the default table names it in the title
     setting: bool = False
@@ -88,36 +88,51 @@ COLUMNS: tuple[Column, ...] = (
     Column("name", "name", _text("name"), text=True),
     Column("impl", "impl", _text("impl"), text=True, setting=True),
     Column("mode", "mode", _text("mode"), text=True, setting=True),
-    Column("res", "res", _text("res"), setting=True),
+    Column("res", "res", _res, setting=True),
     Column("tokens", "tokens", _text("tokens"), setting=True),
-    Column("batch", "batch", _text("batch"), setting=True),
+    Column("batch", "batch", lambda r, _: nf.integer(r.get("batch")), setting=True),
     Column("dtype", "dtype", _text("dtype"), text=True, setting=True),
-    Column("params", "params (M)", lambda r, _: _num(r.get("params"), 1e6)),
+    Column("params", "params (M)", lambda r, _: nf.count(r.get("params"), 1e6)),
     Column("macs", "{macs}", _macs("macs")),
     Column("traced", "traced {macs}", _macs("macs_traced")),
-    Column("img_s", "img/s", lambda r, _: _num(r.get("throughput_median"), 1, "{:.1f}")),
-    Column("ci", "95% CI", lambda r, _: _ci(r)),
-    Column("p50", "p50 ms", lambda r, _: _num(r.get("latency_ms_p50"), 1, "{:.2f}")),
-    Column("p90", "p90 ms", lambda r, _: _num(r.get("latency_ms_p90"), 1, "{:.2f}")),
-    Column("cov", "CoV", lambda r, _: _num(r.get("cov"), 0.01, "{:.1f}%")),
-    Column("roofline", "roofline", lambda r, _: _num(r.get("roofline"), 0.01, "{:.1f}%")),
-    Column("mem", "mem MiB", lambda r, _: _mem(r.get("peak_mem_bytes"))),
-    Column("max_batch", "max batch", lambda r, _: _num(r.get("max_batch"), 1, "{:.0f}")),
-    Column("limit", "limit MiB", lambda r, _: _mem(r.get("mem_limit_bytes"))),
-    Column("status", "status", lambda r, _: _status(r), text=True),
+    Column(
+        "img_s",
+        "img/s",
+        lambda r, _: nf.measured(
+            r.get("throughput_median"), r.get("throughput_ci_low"), r.get("throughput_ci_high")
+        ),
+    ),
+    Column("n", "n", lambda r, _: nf.integer(r.get("n_samples"))),
+    Column(
+        "ci",
+        "{ci}",
+        lambda r, _: nf.interval(
+            r.get("throughput_ci_low"), r.get("throughput_ci_high"), r.get("n_samples")
+        ),
+    ),
+    Column("p50", "p50 ms", _latency("latency_ms_p50")),
+    Column("p90", "p90 ms", _latency("latency_ms_p90")),
+    Column("cov", "CoV", lambda r, _: nf.percent(r.get("cov"))),
+    Column("roofline", "roofline", lambda r, _: nf.percent(r.get("roofline"))),
+    Column("mem", "mem MiB", lambda r, _: nf.count(r.get("peak_mem_bytes"), nf.MIB)),
+    Column("max_batch", "max batch", lambda r, _: nf.integer(r.get("max_batch"))),
+    Column("limit", "limit MiB", lambda r, _: nf.count(r.get("mem_limit_bytes"), nf.MIB)),
+    Column("status", "status", _status, text=True),
 )
 _BY_NAME = {c.name: c for c in COLUMNS}
 #: What a reader needs first, fitting 100 terminal columns.
 DEFAULT_COLUMNS = (
-    "name", "impl", "mode", "res", "tokens", "batch", "dtype", "macs", "img_s", "ci", "p50",
-    "mem", "max_batch", "limit", "status",
+    "name", "impl", "mode", "res", "tokens", "batch", "dtype", "macs", "img_s", "n", "ci",
+    "p50", "mem", "max_batch", "limit", "status",
 )  # fmt: skip
 #: Narrowest a text column (a name, a status message) is folded to.
 TEXT_MIN_WIDTH = 12
 #: The default columns given up first when the terminal is too narrow, in that order.
 DROP_ORDER = (
-    "limit", "p50", "ci", "macs", "dtype", "mode", "impl", "res", "tokens", "batch", "mem",
+    "limit", "p50", "ci", "macs", "dtype", "mode", "impl", "res", "tokens", "batch", "mem", "n",
 )  # fmt: skip
+#: Colours of the statuses that are not plainly ``ok``.
+STATUS_STYLE = {"few-samples": "yellow", "OOM": "red", "error": "red"}
 
 
 COLUMNS_HELP = "Table columns to show, comma separated (a bad name lists them all)."
@@ -142,12 +157,12 @@ def choose_columns(columns: str | None, wide: bool) -> list[str] | None:
     if columns is not None and wide:
         raise ConfigError("--wide shows every column; give it or --columns, not both")
     if wide:
-        return [c.name for c in COLUMNS]
+        return list(WIDE)
     return parse_columns(columns) if columns is not None else None
 
 
-def _constant(rows: list[dict[str, Any]], col: Column) -> bool:
-    return col.setting and len({str(r.get(col.name, "")) for r in rows}) == 1
+#: The ``--wide`` choice: every column (and, for ``--format md``, every raw row field).
+WIDE: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 
 
 def _relevant(rows: list[dict[str, Any]], name: str) -> bool:
@@ -157,9 +172,44 @@ def _relevant(rows: list[dict[str, Any]], name: str) -> bool:
         return all(r.get("kind") == "layer" for r in rows)
     if name in ("max_batch", "limit"):
         return any(r.get("max_batch") is not None for r in rows)
-    if name in ("img_s", "ci", "p50"):  # a max-batch search times nothing
+    if name in ("img_s", "n", "ci", "p50"):  # a max-batch search times nothing
         return any(r.get("throughput_median") is not None for r in rows) or not rows
     return True
+
+
+def _shared(rows: list[dict[str, Any]], layers: bool) -> tuple[list[Column], list[str]]:
+    """Default columns whose setting every row shares (moved to the title), and the title's
+    notes for them (``tokens 14x14`` where ``--tokens`` set the map, ``res 224`` otherwise)."""
+    chosen = [_BY_NAME[c] for c in DEFAULT_COLUMNS if _relevant(rows, c)]
+    if not rows:
+        return [], []
+    shared = [c for c in chosen if c.setting and len({c.cell(r, layers) for r in rows}) == 1]
+    notes = []
+    for c in shared:
+        v = c.cell(rows[0], layers)
+        if v:
+            notes.append(f"{c.name} {v}" if c.name in ("res", "tokens", "batch") else v)
+    return shared, notes
+
+
+def default_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The default view's columns and the title notes of the settings every row shares."""
+    layers = all(r.get("kind") == "layer" for r in rows)
+    shared, notes = _shared(rows, layers)
+    names = [c for c in DEFAULT_COLUMNS if _relevant(rows, c)]
+    return [c for c in names if _BY_NAME[c] not in shared], notes
+
+
+def cells(
+    rows: list[dict[str, Any]], columns: list[str]
+) -> tuple[list[str], list[list[str]], list[bool]]:
+    """The headers, plain-text cells and text-ness (else numbers) of ``columns`` over
+    ``rows``: the one view the terminal table and Markdown share."""
+    layers = all(r.get("kind") == "layer" for r in rows)
+    ci = nf.interval_header([r.get("n_samples") for r in rows if r.get("throughput_ci_low")])
+    cols = [_BY_NAME[c] for c in columns]
+    heads = [c.header.format(macs="MMACs" if layers else "GMACs", ci=ci) for c in cols]
+    return heads, [[c.cell(r, layers) for c in cols] for r in rows], [c.text for c in cols]
 
 
 def rich_table(
@@ -172,44 +222,61 @@ def rich_table(
     """The terminal view of ``rows``. ``columns``: exactly those columns; None: the default
     ones, where a setting every row shares moves to the title, and columns are given up in
     :data:`DROP_ORDER` until the table fits ``width`` (when given) without cutting a number."""
-    layers = all(r.get("kind") == "layer" for r in rows)
     if columns is not None:
-        return _table(rows, title, [_BY_NAME[c] for c in columns], layers)
-    chosen = [_BY_NAME[c] for c in DEFAULT_COLUMNS if _relevant(rows, c)]
-    shared = [c for c in chosen if _constant(rows, c)] if rows else []
-    chosen = [c for c in chosen if c not in shared]
-    notes = [_shared_label(c, rows[0]) for c in shared if str(rows[0].get(c.name, ""))]
+        return _table(rows, title, columns)
+    chosen, notes = default_columns(rows)
     full_title = " · ".join(p for p in [title, *notes] if p)
-    table = _table(rows, full_title, chosen, layers)
+    table = _table(rows, full_title, chosen)
     for drop in DROP_ORDER if width is not None else ():
         if fits(table, width or 0):
             break
-        chosen = [c for c in chosen if c.name != drop]
-        table = _table(rows, full_title, chosen, layers)
+        chosen = [c for c in chosen if c != drop]
+        table = _table(rows, full_title, chosen)
     return table
 
 
-def _shared_label(col: Column, row: dict[str, Any]) -> str:
-    v = str(row.get(col.name, ""))
-    return {"batch": f"batch {v}", "tokens": f"tokens {v}", "res": f"res {v}"}.get(col.name, v)
+def _table(rows: list[dict[str, Any]], title: str, columns: list[str]) -> Table:
+    heads, body, text = cells(rows, columns)
+    styles = []
+    if "status" in columns:
+        styles = [STATUS_STYLE.get(nf.status(r).split(" ")[0], "") for r in rows]
+        i = columns.index("status")
+        for row, style in zip(body, styles, strict=True):
+            row[i] = f"[{style}]{escape(row[i])}[/{style}]" if style else escape(row[i])
+    return grid(title, heads, body, text, markup={columns.index("status")} if styles else None)
 
 
-def _table(rows: list[dict[str, Any]], title: str, cols: list[Column], layers: bool) -> Table:
+def grid(
+    title: str,
+    headers: Sequence[str],
+    body: Sequence[Sequence[str]],
+    text: Sequence[bool],
+    *,
+    markup: set[int] | None = None,
+    row_styles: Sequence[str | None] | None = None,
+) -> Table:
+    """Every terminal table's one style: numbers right-aligned at their full width (never
+    wrapped, never cut), text left-aligned and folded no narrower than :data:`TEXT_MIN_WIDTH`.
+    Cells are plain text (escaped here) except in the ``markup`` columns (by index), which
+    hold markup already; ``row_styles``: one rich style (or None) per row."""
     table = Table(title=escape(title) or None, header_style="bold", box=box.SIMPLE_HEAD)
-    cells = [[c.cell(r, layers) for c in cols] for r in rows]
-    for i, c in enumerate(cols):
-        header = c.header.format(macs="MMACs" if layers else "GMACs")
-        widest = max([len(header)] + [len(Text.from_markup(row[i])) for row in cells])
+    marked = markup or set()
+
+    def length(cell: str, i: int) -> int:
+        return len(Text.from_markup(cell)) if i in marked else len(cell)
+
+    for i, (header, is_text) in enumerate(zip(headers, text, strict=True)):
+        widest = max([len(header)] + [length(r[i], i) for r in body])
         table.add_column(
-            header,
-            justify="left" if c.text else "right",
-            no_wrap=not c.text,
-            # numbers at their full width; text may fold, but never below a readable width
-            min_width=min(widest, TEXT_MIN_WIDTH) if c.text else widest,
-            overflow="fold" if c.text else "ellipsis",
+            escape(header),
+            justify="left" if is_text else "right",
+            no_wrap=not is_text,
+            min_width=min(widest, TEXT_MIN_WIDTH) if is_text else widest,
+            overflow="fold" if is_text else "ellipsis",
         )
-    for row in cells:
-        table.add_row(*row)
+    for j, row in enumerate(body):
+        shown = [c if i in marked else escape(c) for i, c in enumerate(row)]
+        table.add_row(*shown, style=row_styles[j] if row_styles else None)
     return table
 
 
@@ -236,7 +303,12 @@ def print_table(
 ) -> None:
     """``rows`` on ``out``: the default columns fitted to its width, or the ``columns`` asked
     for at their full width (a line longer than the terminal wraps there; no number is cut)."""
-    table = rich_table(rows, title, columns, width=out.width)
+    print_fitted(out, rich_table(rows, title, columns, width=out.width))
+
+
+def print_fitted(out: Console, table: Table) -> None:
+    """``table`` on ``out``; wider than the terminal, it is printed whole (the terminal wraps
+    the lines) rather than cut."""
     if fits(table, out.width):
         out.print(table)
     else:
@@ -249,41 +321,54 @@ def print_table(
             out.width = width
 
 
-def render_text(rows: list[dict[str, Any]], fmt: str) -> str:
-    """json: a list of row objects; csv / md: the flat results table."""
+def markdown(headers: Sequence[str], body: Sequence[Sequence[str]], text: Sequence[bool]) -> str:
+    """A Markdown table of plain-text cells: numbers right-aligned, ``|`` escaped."""
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    rule = "|" + "|".join("---" if t else "---:" for t in text) + "|"
+    return "\n".join([line(headers), rule, *(line(r) for r in body)])
+
+
+def rows_markdown(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """``rows`` as the terminal table's columns in Markdown (every default column, as no title
+    holds the shared settings here); every raw field for the ``--wide`` choice."""
+    if columns is not None and tuple(columns) == WIDE:
+        from hilobench.store import table_frame, to_markdown  # pandas: see render_text
+
+        return to_markdown(table_frame(rows))
+    if columns is None:
+        columns = [c for c in DEFAULT_COLUMNS if _relevant(rows, c)]
+    return markdown(*cells(rows, columns))
+
+
+def render_text(rows: list[dict[str, Any]], fmt: str, columns: list[str] | None = None) -> str:
+    """json: a list of row objects; csv: the flat results table (every field, full precision);
+    md: the table's columns (``columns`` as :func:`print_table` takes them)."""
     if fmt == "json":
         return json.dumps(rows, indent=2, default=str)
-    # pandas takes a while to import: only csv / md need it, and the CLI imports this module
-    from hilobench.store import table_frame, to_markdown
-
-    df = table_frame(rows)
-    if fmt == "csv":
-        return df.to_csv(index=False)
     if fmt == "md":
-        return to_markdown(df)
+        return rows_markdown(rows, columns)
+    # pandas takes a while to import: only csv needs it, and the CLI imports this module
+    from hilobench.store import table_frame, to_csv
+
+    if fmt == "csv":
+        return to_csv(table_frame(rows))
     raise ValueError(f"unknown format {fmt!r}")
 
 
 def compare_groups_table(rows: list[dict[str, Any]]) -> Table | None:
     """Members of compare groups with their interleaved speed ratio to the reference; None when
     no row belongs to a group."""
-    from hilobench.report.tables import compare_table  # pandas (~0.25 s): see render_text
+    from hilobench.report.tables import group_cells  # pandas (~0.25 s): see render_text
 
-    df = compare_table(rows)
-    if df is None:
+    made = group_cells(rows)
+    if made is None:
         return None
-    table = Table(title="compare groups (interleaved; speed ratio to the reference)")
-    for c in df.columns:
-        table.add_column(str(c), justify="left" if c in ("group", "member", "setting") else "right")
-    for rec in df.itertuples(index=False):
-        table.add_row(*(_cell(v) for v in rec))
-    return table
-
-
-def _cell(v: Any) -> str:
-    if v is None or v != v:  # None or NaN
-        return ""
-    return f"{v:.3f}" if isinstance(v, float) else escape(str(v))
+    notes, heads, body, text = made
+    title = " · ".join(["compare groups (interleaved; speed ratio to the reference)", *notes])
+    return grid(title, heads, body, text)
 
 
 def print_rows(
@@ -296,6 +381,6 @@ def print_rows(
         print_table(out, rows, title, columns)
         groups = compare_groups_table(rows)
         if groups is not None:
-            out.print(groups)
+            print_fitted(out, groups)
     else:
-        sys.stdout.write(render_text(rows, fmt) + "\n")
+        sys.stdout.write(render_text(rows, fmt, columns) + "\n")

@@ -1,5 +1,6 @@
 """Result rows ⇄ files. ``rows.jsonl`` is the source of truth (appended and flushed per row, so
-an interrupted run loses nothing); ``results.csv`` / ``results.md`` are derived with pandas.
+an interrupted run loses nothing); ``results.csv`` (every field) and ``results.md`` (the
+table's columns) are derived from it.
 Reading goes through :mod:`hilobench.rundir_io` (checked rows, one-line errors), writing
 through :mod:`hilobench.fileio` (atomic files, synced appends).
 """
@@ -16,8 +17,10 @@ from typing import Any
 
 import pandas as pd
 
+from hilobench import numfmt as nf
 from hilobench.errors import ConfigError
 from hilobench.fileio import append_text, make_dir, write_text_atomic
+from hilobench.render import markdown, rows_markdown
 from hilobench.row import ROW_COLUMNS
 from hilobench.rundir_io import ENV, ROWS, load_rows, read_env
 
@@ -114,8 +117,8 @@ class RunDir:
         if not rows:
             return
         df = table_frame(rows)
-        write_text_atomic(self.path / CSV, df.to_csv(index=False))
-        write_text_atomic(self.path / MD, to_markdown(df) + "\n")
+        write_text_atomic(self.path / CSV, to_csv(df))
+        write_text_atomic(self.path / MD, rows_markdown(rows) + "\n")
 
 
 def table_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -133,18 +136,14 @@ def table_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df[first + rest]
 
 
+def to_csv(df: pd.DataFrame) -> str:
+    """Every field at full precision (a program reads this); an absent figure is an empty
+    cell, as :data:`hilobench.numfmt.EMPTY` says."""
+    return str(df.to_csv(index=False, na_rep=nf.EMPTY))
+
+
 def to_markdown(df: pd.DataFrame) -> str:
-    """Markdown table without optional dependencies (pandas' to_markdown needs tabulate)."""
-    cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for rec in df.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v) for v in rec) + " |")
-    return "\n".join(lines)
-
-
-def _cell(v: Any) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return ""
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v).replace("|", "\\|")
+    """Every field of ``df`` as Markdown (the ``--wide`` view), cells by
+    :func:`hilobench.numfmt.plain`; the default view is :func:`hilobench.render.rows_markdown`."""
+    body = [[nf.plain(v) for v in rec] for rec in df.itertuples(index=False)]
+    return markdown([str(c) for c in df.columns], body, [True] * len(df.columns))

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from hilobench import numfmt as nf
 from hilobench.render import COLUMNS, console, print_table
 from hilobench.store import RunDir
 
@@ -52,6 +53,7 @@ def layer_rows(n: int = len(NAMES)) -> list[dict[str, Any]]:
                 "latency_ms_p50": 64_000 / tp,
                 "latency_ms_p90": 70_000 / tp,
                 "cov": 0.0417,
+                "n_samples": 22,
                 "roofline": 0.1234,
                 "peak_mem_bytes": 123_456_789 + 10**6 * i,
                 "status": "ok",
@@ -60,6 +62,8 @@ def layer_rows(n: int = len(NAMES)) -> list[dict[str, Any]]:
                 "env_id": "e",
             }  # fmt: skip
         )
+    if n > 7:  # too few samples for an interval: its min–max range, marked
+        rows[7].update(status="few-samples", n_samples=3, message="3 samples in --budget 1 s")
     if n > 5:
         rows[5].update(status="OOM", message="CUDA out of memory. Tried to allocate 2.00 GiB")
         for k in ("throughput_median", "throughput_ci_low", "throughput_ci_high"):
@@ -72,12 +76,13 @@ def numbers(rows: list[dict[str, Any]]) -> list[str]:
     """The numbers the default table shows, formatted as it formats them."""
     out = []
     for r in rows:
-        out.append(f"{r['macs'] / 1e6:.2f}")
-        out.append(f"{r['peak_mem_bytes'] / 2**20:.1f}")
+        out.append(nf.count(r["macs"], 1e6))
+        out.append(nf.count(r["peak_mem_bytes"], nf.MIB))
         if "throughput_median" in r:
-            out.append(f"{r['throughput_median']:.1f}")
-            out.append(f"{r['throughput_ci_low']:.1f}–{r['throughput_ci_high']:.1f}")
-            out.append(f"{r['latency_ms_p50']:.2f}")
+            lo, hi = r["throughput_ci_low"], r["throughput_ci_high"]
+            out.append(nf.measured(r["throughput_median"], lo, hi))
+            out.append(nf.interval(lo, hi, r["n_samples"]))
+            out.append(str(r["n_samples"]))
     return out
 
 
@@ -104,7 +109,7 @@ def test_narrow_terminal_gives_up_columns_not_digits() -> None:
     rows = layer_rows()
     text = render(rows, 60)
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= 60
-    assert f"{rows[0]['throughput_median']:.1f}" in text  # img/s stays
+    assert nf.measured(rows[0]["throughput_median"], 1467, 1725) in text  # img/s stays
 
 
 def test_chosen_columns_are_never_cut() -> None:
@@ -114,7 +119,7 @@ def test_chosen_columns_are_never_cut() -> None:
     assert "…" not in text
     for header in ("p90 ms", "roofline", "traced MMACs", "params (M)", "CoV", "max batch"):
         assert header in text
-    assert f"{rows[2]['latency_ms_p90']:.2f}" in text
+    assert "p90 ms" in text and "roofline" in text and "12%" in text
     text = render(rows, 100, ["name", "img_s"])
     assert "img/s" in text and "MMACs" not in text and "mem MiB" not in text
 
@@ -146,7 +151,7 @@ def test_show_piped_fits_columns(stored_run: Path) -> None:
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert lines and max(len(line) for line in lines) <= 100
-    assert "…" not in res.stdout and "1612.3" in res.stdout
+    assert "…" not in res.stdout and "1610" in res.stdout
 
 
 def test_columns_and_wide_flags(stored_run: Path, cli: CliRunner) -> None:

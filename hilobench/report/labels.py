@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from hilobench.report.tables import fmt_cell
+from hilobench import numfmt as nf
 
 #: field name → header, in the order the report shows them; fields not named keep their name.
 HEADERS = {
@@ -62,12 +62,12 @@ INTERVALS = {
 }
 
 
-def _ratio_with_ci(v: Any, lo: Any, hi: Any, spec: str = "{:.2f}") -> str:
-    """``1.23 (1.10–1.31)``; the value alone where no interval was measured, or where it is a
-    point (one sample; a row against itself)."""
-    text = fmt_cell(v, spec)
-    if text and fmt_cell(lo) and fmt_cell(hi) and spec.format(lo) != spec.format(hi):
-        text += f" ({spec.format(lo)}–{spec.format(hi)})"
+def _with_ci(v: Any, lo: Any, hi: Any) -> str:
+    """``1.23 (1.10–1.31)``, digits as the interval supports; the value alone where no interval
+    was measured, or where it is a point (one sample; a row against itself)."""
+    text = nf.measured(v, lo, hi)
+    if text and not nf.missing(lo) and not nf.missing(hi) and lo != hi:
+        text += f" ({nf.interval(lo, hi)})"
     return text
 
 
@@ -77,9 +77,8 @@ def for_people(df: pd.DataFrame) -> pd.DataFrame:
     view = df.copy()
     for col, (low, high) in INTERVALS.items():
         if {col, low, high} <= set(view.columns):
-            spec = "{:.3g}" if col == "fps" else "{:.2f}"  # detectors run below 1 FPS here
             view[col] = [
-                _ratio_with_ci(v, lo, hi, spec)
+                _with_ci(v, lo, hi)
                 for v, lo, hi in zip(view[col], view[low], view[high], strict=True)
             ]
             view = view.drop(columns=[low, high])

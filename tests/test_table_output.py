@@ -195,3 +195,44 @@ def test_paper_columns_have_names_for_people() -> None:
     view = for_people(df)
     assert list(view.columns) == ["attention", "× MSA (95% CI)", "paper: × MSA", "test mem (GiB)"]
     assert view.iloc[0]["× MSA (95% CI)"] == "2.25 (2.11–2.36)"
+
+
+def test_few_samples_show_their_count_and_no_ci_label(
+    tmp_path: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A budget too short for 6 samples (each sample lasts >= 20 ms: at most 2 in 0.05 s): the
+    table shows n, no "95% CI" over a min–max, status few-samples, and the run says why."""
+    monkeypatch.setenv("COLUMNS", "100")
+    args = ["layer", "--attn", "hilo", "--dim", "32", "--heads", "2", "--tokens", "8x8",
+            "--batch", "1", "--budget", "0.05", "--no-roofline"]  # fmt: skip
+    code, out, err = cli([*args, "--out", str(tmp_path / "r")])
+    assert code == 0, err
+    assert "95% CI" not in out and "few-samples" in out
+    head = next(line for line in out.splitlines() if "img/s" in line).split()
+    assert head[head.index("img/s") + 1] == "n" and "interval" in head
+    assert "raise --budget for an interval" in err  # one line says why
+    # the title names the token map that --tokens set, not the unused image resolution
+    title = out.splitlines()[0]
+    assert "tokens 8x8" in title and "res 224" not in title
+    (row,) = RunDir(tmp_path / "r").rows()
+    assert row["status"] == "few-samples" and row["n_samples"] < 6
+    assert "raise --budget" in row["message"]
+    # Markdown: the table's columns (not every raw field) unless --wide
+    code, md, err = cli(["show", str(tmp_path / "r"), "--format", "md"])
+    assert code == 0, err
+    header = md.splitlines()[0]
+    assert "| n |" in header and "interval" in header and "case_key" not in header
+    code, md, err = cli(["show", str(tmp_path / "r"), "--format", "md", "--wide"])
+    assert code == 0 and "case_key" in md.splitlines()[0] and "n_samples" in md
+    assert "| n |" in (tmp_path / "r" / "results.md").read_text().splitlines()[0]
+
+
+def test_old_ok_rows_with_few_samples_load_and_read_as_few_samples(tmp_path: Path) -> None:
+    rows = layer_rows(3)
+    rows[1]["n_samples"] = 2  # written before the few-samples status: stored as ok
+    run = RunDir(tmp_path / "old").create({"env_id": "e"})
+    run.append_rows(rows)
+    loaded = run.rows()
+    assert [r["status"] for r in loaded] == ["ok", "ok", "ok"]
+    text = render(loaded, 100)
+    assert "few-samples" in text and "n=2 · " in text and "95% CI" not in text

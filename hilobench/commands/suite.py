@@ -20,7 +20,7 @@ from rich.table import Table
 
 from hilobench.errors import ConfigError, SuiteLimitError, check_choice
 from hilobench.fileio import write_text_atomic
-from hilobench.render import FORMATS, console, print_rows
+from hilobench.render import FORMATS, console, print_fitted, print_rows
 from hilobench.runlock import RunLock, describe
 
 if TYPE_CHECKING:
@@ -263,16 +263,11 @@ def _check_claims(run: RunDir, claims: list[dict[str, Any]]) -> bool:
     `compare` checks them too) and print the verdicts; True when a claim failed."""
     # numpy and pandas (~0.25 s): only a suite with claims needs them
     from hilobench.gate.claims import check_claims
-    from hilobench.gate.render import CLAIM_HEADER, claim_cells
+    from hilobench.gate.render import claims_table
 
     write_text_atomic(run.path / "claims.json", json.dumps(claims, indent=2) + "\n")
     results = check_claims(run.rows(), claims)
-    table = Table(title="claims", header_style="bold")
-    for h in CLAIM_HEADER:
-        table.add_column(h)
-    for c in results:
-        table.add_row(*claim_cells(c))
-    err.print(table)
+    print_fitted(err, claims_table(results))
     return any(c.status == "fail" for c in results)
 
 

@@ -236,3 +236,75 @@ def test_old_ok_rows_with_few_samples_load_and_read_as_few_samples(tmp_path: Pat
     assert [r["status"] for r in loaded] == ["ok", "ok", "ok"]
     text = render(loaded, 100)
     assert "few-samples" in text and "n=2 · " in text and "95% CI" not in text
+
+
+def group_rows() -> list[dict[str, Any]]:
+    """Members of a compare group with long ids and the widest intervals real ratios get."""
+    ids = ["hilo_alpha0.9_window2", "sra_reduction8_fused", "msa_reference_baseline"]
+    rows = []
+    for i, cid in enumerate(ids):
+        lo, hi, n = (0.97712, 1.40391, 22) if i else (1.0, 1.0, 22)
+        rows.append(
+            {
+                "kind": "layer",
+                "name": cid.split("_")[0],
+                "case_id": cid,
+                "group": "cmp_all",
+                "ref": ids[0],
+                "res": "224",
+                "tokens": "14x14",
+                "batch": 64,
+                "impl": "reference",
+                "mode": "infer",
+                "status": "ok",
+                "ratio_to_ref": 1.0 if not i else 1.1834,
+                "ratio_ci_low": lo,
+                "ratio_ci_high": hi,
+                "ratio_n": n,
+                "ratio_frac_faster": None if not i else 0.6364,
+            }  # fmt: skip
+        )
+    rows[2].update(ratio_n=3, status="few-samples")
+    return rows
+
+
+def test_every_table_fits_100_columns_without_cutting_a_number() -> None:
+    """The compare groups, a compare verdict and a claims table at 100 columns: no line longer,
+    no number cut (each whole number cell appears as numfmt writes it)."""
+    from hilobench.gate.claims import Claim, ClaimResult
+    from hilobench.gate.render import claims_table, verdict_tables
+    from hilobench.gate.speed import SpeedResult
+    from hilobench.gate.verdict import CaseResult, Verdict
+    from hilobench.render import compare_groups_table, render_to_text
+
+    rows = group_rows()
+    table = compare_groups_table(rows)
+    assert table is not None
+    cells = [nf.interval(r["ratio_ci_low"], r["ratio_ci_high"], r["ratio_n"]) for r in rows[1:]]
+    cells += [nf.ratio(rows[1]["ratio_to_ref"], rows[1]["ratio_ci_low"], 1.40391), "64%"]
+    claim = Claim.parse({"a": "hilo_alpha0.9_window2", "b": "msa_reference_baseline",
+                         "metric": "throughput", "min_ratio": 1.3})  # fmt: skip
+    results = [
+        ClaimResult(claim, "inconclusive", "hilo 224 14x14 b64 reference infer",
+                    "msa 224 14x14 b64 reference infer", 1.18342, (0.97712, 1.40391), "per-round")
+    ]  # fmt: skip
+    speed = SpeedResult("borderline", 0.0412, (-0.0123, 0.0977), 0.0213, 22, 22,
+                        base_median_s=0.0398765, cand_median_s=0.0415432)  # fmt: skip
+    case = CaseResult("k", "hilo/reference 224 b64 float32 infer [tokens=14x14]", "borderline",
+                      speed=speed)  # fmt: skip
+    verdict = Verdict("runs/base-2026-12-07", "runs/candidate-2026-12-07", cases=[case])
+    for t, numbers in [
+        (table, cells),
+        (claims_table(results), ["1.2", "0.98–1.40"]),
+        (verdict_tables(verdict)[0], ["39.9", "41.5", "+4.1%", "-1.2 to +9.8%", "0.021", "22"]),
+    ]:
+        text = render_to_text(t, 100)
+        assert max(len(line) for line in text.splitlines()) <= 100, text
+        assert "…" not in text, text
+        for number in numbers:
+            assert re.search(rf"(?<![\d.]){re.escape(number)}(?![\d.])", text), (number, text)
+    # a group's and a setting's shared values are said once, in the title
+    text = render_to_text(table, 100)
+    assert "cmp_all" in text.splitlines()[0] or "cmp_all" in text.split("\n\n")[0]
+    assert "interval" in text and "95% CI" not in text  # one member has 3 rounds
+    assert "n=3 · 0.98–1.40" in text and "(ref)" in text

@@ -21,6 +21,7 @@ from rich.table import Table
 from hilobench.errors import ConfigError, SuiteLimitError, check_choice
 from hilobench.fileio import write_text_atomic
 from hilobench.render import FORMATS, console, print_fitted, print_rows
+from hilobench.row import is_measured
 from hilobench.runlock import RunLock, describe
 
 if TYPE_CHECKING:
@@ -347,8 +348,13 @@ def _run(
 def _summarise(rows: list[dict[str, Any]], target: Path) -> None:
     bad: dict[str, int] = {}
     for r in rows:
-        if r.get("status") != "ok":
+        if not is_measured(r):
             bad[r.get("status", "?")] = bad.get(r.get("status", "?"), 0) + 1
+    few = sum(r.get("status") == "few-samples" for r in rows)
+    if few:  # measured, but without an interval: not a failure
+        err.print(
+            f"{few} of {len(rows)} cases have too few samples for an interval; raise --budget"
+        )
     if bad:
         parts = ", ".join(f"{k} {v}" for k, v in sorted(bad.items()))
         err.print(f"{sum(bad.values())} of {len(rows)} cases failed ({parts}); see the rows")

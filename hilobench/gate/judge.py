@@ -66,6 +66,9 @@ def judge_case(
         res.notes.append(f"candidate {cand.get('status')}: {msg}".strip(": "))
     elif not b_ok:
         res.notes.append(f"base {base.get('status')}: speed not compared")
+    for side, row in (("base", base), ("candidate", cand)):  # measured, but thinly
+        if row.get("status") == "few-samples":
+            res.notes.append(f"{side} few-samples: {row.get('n_samples')} sample(s)")
     if res.mismatches:
         res.verdict = "regression"
     if not speed or not (b_ok and c_ok):

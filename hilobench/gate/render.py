@@ -13,6 +13,7 @@ from rich.table import Table
 from hilobench import numfmt as nf
 from hilobench.gate.claims import ClaimResult
 from hilobench.gate.policy import DETERMINISTIC
+from hilobench.gate.speed import SpeedResult
 from hilobench.gate.verdict import CaseResult, Verdict
 from hilobench.render import grid
 
@@ -53,7 +54,7 @@ def case_cells(c: CaseResult) -> list[str]:
         verdict += " (re-measured)"
     if c.verdict == "borderline" and s and "not re-measured" in s.note:
         verdict += " (not re-measured)"
-    ci = f"{_pct(s.ci[0])} to {_pct(s.ci[1])}" if s and s.ci else "-"
+    ci = f"{_pct(s.ci[0]).rstrip('%')} to {_pct(s.ci[1])}" if s and s.ci else "-"
     return [
         c.label,
         counts,
@@ -62,11 +63,15 @@ def case_cells(c: CaseResult) -> list[str]:
         _pct(s.change) if s else "-",
         ci,
         _p(s.p_value) if s else "-",
-        (f"{s.n_base} {s.unit}" if s.n_base == s.n_cand else f"{s.n_base}/{s.n_cand}")
-        if s and s.n_base
-        else "-",
+        _n(s) if s and s.n_base else "-",
         verdict,
     ]
+
+
+def _n(s: SpeedResult) -> str:
+    """Units a side (``22``; ``5 builds`` when builds, not samples, are the units)."""
+    n = str(s.n_base) if s.n_base == s.n_cand else f"{s.n_base}/{s.n_cand}"
+    return n if s.unit == "samples" else f"{n} {s.unit}"
 
 
 def claim_cells(c: ClaimResult) -> list[str]:

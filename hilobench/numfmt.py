@@ -102,10 +102,13 @@ def digits_for(value: float, low: float | None, high: float | None) -> int:
     return min(MAX_DIGITS, max(MIN_DIGITS, d))
 
 
-def measured(v: Any, low: Any = None, high: Any = None, scale: float = 1.0) -> str:
-    """A measured figure with the digits its interval ``[low, high]`` supports."""
+def measured(v: Any, low: Any = None, high: Any = None, scale: float = 1.0, n: Any = None) -> str:
+    """A measured figure with the digits its interval ``[low, high]`` supports; ``n`` (the
+    sample count, when known): one sample has no interval, whatever ``low`` and ``high`` say."""
     if missing(v):
         return EMPTY
+    if isinstance(n, int) and n <= 1:
+        low = high = None
     lo = None if missing(low) else float(low) / scale
     hi = None if missing(high) else float(high) / scale
     x = float(v) / scale
@@ -191,6 +194,6 @@ def few_samples_message(n: int, sample_s: float, calls: int, budget_s: float) ->
             "raise --budget for an interval"
         )
     return (
-        f"{what} of {sig(sample_s, 2)} s in --budget {budget_s:g} s (counting, memory and "
-        f"warm-up share it); raise --budget for an interval ({CI_MIN_SAMPLES} samples)"
+        f"{what} of {sig(sample_s, 2)} s within --budget {budget_s:g} s (after counting, memory, "
+        f"warm-up): raise --budget for an interval"
     )

@@ -120,11 +120,9 @@ def row_line(row: Mapping[str, Any], i: int, n: int) -> str:
     label = escape(label)
     status = row.get("status")
     if is_measured(row):
-        speed = nf.measured(
-            row.get("throughput_median"),
-            row.get("throughput_ci_low"),
-            row.get("throughput_ci_high"),
-        )
+        tp, samples = row.get("throughput_median"), row.get("n_samples")
+        lo, hi = row.get("throughput_ci_low"), row.get("throughput_ci_high")
+        speed = nf.measured(tp, lo, hi, n=samples)
         speed += " img/s" if speed else ""
         if row.get("ratio_to_ref") is not None:
             x = nf.ratio(row["ratio_to_ref"], row.get("ratio_ci_low"), row.get("ratio_ci_high"))

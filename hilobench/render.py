@@ -54,9 +54,10 @@ def _latency(field: str) -> Callable[[Mapping[str, Any], bool], str]:
     def cell(r: Mapping[str, Any], layers: bool) -> str:
         v, tp = r.get(field), r.get("throughput_median")
         lo, hi = r.get("throughput_ci_low"), r.get("throughput_ci_high")
+        n = r.get("n_samples")
         if nf.missing(v) or not tp or not lo or not hi:
-            return nf.measured(v)
-        return nf.measured(v, v * tp / hi, v * tp / lo)
+            return nf.measured(v, n=n)
+        return nf.measured(v, v * tp / hi, v * tp / lo, n=n)
 
     return cell
 
@@ -99,7 +100,10 @@ COLUMNS: tuple[Column, ...] = (
         "img_s",
         "img/s",
         lambda r, _: nf.measured(
-            r.get("throughput_median"), r.get("throughput_ci_low"), r.get("throughput_ci_high")
+            r.get("throughput_median"),
+            r.get("throughput_ci_low"),
+            r.get("throughput_ci_high"),
+            n=r.get("n_samples"),
         ),
     ),
     Column("n", "n", lambda r, _: nf.integer(r.get("n_samples"))),

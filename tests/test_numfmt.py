@@ -77,7 +77,8 @@ def test_measured_digits_as_compare_does() -> None:
     assert nf.measured(1234.5, 1180, 1290) == "1230"  # ±55: the tens are uncertain
     assert nf.measured(1234.5, 1234.0, 1235.0) == "1234"  # tight: 4 digits, no more
     assert nf.measured(0.1234, 0.12, 0.127) == "0.123"  # a slow model is not "0.1 img/s"
-    assert nf.measured(0.1234) == "0.123"  # one sample: 3 digits
+    assert nf.measured(0.1234) == "0.123"  # no interval: 3 digits
+    assert nf.measured(9.5791, 9.5791, 9.5791, n=1) == "9.58"  # one sample: none either
     assert nf.measured(None) == ""
 
 

@@ -107,7 +107,7 @@ def measured(v: Any, low: Any = None, high: Any = None, scale: float = 1.0, n: A
     sample count, when known): one sample has no interval, whatever ``low`` and ``high`` say."""
     if missing(v):
         return EMPTY
-    if isinstance(n, int) and n <= 1:
+    if not missing(n) and n is not None and float(n) <= 1:
         low = high = None
     lo = None if missing(low) else float(low) / scale
     hi = None if missing(high) else float(high) / scale
@@ -124,7 +124,8 @@ def is_ci(n: Any) -> bool:
 def interval(low: Any, high: Any, n: Any = None, scale: float = 1.0) -> str:
     """``a–b`` for a 95% interval; ``n=3 · a–b`` for the min–max range of too few samples for
     one; ``—`` for a single sample; empty when there is none. Both ends get the decimals that
-    show the width with 2 significant digits, so an interval is never cut to one end."""
+    show the width's first significant digit (two when it starts with 1 or 2, where one digit
+    would round it by up to 25%), so the two ends never print as one number."""
     if missing(low) or missing(high):
         return EMPTY
     if not missing(n) and int(n) <= 1:
@@ -134,7 +135,8 @@ def interval(low: Any, high: Any, n: Any = None, scale: float = 1.0) -> str:
     if width == 0:
         text = f"{sig(a, MAX_DIGITS)}–{sig(b, MAX_DIGITS)}"
     else:
-        dec = min(12, max(0, 1 - _magnitude(width)))
+        mag = _magnitude(width)  # the width's first digit, and its second when that is 1 or 2
+        dec = min(12, max(0, -mag + (1 if width / 10**mag < 3 else 0)))
         text = f"{a:.{dec}f}–{b:.{dec}f}"
     return text if is_ci(n) else f"n={int(n)} · {text}"
 

@@ -295,7 +295,7 @@ def test_every_table_fits_100_columns_without_cutting_a_number() -> None:
     verdict = Verdict("runs/base-2026-12-07", "runs/candidate-2026-12-07", cases=[case])
     for t, numbers in [
         (table, cells),
-        (claims_table(results), ["1.2", "0.98–1.40"]),
+        (claims_table(results), ["1.2", "1.0–1.4"]),
         (verdict_tables(verdict)[0], ["39.9", "41.5", "+4.1%", "-1.2 to +9.8%", "0.021", "22"]),
     ]:
         text = render_to_text(t, 100)
@@ -307,4 +307,29 @@ def test_every_table_fits_100_columns_without_cutting_a_number() -> None:
     text = render_to_text(table, 100)
     assert "cmp_all" in text.splitlines()[0] or "cmp_all" in text.split("\n\n")[0]
     assert "interval" in text and "95% CI" not in text  # one member has 3 rounds
-    assert "n=3 · 0.98–1.40" in text and "(ref)" in text
+    assert "n=3 · 1.0–1.4" in text and "(ref)" in text
+
+
+def test_report_tables_say_interval_where_samples_are_few() -> None:
+    import pandas as pd
+
+    from hilobench.report.labels import for_people
+    from hilobench.report.tables import markdown_table, results_table
+
+    df = pd.DataFrame(
+        [
+            {"model": "a", "fps": 0.1234, "fps_ci_low": 0.12, "fps_ci_high": 0.127, "n_samples": 3},
+            {"model": "b", "fps": 12.5, "fps_ci_low": 12.1, "fps_ci_high": 12.9, "n_samples": 30},
+        ]
+    )
+    view = for_people(df)
+    assert list(view.columns) == ["model", "FPS (interval)", "samples"]
+    assert list(view["FPS (interval)"]) == ["0.123 (n=3 · 0.120–0.127)", "12.5 (12.1–12.9)"]
+    # the report's per-run table: the terminal table's columns, figures right-aligned
+    rows = layer_rows(8)
+    md = markdown_table(results_table(rows))
+    head, rule = md.splitlines()[:2]
+    assert "| n |" in head and "interval" in head and "n=3 · " in md
+    cols = [c.strip() for c in head.strip("|").split("|")]
+    assert rule.strip("|").split("|")[cols.index("img/s")] == "---:"
+    assert rule.strip("|").split("|")[cols.index("name")] == "---"

@@ -17,14 +17,17 @@ def fmt_cell(v: Any) -> str:
 
 
 def markdown_table(df: pd.DataFrame) -> str:
-    """``df`` as Markdown, numbers through :func:`fmt_cell` and right-aligned."""
+    """``df`` as Markdown, numbers through :func:`fmt_cell`; a column of figures (numbers, or
+    cells already written as figures: ``1.2``, ``n=3 · 1–2``, ``—``) is right-aligned."""
     columns = [str(c) for c in df.columns]
     body = [[fmt_cell(v) for v in rec] for rec in df.itertuples(index=False)]
-    numeric = [
-        bool(len(df)) and all(isinstance(v, int | float) or nf.missing(v) for v in df[c])
-        for c in df.columns
-    ]
-    return markdown(columns, body, [not n for n in numeric])
+    text = [not all(_figure(rec[i]) for rec in body) or not body for i in range(len(columns))]
+    return markdown(columns, body, text)
+
+
+def _figure(cell: str) -> bool:
+    """Whether a written cell holds a figure (or nothing)."""
+    return not cell or cell[0] in "0123456789-+—" or cell.startswith("n=")
 
 
 def results_table(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -7,8 +7,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from rich import box
@@ -18,8 +17,15 @@ from rich.table import Table
 from rich.text import Text
 
 from hilobench import numfmt as nf
+from hilobench.columns import (
+    BY_NAME,
+    WIDE,
+    cells,
+    default_columns,
+)
+from hilobench.columns import COLUMNS as COLUMNS  # what --columns lists
+from hilobench.columns import rows_markdown as columns_markdown
 from hilobench.errors import ConfigError
-from hilobench.row import is_measured
 
 FORMATS = ("table", "json", "csv", "md")
 
@@ -35,100 +41,6 @@ def console(*, stderr: bool = False, width: int = 220) -> Console:
     return Console(stderr=stderr, width=int(env) if env.isdigit() and int(env) > 0 else width)
 
 
-def _text(field: str) -> Callable[[Mapping[str, Any], bool], str]:
-    return lambda r, layers: str(r.get(field, "") or "")
-
-
-def _res(r: Mapping[str, Any], layers: bool) -> str:
-    """The image resolution; empty where ``--tokens`` set the token map instead."""
-    return "" if (r.get("options") or {}).get("tokens") else str(r.get("res", "") or "")
-
-
-def _macs(field: str) -> Callable[[Mapping[str, Any], bool], str]:
-    return lambda r, layers: nf.count(r.get(field), 1e6 if layers else 1e9)
-
-
-def _latency(field: str) -> Callable[[Mapping[str, Any], bool], str]:
-    """A latency with the digits the throughput interval supports (its inverse, relatively)."""
-
-    def cell(r: Mapping[str, Any], layers: bool) -> str:
-        v, tp = r.get(field), r.get("throughput_median")
-        lo, hi = r.get("throughput_ci_low"), r.get("throughput_ci_high")
-        n = r.get("n_samples")
-        if nf.missing(v) or not tp or not lo or not hi:
-            return nf.measured(v, n=n)
-        return nf.measured(v, v * tp / hi, v * tp / lo, n=n)
-
-    return cell
-
-
-def _status(r: Mapping[str, Any], layers: bool) -> str:
-    status = nf.status(r)
-    if is_measured({"status": status.split(" ")[0]}) or not r.get("message"):
-        return status
-    return f"{status} {str(r.get('message', ''))[:40]}"
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column of the tables made from rows: its ``--columns`` name, its header (``{macs}``
-    is MMACs for layers, GMACs for backbones; ``{ci}`` "95% CI" unless a row has too few
-    samples for one), its cell (plain text, from :mod:`hilobench.numfmt`), and whether it holds
-    text (which may wrap) or numbers (which never wrap and are never cut)."""
-
-    name: str
-    header: str
-    cell: Callable[[Mapping[str, Any], bool], str]
-    text: bool = False
-    #: a setting: when every row has the same value, the default table names it in the title
-    setting: bool = False
-
-
-#: Every column of the terminal table, in display order (``--wide`` shows them all).
-COLUMNS: tuple[Column, ...] = (
-    Column("name", "name", _text("name"), text=True),
-    Column("impl", "impl", _text("impl"), text=True, setting=True),
-    Column("mode", "mode", _text("mode"), text=True, setting=True),
-    Column("res", "res", _res, setting=True),
-    Column("tokens", "tokens", _text("tokens"), setting=True),
-    Column("batch", "batch", lambda r, _: nf.integer(r.get("batch")), setting=True),
-    Column("dtype", "dtype", _text("dtype"), text=True, setting=True),
-    Column("params", "params (M)", lambda r, _: nf.count(r.get("params"), 1e6)),
-    Column("macs", "{macs}", _macs("macs")),
-    Column("traced", "traced {macs}", _macs("macs_traced")),
-    Column(
-        "img_s",
-        "img/s",
-        lambda r, _: nf.measured(
-            r.get("throughput_median"),
-            r.get("throughput_ci_low"),
-            r.get("throughput_ci_high"),
-            n=r.get("n_samples"),
-        ),
-    ),
-    Column("n", "n", lambda r, _: nf.integer(r.get("n_samples"))),
-    Column(
-        "ci",
-        "{ci}",
-        lambda r, _: nf.interval(
-            r.get("throughput_ci_low"), r.get("throughput_ci_high"), r.get("n_samples")
-        ),
-    ),
-    Column("p50", "p50 ms", _latency("latency_ms_p50")),
-    Column("p90", "p90 ms", _latency("latency_ms_p90")),
-    Column("cov", "CoV", lambda r, _: nf.percent(r.get("cov"))),
-    Column("roofline", "roofline", lambda r, _: nf.percent(r.get("roofline"))),
-    Column("mem", "mem MiB", lambda r, _: nf.count(r.get("peak_mem_bytes"), nf.MIB)),
-    Column("max_batch", "max batch", lambda r, _: nf.integer(r.get("max_batch"))),
-    Column("limit", "limit MiB", lambda r, _: nf.count(r.get("mem_limit_bytes"), nf.MIB)),
-    Column("status", "status", _status, text=True),
-)
-_BY_NAME = {c.name: c for c in COLUMNS}
-#: What a reader needs first, fitting 100 terminal columns.
-DEFAULT_COLUMNS = (
-    "name", "impl", "mode", "res", "tokens", "batch", "dtype", "macs", "img_s", "n", "ci",
-    "p50", "mem", "max_batch", "limit", "status",
-)  # fmt: skip
 #: Narrowest a text column (a name, a status message) is folded to.
 TEXT_MIN_WIDTH = 12
 #: The default columns given up first when the terminal is too narrow, in that order.
@@ -147,10 +59,10 @@ def parse_columns(text: str) -> list[str]:
     """``--columns name,img_s,mem`` → those column names; ConfigError listing the allowed
     names for one that is not a column."""
     names = [p.strip() for p in text.split(",") if p.strip()]
-    bad = [n for n in names if n not in _BY_NAME]
+    bad = [n for n in names if n not in BY_NAME]
     if bad or not names:
         raise ConfigError(
-            f"unknown column {(bad or [text])[0]!r}; choose from: {', '.join(_BY_NAME)}"
+            f"unknown column {(bad or [text])[0]!r}; choose from: {', '.join(BY_NAME)}"
         )
     return list(dict.fromkeys(names))
 
@@ -163,57 +75,6 @@ def choose_columns(columns: str | None, wide: bool) -> list[str] | None:
     if wide:
         return list(WIDE)
     return parse_columns(columns) if columns is not None else None
-
-
-#: The ``--wide`` choice: every column (and, for ``--format md``, every raw row field).
-WIDE: tuple[str, ...] = tuple(c.name for c in COLUMNS)
-
-
-def _relevant(rows: list[dict[str, Any]], name: str) -> bool:
-    """A column that says something for these rows (``tokens`` only for layers, the
-    max-batch columns only where a search ran)."""
-    if name == "tokens":
-        return all(r.get("kind") == "layer" for r in rows)
-    if name in ("max_batch", "limit"):
-        return any(r.get("max_batch") is not None for r in rows)
-    if name in ("img_s", "n", "ci", "p50"):  # a max-batch search times nothing
-        return any(r.get("throughput_median") is not None for r in rows) or not rows
-    return True
-
-
-def _shared(rows: list[dict[str, Any]], layers: bool) -> tuple[list[Column], list[str]]:
-    """Default columns whose setting every row shares (moved to the title), and the title's
-    notes for them (``tokens 14x14`` where ``--tokens`` set the map, ``res 224`` otherwise)."""
-    chosen = [_BY_NAME[c] for c in DEFAULT_COLUMNS if _relevant(rows, c)]
-    if not rows:
-        return [], []
-    shared = [c for c in chosen if c.setting and len({c.cell(r, layers) for r in rows}) == 1]
-    notes = []
-    for c in shared:
-        v = c.cell(rows[0], layers)
-        if v:
-            notes.append(f"{c.name} {v}" if c.name in ("res", "tokens", "batch") else v)
-    return shared, notes
-
-
-def default_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """The default view's columns and the title notes of the settings every row shares."""
-    layers = all(r.get("kind") == "layer" for r in rows)
-    shared, notes = _shared(rows, layers)
-    names = [c for c in DEFAULT_COLUMNS if _relevant(rows, c)]
-    return [c for c in names if _BY_NAME[c] not in shared], notes
-
-
-def cells(
-    rows: list[dict[str, Any]], columns: list[str]
-) -> tuple[list[str], list[list[str]], list[bool]]:
-    """The headers, plain-text cells and text-ness (else numbers) of ``columns`` over
-    ``rows``: the one view the terminal table and Markdown share."""
-    layers = all(r.get("kind") == "layer" for r in rows)
-    ci = nf.interval_header([r.get("n_samples") for r in rows if r.get("throughput_ci_low")])
-    cols = [_BY_NAME[c] for c in columns]
-    heads = [c.header.format(macs="MMACs" if layers else "GMACs", ci=ci) for c in cols]
-    return heads, [[c.cell(r, layers) for c in cols] for r in rows], [c.text for c in cols]
 
 
 def rich_table(
@@ -325,26 +186,14 @@ def print_fitted(out: Console, table: Table) -> None:
             out.width = width
 
 
-def markdown(headers: Sequence[str], body: Sequence[Sequence[str]], text: Sequence[bool]) -> str:
-    """A Markdown table of plain-text cells: numbers right-aligned, ``|`` escaped."""
-
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-    rule = "|" + "|".join("---" if t else "---:" for t in text) + "|"
-    return "\n".join([line(headers), rule, *(line(r) for r in body)])
-
-
 def rows_markdown(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
-    """``rows`` as the terminal table's columns in Markdown (every default column, as no title
-    holds the shared settings here); every raw field for the ``--wide`` choice."""
+    """``rows`` in Markdown: the table's columns (:func:`hilobench.columns.rows_markdown`), or
+    every raw field for the ``--wide`` choice."""
     if columns is not None and tuple(columns) == WIDE:
         from hilobench.store import table_frame, to_markdown  # pandas: see render_text
 
         return to_markdown(table_frame(rows))
-    if columns is None:
-        columns = [c for c in DEFAULT_COLUMNS if _relevant(rows, c)]
-    return markdown(*cells(rows, columns))
+    return columns_markdown(rows, columns)
 
 
 def render_text(rows: list[dict[str, Any]], fmt: str, columns: list[str] | None = None) -> str:

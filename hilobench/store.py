@@ -18,9 +18,9 @@ from typing import Any
 import pandas as pd
 
 from hilobench import numfmt as nf
+from hilobench.columns import markdown, rows_markdown
 from hilobench.errors import ConfigError
 from hilobench.fileio import append_text, make_dir, write_text_atomic
-from hilobench.render import markdown, rows_markdown
 from hilobench.row import ROW_COLUMNS
 from hilobench.rundir_io import ENV, ROWS, load_rows, read_env
 

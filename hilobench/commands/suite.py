@@ -350,8 +350,7 @@ def _summarise(rows: list[dict[str, Any]], target: Path) -> None:
     for r in rows:
         if not is_measured(r):
             bad[r.get("status", "?")] = bad.get(r.get("status", "?"), 0) + 1
-    few = sum(r.get("status") == "few-samples" for r in rows)
-    if few:  # measured, but without an interval: not a failure
+    if few := sum(r.get("status") == "few-samples" for r in rows):  # measured: no failure
         err.print(
             f"{few} of {len(rows)} cases have too few samples for an interval; raise --budget"
         )

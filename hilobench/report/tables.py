@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from hilobench import numfmt as nf
-from hilobench.render import DEFAULT_COLUMNS, cells, markdown
+from hilobench.columns import DEFAULT_COLUMNS, cells, markdown
 
 
 def fmt_cell(v: Any) -> str:

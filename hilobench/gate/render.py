@@ -22,20 +22,20 @@ CLAIM_HEADER = ["claim", "rows", "ratio", "95% CI", "method", "verdict"]
 
 
 def _pct(x: float | None) -> str:
-    return "-" if x is None or math.isnan(x) else f"{x:+.1%}"
+    return nf.EMPTY if x is None or math.isnan(x) else f"{x:+.1%}"
 
 
 def _ms(x: float | None, ci: tuple[float, float] | None = None) -> str:
     """A median time in ms with the digits its relative interval (of the change) supports."""
     if x is None:
-        return "-"
+        return nf.EMPTY
     lo, hi = (x * (1 + ci[0]), x * (1 + ci[1])) if ci else (None, None)
     return nf.measured(x * 1e3, lo and lo * 1e3, hi and hi * 1e3)
 
 
 def _p(x: float | None) -> str:
     if x is None:
-        return "-"
+        return nf.EMPTY
     return f"{x:.2g}" if x >= 1e-3 else "<0.001"
 
 
@@ -54,16 +54,16 @@ def case_cells(c: CaseResult) -> list[str]:
         verdict += " (re-measured)"
     if c.verdict == "borderline" and s and "not re-measured" in s.note:
         verdict += " (not re-measured)"
-    ci = f"{_pct(s.ci[0]).rstrip('%')} to {_pct(s.ci[1])}" if s and s.ci else "-"
+    ci = f"{_pct(s.ci[0]).rstrip('%')} to {_pct(s.ci[1])}" if s and s.ci else nf.EMPTY
     return [
         c.label,
         counts,
-        _ms(s.base_median_s, s.ci) if s else "-",
-        _ms(s.cand_median_s, s.ci) if s else "-",
-        _pct(s.change) if s else "-",
+        _ms(s.base_median_s, s.ci) if s else nf.EMPTY,
+        _ms(s.cand_median_s, s.ci) if s else nf.EMPTY,
+        _pct(s.change) if s else nf.EMPTY,
         ci,
-        _p(s.p_value) if s else "-",
-        _n(s) if s and s.n_base else "-",
+        _p(s.p_value) if s else nf.EMPTY,
+        _n(s) if s and s.n_base else nf.EMPTY,
         verdict,
     ]
 
@@ -77,8 +77,8 @@ def _n(s: SpeedResult) -> str:
 def claim_cells(c: ClaimResult) -> list[str]:
     """One claims-table row: claim, the rows paired, ratio, interval, method, verdict."""
     lo, hi = c.ci if c.ci is not None else (None, None)
-    ratio = "-" if c.ratio is None else nf.measured(c.ratio, lo, hi)
-    ci = "-" if c.ci is None else nf.interval(lo, hi)
+    ratio = nf.EMPTY if c.ratio is None else nf.measured(c.ratio, lo, hi)
+    ci = nf.EMPTY if c.ci is None else nf.interval(lo, hi)
     rows = f"{c.a_label} vs {c.b_label}" if c.a_label else c.note
     return [c.text, rows, ratio, ci, c.method or "-", c.status]
 

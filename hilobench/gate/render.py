@@ -74,12 +74,20 @@ def _n(s: SpeedResult) -> str:
     return n if s.unit == "samples" else f"{n} {s.unit}"
 
 
+def _pair(a: str, b: str) -> str:
+    """``hilo/reference vs msa/reference · 224 b4 float32 infer``: a setting both labels share
+    is said once."""
+    (a0, _, a1), (b0, _, b1) = a.partition(" "), b.partition(" ")
+    return f"{a0} vs {b0} · {a1}" if a1 and a1 == b1 else f"{a} vs {b}"
+
+
 def claim_cells(c: ClaimResult) -> list[str]:
     """One claims-table row: claim, the rows paired, ratio, interval, method, verdict."""
-    lo, hi = c.ci if c.ci is not None else (None, None)
-    ratio = nf.EMPTY if c.ratio is None else nf.measured(c.ratio, lo, hi)
-    ci = nf.EMPTY if c.ci is None else nf.interval(lo, hi)
-    rows = f"{c.a_label} vs {c.b_label}" if c.a_label else c.note
+    exact = c.method == "exact"  # a ratio of counts: 4 digits, as counts have; no interval
+    lo, hi = c.ci if c.ci is not None and not exact else (None, None)
+    ratio = nf.count(c.ratio) if exact else nf.measured(c.ratio, lo, hi)
+    ci = nf.interval(lo, hi)
+    rows = _pair(c.a_label, c.b_label) if c.a_label else c.note
     return [c.text, rows, ratio, ci, c.method or "-", c.status]
 
 

@@ -65,13 +65,14 @@ def group_cells(
         setting = f"{r.get('res')} {r.get('tokens') or ''} b{r.get('batch')} {r.get('impl')} "
         lo, hi, n = r.get("ratio_ci_low"), r.get("ratio_ci_high"), r.get("ratio_n")
         member = str(r.get("case_id") or r.get("name") or "")
+        ref = bool(r.get("ref")) and r.get("ref") == member  # its ratio is 1 by definition
         recs.append(
             [
                 str(r["group"]),
                 " ".join((setting + str(r.get("mode"))).split()),
-                member + (" (ref)" if r.get("ref") and r.get("ref") == member else ""),
-                nf.ratio(r.get("ratio_to_ref"), lo, hi),
-                nf.interval(lo, hi, n),
+                member + (" (ref)" if ref else ""),
+                "1x" if ref else nf.ratio(r.get("ratio_to_ref"), lo, hi),
+                nf.EMPTY if ref else nf.interval(lo, hi, n),
                 nf.integer(n),
                 nf.percent(r.get("ratio_frac_faster")),
                 nf.status(r),

@@ -8,8 +8,8 @@ than 2 digits, never more than 4. Counted figures (MACs, parameters, memory) kee
 digits and every integer digit, so a tiny layer prints ``0.0001234 GMACs``, never ``0.000``.
 An interval is a "95% CI" only with enough samples for one (:data:`CI_MIN_SAMPLES`); below
 that it is the min–max range, written ``n=3 · a–b``, and a single sample has none (``—``).
-None and NaN are an empty cell, here and nowhere else. Pure functions, no imports beyond the
-standard library: the CLI imports this at start-up.
+None and NaN are an empty cell, here and nowhere else. Pure functions importing nothing heavy
+(the standard library and :mod:`hilobench.row`): the CLI imports this at start-up.
 """
 
 from __future__ import annotations
@@ -31,23 +31,13 @@ COUNT_DIGITS, SINGLE_DIGITS = 4, 3
 #: Magnitudes printed positionally; outside them scientific notation keeps the cell short.
 _POSITIONAL = (1e-7, 1e15)
 
-#: Units of every table: their divisor of the row's raw value.
+#: Bytes in a MiB, the memory unit of every table.
 MIB = 2**20
-UNITS: dict[str, tuple[str, float]] = {
-    "mem": ("MiB", MIB),
-    "params": ("M", 1e6),
-    "macs_layer": ("MMACs", 1e6),
-    "macs_model": ("GMACs", 1e9),
-    "latency": ("ms", 1.0),
-    "throughput": ("img/s", 1.0),
-}
 
 
 def missing(v: Any) -> bool:
-    """None, NaN, or not a number at all (a cell that holds no figure)."""
-    if v is None or isinstance(v, bool):
-        return v is None
-    return isinstance(v, float) and math.isnan(v)
+    """None or NaN: a cell that holds no figure."""
+    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def _magnitude(x: float) -> int:
@@ -161,17 +151,11 @@ def ratio(v: Any, low: Any = None, high: Any = None) -> str:
 
 
 def plain(v: Any) -> str:
-    """Any cell: figures as :func:`count` would for an unknown quantity (4 significant digits,
-    integers whole), booleans and text as they are, None/NaN empty."""
+    """Any cell: a float with 4 significant digits and its integer digits whole, anything else
+    (integers, booleans, text) as it is, None/NaN empty."""
     if missing(v):
         return EMPTY
-    if isinstance(v, bool) or isinstance(v, str):
-        return str(v)
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return sig(v, COUNT_DIGITS, whole=True)
-    return str(v)
+    return sig(v, COUNT_DIGITS, whole=True) if isinstance(v, float) else str(v)
 
 
 def status(row: Mapping[str, Any]) -> str:

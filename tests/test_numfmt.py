@@ -124,3 +124,10 @@ def test_few_samples_message() -> None:
     )
     msg = nf.few_samples_message(4, 0.05, 3, 1.0)
     assert msg.startswith("4 samples") and "raise --budget" in msg
+
+
+def test_plain_cells() -> None:
+    assert nf.plain(0.123456) == "0.1235" and nf.plain(123456.7) == "123457"
+    assert nf.plain(3) == "3" and nf.plain(True) == "True" and nf.plain("hilo") == "hilo"
+    assert nf.plain(None) == nf.plain(float("nan")) == nf.EMPTY
+    assert nf.integer(64) == "64" and nf.integer(None) == ""

@@ -1,5 +1,7 @@
 """Rows → what a person reads (rich table) or a program reads (json / csv / md), and the
-consoles they are printed on. Text from rows is data: rich markup in it is escaped."""
+consoles they are printed on. :func:`grid` is every terminal table's one style (rows, compare
+groups, compare verdicts, claims, profiles): numbers whole, text folded. The cells come from
+:mod:`hilobench.columns` as plain text; text from rows is data: rich markup in it is escaped."""
 
 from __future__ import annotations
 

@@ -93,7 +93,8 @@ def digits_for(value: float, low: float | None, high: float | None) -> int:
 
 
 def measured(v: Any, low: Any = None, high: Any = None, scale: float = 1.0, n: Any = None) -> str:
-    """A measured figure with the digits its interval ``[low, high]`` supports; ``n`` (the
+    """A measured figure with the digits its interval ``[low, high]`` supports (without one,
+    :data:`SINGLE_DIGITS` and every integer digit); ``n`` (the
     sample count, when known): one sample has no interval, whatever ``low`` and ``high`` say."""
     if missing(v):
         return EMPTY
@@ -102,7 +103,8 @@ def measured(v: Any, low: Any = None, high: Any = None, scale: float = 1.0, n: A
     lo = None if missing(low) else float(low) / scale
     hi = None if missing(high) else float(high) / scale
     x = float(v) / scale
-    return sig(x, digits_for(x, lo, hi))
+    # without an interval nothing says which integer digits are noise: all are kept
+    return sig(x, digits_for(x, lo, hi), whole=lo is None or hi is None)
 
 
 def is_ci(n: Any) -> bool:

@@ -131,3 +131,8 @@ def test_plain_cells() -> None:
     assert nf.plain(3) == "3" and nf.plain(True) == "True" and nf.plain("hilo") == "hilo"
     assert nf.plain(None) == nf.plain(float("nan")) == nf.EMPTY
     assert nf.integer(64) == "64" and nf.integer(None) == ""
+
+
+def test_a_figure_without_interval_keeps_its_integer_digits() -> None:
+    assert nf.measured(1004.9) == "1005" and nf.measured(1004.9, n=1) == "1005"
+    assert nf.measured(1004.9, 900, 1100) == "1000"  # ±100: the units are noise

@@ -94,11 +94,11 @@ def digits_for(value: float, low: float | None, high: float | None) -> int:
 
 def measured(v: Any, low: Any = None, high: Any = None, scale: float = 1.0, n: Any = None) -> str:
     """A measured figure with the digits its interval ``[low, high]`` supports (without one,
-    :data:`SINGLE_DIGITS` and every integer digit); ``n`` (the
-    sample count, when known): one sample has no interval, whatever ``low`` and ``high`` say."""
+    :data:`SINGLE_DIGITS` and every integer digit). ``n``, the sample count when known: one
+    sample has no interval, whatever ``low`` and ``high`` say."""
     if missing(v):
         return EMPTY
-    if not missing(n) and n is not None and float(n) <= 1:
+    if n is not None and not missing(n) and float(n) <= 1:
         low = high = None
     lo = None if missing(low) else float(low) / scale
     hi = None if missing(high) else float(high) / scale

@@ -25,7 +25,8 @@ from hilobench.errors import ConfigError
 from hilobench.measure import memory, stats, timing
 from hilobench.measure.flops import count_macs, warm_tracer
 from hilobench.measure.roofline import achieved_fraction
-from hilobench.row import ROW_SCHEMA_VERSION, Row
+from hilobench.numfmt import few_samples_message
+from hilobench.row import CI_MIN_SAMPLES, ROW_SCHEMA_VERSION, Row, is_measured
 
 #: Shortest timed sample: below ~20 ms, timer resolution and scheduler jitter dominate, so short
 #: calls are repeated inside one sample (the row reports per-call time and calls_per_sample).
@@ -313,7 +314,7 @@ def warm_process(*, count: bool = True) -> None:
 
 def add_roofline(row: Row, peak_macs_per_s: float | None) -> None:
     """Achieved MAC/s and its fraction of the device peak (inference rows: forward MACs only)."""
-    if row.get("mode") != "infer" or row.get("status") != "ok" or not peak_macs_per_s:
+    if row.get("mode") != "infer" or not is_measured(row) or not peak_macs_per_s:
         return
     tp = row.get("throughput_median")
     macs = row.get("macs") or row.get("macs_traced")  # timm models have only the traced count
@@ -392,12 +393,19 @@ def _measure(
 
 
 def timing_columns(case: Case, subject: Subject, tm: timing.Timing) -> Row:
-    """Row columns of one timing: per-layer samples and their summary."""
+    """Row columns of one timing: per-layer samples and their summary; status ``few-samples``
+    (and why, in ``message``) when there are too few samples for a 95% interval."""
     samples = [s / subject.layers_per_call for s in tm.samples_s]
-    return {
+    cols: Row = {
         "samples_s": samples,
         "calls_per_sample": tm.calls_per_sample,
         "warmup_calls": tm.warmup_calls,
         "budget_capped": tm.capped,
         **stats.summarize(samples, case.batch),
     }
+    if len(samples) < CI_MIN_SAMPLES:  # no 95% interval: say so, and why
+        cols["status"] = "few-samples"
+        cols["message"] = few_samples_message(
+            len(samples), max(tm.samples_s) * tm.calls_per_sample, tm.calls_per_sample, case.budget
+        )
+    return cols

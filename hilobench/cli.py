@@ -112,7 +112,7 @@ def execute(
         print_table(console(), rows, title, columns)
         err.print(f"saved {len(rows)} rows to {run.path}")
     else:
-        sys.stdout.write(render_text(rows, fmt) + "\n")
+        sys.stdout.write(render_text(rows, fmt, columns) + "\n")
     return rows
 
 

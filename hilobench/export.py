@@ -20,6 +20,7 @@ from typing import Any
 
 from hilobench.case import Case
 from hilobench.errors import ConfigError
+from hilobench.row import is_measured
 
 FORMATS = ("github-action-benchmark", "bencher")
 METRICS = ("throughput", "latency")
@@ -51,9 +52,7 @@ def bench_names(rows: list[dict[str, Any]]) -> list[str]:
 
 def measured(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows with a median throughput (measured, timed)."""
-    return [
-        r for r in rows if r.get("status") == "ok" and _num(r.get("throughput_median")) is not None
-    ]
+    return [r for r in rows if is_measured(r) and _num(r.get("throughput_median")) is not None]
 
 
 def github_action_benchmark(

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-
-def missing(v: Any) -> bool:
-    """None, or a float NaN (a cell with no value)."""
-    return v is None or (isinstance(v, float) and math.isnan(v))
+from hilobench.numfmt import missing
 
 
 class Frame:

@@ -22,8 +22,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from hilobench import numfmt as nf
 from hilobench.case import Case
 from hilobench.plan import Unit
+from hilobench.row import is_measured
 
 
 class Reporter:
@@ -55,6 +57,13 @@ class LineReporter(Reporter):
             self.console.print(
                 f"[dim][{self.n}/{self.total}][/dim] {escape(sc.case.label())}", highlight=False
             )
+
+    def done(self, unit: Unit, rows: Sequence[Mapping[str, Any]]) -> None:
+        """A row with too few samples for an interval says why, in one line."""
+        for row in rows:
+            if row.get("status") == "few-samples":
+                msg = escape(f"{row.get('name')}: {row.get('message', '')}")
+                self.console.print(f"[yellow]{msg}[/yellow]", highlight=False)
 
 
 class BarReporter(Reporter):
@@ -110,11 +119,17 @@ def row_line(row: Mapping[str, Any], i: int, n: int) -> str:
     label = Case.from_json(row["case"]).label() if "case" in row else row.get("name", "")
     label = escape(label)
     status = row.get("status")
-    if status == "ok":
-        tp = row.get("throughput_median")
-        speed = f"{tp:.1f} img/s" if tp is not None else ""
+    if is_measured(row):
+        tp, samples = row.get("throughput_median"), row.get("n_samples")
+        lo, hi = row.get("throughput_ci_low"), row.get("throughput_ci_high")
+        speed = nf.measured(tp, lo, hi, n=samples)
+        speed += " img/s" if speed else ""
         if row.get("ratio_to_ref") is not None:
-            speed += f", {row['ratio_to_ref']:.2f}x {row.get('ref')}"
-        return f"[dim][{i}/{n}][/dim] [green]ok[/green] {label}  {speed}"
+            x = nf.ratio(row["ratio_to_ref"], row.get("ratio_ci_low"), row.get("ratio_ci_high"))
+            speed += f", {x} {row.get('ref')}"
+        if status == "ok":
+            return f"[dim][{i}/{n}][/dim] [green]ok[/green] {label}  {escape(speed)}"
+        why = escape(str(row.get("message", "")))  # few samples: why, in one line
+        return f"[dim][{i}/{n}][/dim] [yellow]{status}[/yellow] {label}  {escape(speed)}: {why}"
     msg = escape(str(row.get("message", ""))[:80])
     return f"[dim][{i}/{n}][/dim] [red]{status}[/red] {label}  {msg}"

@@ -11,14 +11,28 @@ so a comparison never judges rows of another schema.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal, TypedDict, get_args
 
 #: Version of the row columns; rows of another version are never compared.
 ROW_SCHEMA_VERSION = 1
 
-#: How a measurement ended: measured, out of memory, or any other failure (``message`` says).
-Status = Literal["ok", "OOM", "error"]
+#: How a measurement ended: measured; measured with too few samples for a confidence interval
+#: (``few-samples``: real numbers, not certain ones; ``message`` says why); out of memory; or any
+#: other failure (``message`` says).
+Status = Literal["ok", "few-samples", "OOM", "error"]
 STATUSES: tuple[str, ...] = get_args(Status)
+#: Samples a 95% interval of the median needs (:func:`hilobench.measure.stats.ci_min_samples`,
+#: kept here as a number so that reading rows never imports NumPy): fewer give ``few-samples``.
+CI_MIN_SAMPLES = 6
+#: Statuses whose rows hold measured numbers: counted as results, never as failures.
+MEASURED: tuple[str, ...] = ("ok", "few-samples")
+
+
+def is_measured(row: Mapping[str, Any], default: str = "") -> bool:
+    """Whether ``row`` holds measured numbers (``ok`` or ``few-samples``); ``default`` is the
+    status assumed where the row has none (a baseline's figures carry no status)."""
+    return row.get("status", default) in MEASURED
 
 
 class Row(TypedDict, total=False):

@@ -1,6 +1,6 @@
 """Result rows ⇄ files. ``rows.jsonl`` is the source of truth (appended and flushed per row, so
-an interrupted run loses nothing); ``results.csv`` / ``results.md`` are derived
-from them as plain CSV and Markdown.
+an interrupted run loses nothing); ``results.csv`` (every field) and ``results.md`` (the
+table's columns) are derived from it.
 Reading goes through :mod:`hilobench.rundir_io` (checked rows, one-line errors), writing
 through :mod:`hilobench.fileio` (atomic files, synced appends).
 """
@@ -15,9 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hilobench import numfmt as nf
+from hilobench.columns import markdown, rows_markdown
 from hilobench.errors import ConfigError
 from hilobench.fileio import append_text, make_dir, write_text_atomic
-from hilobench.frame import Frame, missing
+from hilobench.frame import Frame
 from hilobench.row import ROW_COLUMNS
 from hilobench.rundir_io import ENV, ROWS, load_rows, read_env
 
@@ -115,7 +117,7 @@ class RunDir:
             return
         df = table_frame(rows)
         write_text_atomic(self.path / CSV, df.to_csv())
-        write_text_atomic(self.path / MD, to_markdown(df) + "\n")
+        write_text_atomic(self.path / MD, rows_markdown(rows) + "\n")
 
 
 def table_frame(rows: list[dict[str, Any]]) -> Frame:
@@ -134,17 +136,7 @@ def table_frame(rows: list[dict[str, Any]]) -> Frame:
 
 
 def to_markdown(df: Frame) -> str:
-    """``df`` as a Markdown table."""
-    cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for rec in df:
-        lines.append("| " + " | ".join(_cell(v) for v in rec.values()) + " |")
-    return "\n".join(lines)
-
-
-def _cell(v: Any) -> str:
-    if missing(v):
-        return ""
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v).replace("|", "\\|")
+    """Every field of ``df`` as Markdown (the ``--wide`` view), cells by
+    :func:`hilobench.numfmt.plain`; the default view is :func:`hilobench.render.rows_markdown`."""
+    body = [[nf.plain(v) for v in rec.values()] for rec in df]
+    return markdown([str(c) for c in df.columns], body, [True] * len(df.columns))

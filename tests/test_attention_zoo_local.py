@@ -16,6 +16,7 @@ from hilobench.attention.dat import DeformableAttention
 from hilobench.attention.focal import FocalAttention, surrounding_positions
 from hilobench.errors import ConfigError
 from hilobench.measure.flops import layer_macs
+from hilobench.row import is_measured
 
 CliRunner = Callable[[list[str]], tuple[int, str, str]]
 
@@ -172,5 +173,5 @@ def test_cli_layer_row(name, extra, cli: CliRunner, tmp_path: Path):
     )
     assert code == 0, stderr
     (row,) = json.loads(stdout)
-    assert row["status"] == "ok" and row["attention"] == name
+    assert is_measured(row) and row["attention"] == name
     assert row["macs"] == row["macs_traced"] and row["uncounted_ops"] == []

@@ -15,6 +15,7 @@ from hilobench.attention import build_attention
 from hilobench.attention.quadtree import QuadTreeAttention
 from hilobench.errors import ConfigError
 from hilobench.measure.flops import layer_macs
+from hilobench.row import is_measured
 
 CliRunner = Callable[[list[str]], tuple[int, str, str]]
 
@@ -177,5 +178,5 @@ def test_cli_layer_row(cli: CliRunner, tmp_path: Path):
     )
     assert code == 0, stderr
     (row,) = json.loads(stdout)
-    assert row["status"] == "ok" and row["attention"] == "quadtree"
+    assert is_measured(row) and row["attention"] == "quadtree"
     assert row["macs"] == row["macs_traced"] and row["uncounted_ops"] == []

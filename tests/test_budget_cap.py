@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from hilobench import bench
 from hilobench.case import Case
 from hilobench.measure import capability, timing
+from hilobench.row import is_measured
 
 CliRunner = Callable[[list[str]], tuple[int, str, str]]
 
@@ -81,8 +83,9 @@ def test_case_with_slow_calls_fits_its_budget(monkeypatch: pytest.MonkeyPatch) -
     t0 = time.perf_counter()
     row = bench.run_case(_slow_layer_case(budget))
     wall = time.perf_counter() - t0
-    assert row["status"] == "ok" and row["n_samples"] >= 1
+    assert is_measured(row) and row["n_samples"] >= 1
     assert row["budget_capped"] is True and row["n_samples"] < 9
+    assert (row["status"] == "few-samples") == (row["n_samples"] < 6), row["n_samples"]
     # budget + the build + at most one call past the cap, with room for a busy machine
     assert wall < budget + 2 * SLOW_CALL_S + 0.5
 
@@ -101,8 +104,13 @@ def test_memory_pass_past_the_budget_leaves_one_sample_and_no_warm_up(
     monkeypatch.setattr(bench, "make_step", slow_make_step)
     bench.warm_process()
     row = bench.run_case(_slow_layer_case(0.05))
-    assert row["status"] == "ok" and row["n_samples"] == 1 and row["warmup_calls"] == 0
+    assert row["status"] == "few-samples" and row["n_samples"] == 1 and row["warmup_calls"] == 0
     assert row["calls_per_sample"] == 1
+    # why, in one line: the call's own time against the budget
+    assert re.fullmatch(
+        r"one call took [\d.]+ s > --budget 0\.05 s: 1 sample; raise --budget for an interval",
+        row["message"],
+    ), row["message"]
     assert row["budgeted_s"] < 0.05 + 2 * SLOW_CALL_S + 0.3
 
 
@@ -124,7 +132,7 @@ def test_emulated_dtype_warns_once_and_finishes(
     assert code == 0, err
     assert err.count("bfloat16 is emulated on this CPU") == 1
     (row,) = json.loads(out)
-    assert row["dtype"] == "bfloat16" and row["status"] == "ok"
+    assert row["dtype"] == "bfloat16" and is_measured(row)
     assert time.perf_counter() - t0 < 0.3 + 10  # budget plus build and start-up
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from hilobench.cluster import _local_alive
+from hilobench.row import is_measured
 from hilobench.runlock import LOCK_NAME
 from hilobench.store import load_rows
 
@@ -55,7 +56,7 @@ def test_ci_smoke_on_the_local_executor_gives_the_plain_runners_cases(
     plain, local = load_rows(tmp_path / "plain"), load_rows(tmp_path / "local")
     assert len(local) == len(plain) == 4
     assert _ids(local) == _ids(plain)
-    assert all(r["status"] == "ok" and r["interleaved"] for r in local)
+    assert all(is_measured(r) and r["interleaved"] for r in local)
     assert json.loads((tmp_path / "local" / "env.json").read_text())["env_id"] == local[0]["env_id"]
 
 
@@ -71,7 +72,7 @@ def test_a_failed_job_becomes_failure_rows_and_groups_stay_in_one_job(
     assert code == 0, err
     rows = {r["case_id"]: r for r in load_rows(run)}
     assert set(rows) == {"msa", "hilo", "lone"}
-    assert rows["msa"]["status"] == rows["hilo"]["status"] == "ok"
+    assert is_measured(rows["msa"]) and is_measured(rows["hilo"])
     assert rows["msa"]["group_wall_s"] == rows["hilo"]["group_wall_s"]  # timed together
     assert rows["hilo"]["ratio_to_ref"] > 0
     lone = rows["lone"]
@@ -123,7 +124,7 @@ def test_launcher_stopped_then_killed_then_resumed_loses_and_repeats_nothing(
     assert done.returncode == 0, done.stderr
     rows = load_rows(run)
     assert len(rows) == 3 and len({r["case_key"] for r in rows}) == 3
-    assert all(r["status"] == "ok" for r in rows)
+    assert all(is_measured(r) for r in rows)
     ledger = json.loads((run / "jobs.json").read_text())["jobs"]
     assert all(j["state"] == "done" for j in ledger)
     ids = [a["job_id"] for j in ledger for a in j["attempts"]]
@@ -152,7 +153,7 @@ def test_slurm_executor_against_a_fake_slurm(
     assert len(scripts) == 4  # per partition: an array of two jobs, then the lone case again
     for part in ("p1", "p2"):
         rows = {r["case_id"]: r for r in load_rows(out / part)}
-        assert rows["msa"]["status"] == rows["hilo"]["status"] == "ok"
+        assert is_measured(rows["msa"]) and is_measured(rows["hilo"])
         assert rows["lone"]["status"] == "error" and "FAILED" in rows["lone"]["message"]
         assert sum(f"--partition={part}\n" in s and "--array=0-1%2" in s for s in scripts) == 1
     assert all("#SBATCH --time=10\n" in s and "--nodes=1" in s for s in scripts)

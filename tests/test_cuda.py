@@ -20,6 +20,7 @@ import torch
 from hilobench.bench import build_subject, run_case
 from hilobench.case import Case
 from hilobench.measure import timing
+from hilobench.row import is_measured
 from hilobench.suite import find_suite, load_suite
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -43,7 +44,7 @@ def suite_layer_cases() -> list[Case]:
 
 
 def _ok(row: dict) -> None:
-    assert row["status"] == "ok", row.get("message")
+    assert is_measured(row), row.get("message")
 
 
 def _spin_s(cycles: int) -> float:
@@ -149,7 +150,7 @@ def test_suite_in_worker_processes(tmp_path: Path) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=200)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
-    assert rows and all(r["status"] == "ok" and r["device"] == DEVICE for r in rows)
+    assert rows and all(is_measured(r) and r["device"] == DEVICE for r in rows)
     envj = json.loads((out / "env.json").read_text())
     assert torch.cuda.get_device_name(0) in json.dumps(envj)
 

@@ -11,6 +11,7 @@ import torch
 
 from hilobench.attention import set_impl
 from hilobench.models import build_model
+from hilobench.row import is_measured
 
 CliRunner = Callable[[list[str]], tuple[int, str, str]]
 TINY = ["--dim", "64", "--heads", "4", "--batch", "2", "--budget", "0.3", "--format", "json"]
@@ -20,7 +21,7 @@ def test_compile_time_is_reported_apart(tmp_path: Path, cli: CliRunner) -> None:
     code, stdout, _ = cli(["layer", "--attn", "msa", "--compile", *TINY, "--out", str(tmp_path)])
     assert code == 0
     (row,) = json.loads(stdout)
-    assert row["status"] == "ok" and row["compile"] is True
+    assert is_measured(row) and row["compile"] is True
     assert row["compile_s"] > 0
     # the timed samples exclude compilation: no sample comes near the compile time
     assert max(row["samples_s"]) < row["compile_s"]
@@ -44,7 +45,7 @@ def test_bfloat16_rows(tmp_path: Path, cli: CliRunner) -> None:
     assert code == 0
     rows = json.loads(stdout)
     assert len(rows) == 4
-    assert all(r["status"] == "ok" and r["dtype"] == "bfloat16" for r in rows)
+    assert all(is_measured(r) and r["dtype"] == "bfloat16" for r in rows)
 
 
 def test_channels_last_model_row(tmp_path: Path, cli: CliRunner) -> None:
@@ -67,7 +68,7 @@ def test_channels_last_model_row(tmp_path: Path, cli: CliRunner) -> None:
     )
     assert code == 0
     (row,) = json.loads(stdout)
-    assert row["status"] == "ok" and row["channels_last"] is True
+    assert is_measured(row) and row["channels_last"] is True
 
 
 def test_litv2_fused_matches_reference() -> None:

@@ -20,6 +20,7 @@ from hilobench.bench import build_subject
 from hilobench.case import Case
 from hilobench.errors import ConfigError
 from hilobench.options import Knob
+from hilobench.row import is_measured
 from hilobench.suite import parse_suite
 
 CliRunner = Callable[[list[str]], tuple[int, str, str]]
@@ -111,7 +112,7 @@ def test_new_knob_measured_end_to_end(gainy: str, cli: CliRunner, tmp_path: Path
     code, stdout, stderr = cli(args)
     assert code == 0, stderr
     (row,) = json.loads(stdout)
-    assert row["status"] == "ok" and row["options"]["gain"] == 0.5
+    assert is_measured(row) and row["options"]["gain"] == 0.5
 
 
 def test_new_knob_checked_and_refused_on_the_cli(gainy: str, cli: CliRunner) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -192,3 +193,36 @@ def test_bad_input_is_one_line_and_exit_2(
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and needle in lines[0]
     assert not (tmp_path / "x").exists()
+
+
+def test_profiler_log_lines_are_held_back(capfd: pytest.CaptureFixture[str]) -> None:
+    """kineto's ``USDT … profiler_start`` lines (written by C++ to file descriptor 2) do not
+    reach the user; anything else written meanwhile does."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from hilobench.profile.run import quiet_profiler_log
+
+    capfd.readouterr()
+    with quiet_profiler_log():
+        os.write(2, b"USDT:2026-12-07 13:59:07 23053:23053 Sync.cpp:39] profiler_start\n")
+        os.write(2, b"a warning the user must see\n")
+        with profile(activities=[ProfilerActivity.CPU]):
+            torch.ones(3).add_(1)
+    err = capfd.readouterr().err
+    assert "a warning the user must see" in err
+    assert "USDT" not in err and "profiler_start" not in err
+
+
+def test_table_fits_100_columns_in_mib(
+    tmp_path: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    code, stdout, stderr = _profile(
+        cli, ["--attn", "hilo", *TINY_HILO, *QUICK, "--out", str(tmp_path / "p")]
+    )
+    assert code == 0, stderr
+    tables = stdout.split("without the profiler")[0]  # the summary line after them is prose
+    assert "peak MiB" in tables and "MB" not in tables.replace("MiB", "")
+    assert "…" not in tables
+    assert max(len(line) for line in tables.splitlines()[:-1]) <= 100
+    assert "GMACs" in tables and "0.000 " not in tables  # tiny counts keep their digits

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from hilobench.cli import main
+from hilobench.row import is_measured
 from hilobench.store import load_rows
 from hilobench.worker import FAULT_ENV
 
@@ -49,7 +50,7 @@ def test_compare_group_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert code == 0
     rows = json.loads(stdout)
     assert [r["case_id"] for r in rows] == ["hilo", "msa", "sra", "wmsa"]
-    assert all(r["status"] == "ok" and r["suite"] == "t" for r in rows)
+    assert all(is_measured(r) and r["suite"] == "t" for r in rows)
     grouped = {r["case_id"]: r for r in rows if r.get("group") == "trio"}
     assert set(grouped) == {"hilo", "msa", "sra"}
     (rounds,) = {len(r["samples_s"]) for r in grouped.values()}  # same rounds for all
@@ -91,7 +92,7 @@ def test_injected_oom_and_error_rows_in_process(
     assert rows["msa"]["status"] == "OOM" and "injected" in rows["msa"]["message"]
     assert rows["wmsa"]["status"] == "error"
     # the group goes on without its failed reference: timed, but no ratios
-    assert rows["hilo"]["status"] == rows["sra"]["status"] == "ok"
+    assert is_measured(rows["hilo"]) and is_measured(rows["sra"])
     assert rows["hilo"]["throughput_median"] > 0 and rows["hilo"].get("ratio_to_ref") is None
     assert "2 of 4 cases failed" in stderr
 
@@ -108,7 +109,7 @@ def test_worker_crash_and_timeout_become_rows(
     code, _, _ = run_cli(["suite", "run", str(suite), "--isolate", "--out", str(out)], capsys)
     assert code == 0
     rows = {r["case_id"]: r for r in load_rows(out)}
-    assert rows["hilo"]["status"] == "ok" and rows["hilo"]["throughput_median"] > 0
+    assert is_measured(rows["hilo"]) and rows["hilo"]["throughput_median"] > 0
     assert rows["sra"]["status"] == "error" and "exited with code 70" in rows["sra"]["message"]
     assert rows["msa"]["status"] == "error" and "timed out after 4 s" in rows["msa"]["message"]
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from hilobench.row import is_measured
+
 CliRunner = Callable[[list[str]], tuple[int, str, str]]
 
 TINY = ["--tokens", "8x8", "--batch", "1", "--budget", "0.05", "--no-roofline"]
@@ -23,7 +25,7 @@ def fused_row(cli: CliRunner, tmp_path: Path, attn: str) -> dict[str, object]:
     code, stdout, stderr = cli([*args, "--out", str(tmp_path / attn), "--format", "json"])
     assert code == 0, stderr
     (row,) = json.loads(stdout)
-    assert row["status"] == "ok" and row["impl"] == "fused"
+    assert is_measured(row) and row["impl"] == "fused"
     return dict(row)
 
 
@@ -97,7 +99,7 @@ def test_plugin_file_registers_an_attention_with_its_knob(tmp_path: Path) -> Non
     proc = run_hilobench(args, tmp_path)
     assert proc.returncode == 0, proc.stderr
     (row,) = json.loads(proc.stdout)
-    assert row["status"] == "ok" and row["attention"] == "mine"
+    assert is_measured(row) and row["attention"] == "mine"
     assert row["options"]["mine_knob"] == 3
     assert row["macs"] == row["macs_traced"] == 64 * 32 * 32
     assert row["fused_is_reference"] is False
@@ -112,7 +114,7 @@ def test_plugin_file_registers_an_attention_with_its_knob(tmp_path: Path) -> Non
     proc = run_hilobench([*suite, "--out", str(tmp_path / "suite")], tmp_path)
     assert proc.returncode == 0, proc.stderr
     (row,) = json.loads(proc.stdout)
-    assert row["status"] == "ok" and row["options"]["mine_knob"] == 2 and row["isolated"]
+    assert is_measured(row) and row["options"]["mine_knob"] == 2 and row["isolated"]
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from hilobench.fileio import write_text_atomic
 from hilobench.gate.baseline import baseline_path, compute_baseline, computed_rows, write_baseline
 from hilobench.gate.policy import Policies, SpeedPolicy, suite_policies
 from hilobench.gate.verdict import EXIT_BASELINE, EXIT_PASS, BaselineError, GateError, Verdict
-from hilobench.render import console
+from hilobench.render import console, print_fitted
 
 err = Console(stderr=True)
 
@@ -72,27 +71,6 @@ def _check_out_dir(path: Path | None) -> None:
             return
 
 
-def _escaped(report: Verdict) -> Verdict:
-    """A copy of ``report`` for the terminal: names and labels read from files are data, so
-    rich markup in them is escaped (the files written keep them as they are)."""
-    cases = [
-        replace(c, label=escape(c.label), notes=[escape(n) for n in c.notes]) for c in report.cases
-    ]
-    claims = [
-        replace(
-            cl,
-            claim=replace(
-                cl.claim, a=escape(cl.claim.a), b=escape(cl.claim.b), name=escape(cl.claim.name)
-            ),
-            a_label=escape(cl.a_label),
-            b_label=escape(cl.b_label),
-            note=escape(cl.note),
-        )
-        for cl in report.claims
-    ]
-    return replace(report, cases=cases, claims=claims)
-
-
 def _emit(report: Verdict, title: str, markdown: Path | None, json_out: Path | None) -> None:
     """Write the pull-request comment and the JSON report when asked (first, whole or not at
     all: a failed write is one ConfigError line and nothing else), then print the tables (wide
@@ -111,8 +89,8 @@ def _emit(report: Verdict, title: str, markdown: Path | None, json_out: Path | N
     if report.refused:
         return  # the caller's one error line says why; the files above still hold the details
     else:
-        for t in verdict_tables(_escaped(report)):
-            out.print(t)
+        for t in verdict_tables(report):  # cells from files are escaped there: data
+            print_fitted(out, t)
         for n in report.notes:
             err.print(f"[dim]{escape(n)}[/dim]", highlight=False)
         if report.env_overridden:

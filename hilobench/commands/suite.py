@@ -21,7 +21,8 @@ from rich.table import Table
 from hilobench.cli_flags import parse_sets
 from hilobench.errors import ConfigError, SuiteLimitError, check_choice
 from hilobench.fileio import write_text_atomic
-from hilobench.render import FORMATS, console, print_rows
+from hilobench.render import FORMATS, console, print_fitted, print_rows
+from hilobench.row import is_measured
 from hilobench.runlock import RunLock, describe
 
 if TYPE_CHECKING:
@@ -252,16 +253,11 @@ def _check_claims(run: RunDir, claims: list[dict[str, Any]]) -> bool:
     `compare` checks them too) and print the verdicts; True when a claim failed."""
     # numpy: only a suite with claims needs them
     from hilobench.gate.claims import check_claims
-    from hilobench.gate.render import CLAIM_HEADER, claim_cells
+    from hilobench.gate.render import claims_table
 
     write_text_atomic(run.path / "claims.json", json.dumps(claims, indent=2) + "\n")
     results = check_claims(run.rows(), claims)
-    table = Table(title="claims", header_style="bold")
-    for h in CLAIM_HEADER:
-        table.add_column(h)
-    for c in results:
-        table.add_row(*claim_cells(c))
-    err.print(table)
+    print_fitted(err, claims_table(results))
     return any(c.status == "fail" for c in results)
 
 
@@ -341,8 +337,12 @@ def _run(
 def _summarise(rows: list[dict[str, Any]], target: Path) -> None:
     bad: dict[str, int] = {}
     for r in rows:
-        if r.get("status") != "ok":
+        if not is_measured(r):
             bad[r.get("status", "?")] = bad.get(r.get("status", "?"), 0) + 1
+    if few := sum(r.get("status") == "few-samples" for r in rows):  # measured: no failure
+        err.print(
+            f"{few} of {len(rows)} cases have too few samples for an interval; raise --budget"
+        )
     if bad:
         parts = ", ".join(f"{k} {v}" for k, v in sorted(bad.items()))
         err.print(f"{sum(bad.values())} of {len(rows)} cases failed ({parts}); see the rows")

@@ -22,6 +22,7 @@ from hilobench.gate.claim_terms import CLAIM_DEVICES, CLAIM_KEYS, CLAIM_METRICS,
 from hilobench.gate.runs import row_context, row_id, row_label
 from hilobench.gate.speed import bootstrap_ratio_ci, same_rounds
 from hilobench.measure import stats
+from hilobench.row import is_measured
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def check_claims(
     """Check ratio claims such as ``{a: hilo, b: sra, metric: throughput, min_ratio: 1.3}``
     on rows: one result per setting that rows of both ``a`` and ``b`` share."""
     parsed = [Claim.parse(c) for c in claims]  # all refused before any is checked
-    ok_rows = [r for r in rows if r.get("status", "ok") == "ok"]
+    ok_rows = [r for r in rows if is_measured(r, "ok")]
     results: list[ClaimResult] = []
     for claim in parsed:
         rows_here = ok_rows

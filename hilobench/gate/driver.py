@@ -43,6 +43,7 @@ from hilobench.gate.speed import Timings
 from hilobench.gate.verdict import GateError, Verdict
 from hilobench.gate.worktree import checkout, repo_root
 from hilobench.measure import stats
+from hilobench.row import CI_MIN_SAMPLES
 from hilobench.store import RunDir
 from hilobench.suite import load_suite
 
@@ -192,6 +193,9 @@ def finish_row(
         row["calls_per_sample"] = int(statistics.median_low(calls))
     if row["samples_s"]:
         row.update(stats.summarize(row["samples_s"], case.batch))
+    if len(row["samples_s"]) < CI_MIN_SAMPLES:  # measured, too thinly for an interval
+        row["status"] = "few-samples"
+        row["message"] = f"{len(row['samples_s'])} sample(s) in {outcome.blocks} block(s)"
     return row
 
 

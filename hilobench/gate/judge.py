@@ -27,6 +27,7 @@ from hilobench.gate.runs import (
 from hilobench.gate.speed import Timings, judge_speed
 from hilobench.gate.verdict import CaseResult, FieldCheck, Verdict
 from hilobench.measure.env import machine_class_label
+from hilobench.row import is_measured
 
 Remeasure = Callable[[str], Timings | None]
 """Re-measure one case by key, afresh: its new timings, or None when it cannot be done."""
@@ -58,13 +59,16 @@ def judge_case(
     if base is None:
         return CaseResult(key, label, "missing_base", notes=["case not in the baseline"])
     res = CaseResult(key, label, "pass", checks=deterministic_checks(base, cand))
-    b_ok, c_ok = base.get("status", "ok") == "ok", cand.get("status", "ok") == "ok"
+    b_ok, c_ok = is_measured(base, "ok"), is_measured(cand, "ok")
     if b_ok and not c_ok:
         res.verdict = "regression"
         msg = cand.get("message") or ""
         res.notes.append(f"candidate {cand.get('status')}: {msg}".strip(": "))
     elif not b_ok:
         res.notes.append(f"base {base.get('status')}: speed not compared")
+    for side, row in (("base", base), ("candidate", cand)):  # measured, but thinly
+        if row.get("status") == "few-samples":
+            res.notes.append(f"{side} few-samples: {row.get('n_samples')} sample(s)")
     if res.mismatches:
         res.verdict = "regression"
     if not speed or not (b_ok and c_ok):

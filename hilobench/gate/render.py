@@ -7,27 +7,35 @@ from __future__ import annotations
 
 import math
 
+from rich.markup import escape
 from rich.table import Table
 
+from hilobench import numfmt as nf
 from hilobench.gate.claims import ClaimResult
 from hilobench.gate.policy import DETERMINISTIC
+from hilobench.gate.speed import SpeedResult
 from hilobench.gate.verdict import CaseResult, Verdict
+from hilobench.render import grid
 
 CASE_HEADER = ["case", "counts", "base ms", "cand ms", "change", "95% CI", "p", "n", "verdict"]
 CLAIM_HEADER = ["claim", "rows", "ratio", "95% CI", "method", "verdict"]
 
 
 def _pct(x: float | None) -> str:
-    return "-" if x is None or math.isnan(x) else f"{x:+.1%}"
+    return nf.EMPTY if x is None or math.isnan(x) else f"{x:+.1%}"
 
 
-def _ms(x: float | None) -> str:
-    return "-" if x is None else f"{x * 1e3:.3g}"
+def _ms(x: float | None, ci: tuple[float, float] | None = None) -> str:
+    """A median time in ms with the digits its relative interval (of the change) supports."""
+    if x is None:
+        return nf.EMPTY
+    lo, hi = (x * (1 + ci[0]), x * (1 + ci[1])) if ci else (None, None)
+    return nf.measured(x * 1e3, lo and lo * 1e3, hi and hi * 1e3)
 
 
 def _p(x: float | None) -> str:
     if x is None:
-        return "-"
+        return nf.EMPTY
     return f"{x:.2g}" if x >= 1e-3 else "<0.001"
 
 
@@ -46,27 +54,40 @@ def case_cells(c: CaseResult) -> list[str]:
         verdict += " (re-measured)"
     if c.verdict == "borderline" and s and "not re-measured" in s.note:
         verdict += " (not re-measured)"
-    ci = f"{_pct(s.ci[0])}…{_pct(s.ci[1])}" if s and s.ci else "-"
+    ci = f"{_pct(s.ci[0]).rstrip('%')} to {_pct(s.ci[1])}" if s and s.ci else nf.EMPTY
     return [
         c.label,
         counts,
-        _ms(s.base_median_s) if s else "-",
-        _ms(s.cand_median_s) if s else "-",
-        _pct(s.change) if s else "-",
+        _ms(s.base_median_s, s.ci) if s else nf.EMPTY,
+        _ms(s.cand_median_s, s.ci) if s else nf.EMPTY,
+        _pct(s.change) if s else nf.EMPTY,
         ci,
-        _p(s.p_value) if s else "-",
-        (f"{s.n_base} {s.unit}" if s.n_base == s.n_cand else f"{s.n_base}/{s.n_cand}")
-        if s and s.n_base
-        else "-",
+        _p(s.p_value) if s else nf.EMPTY,
+        _n(s) if s and s.n_base else nf.EMPTY,
         verdict,
     ]
 
 
+def _n(s: SpeedResult) -> str:
+    """Units a side (``22``; ``5 builds`` when builds, not samples, are the units)."""
+    n = str(s.n_base) if s.n_base == s.n_cand else f"{s.n_base}/{s.n_cand}"
+    return n if s.unit == "samples" else f"{n} {s.unit}"
+
+
+def _pair(a: str, b: str) -> str:
+    """``hilo/reference vs msa/reference · 224 b4 float32 infer``: a setting both labels share
+    is said once."""
+    (a0, _, a1), (b0, _, b1) = a.partition(" "), b.partition(" ")
+    return f"{a0} vs {b0} · {a1}" if a1 and a1 == b1 else f"{a} vs {b}"
+
+
 def claim_cells(c: ClaimResult) -> list[str]:
     """One claims-table row: claim, the rows paired, ratio, interval, method, verdict."""
-    ratio = "-" if c.ratio is None else f"{c.ratio:.3f}"
-    ci = "-" if c.ci is None else f"{c.ci[0]:.3f}…{c.ci[1]:.3f}"
-    rows = f"{c.a_label} vs {c.b_label}" if c.a_label else c.note
+    exact = c.method == "exact"  # a ratio of counts: 4 digits, as counts have; no interval
+    lo, hi = c.ci if c.ci is not None and not exact else (None, None)
+    ratio = nf.count(c.ratio) if exact else nf.measured(c.ratio, lo, hi)
+    ci = nf.interval(lo, hi)
+    rows = _pair(c.a_label, c.b_label) if c.a_label else c.note
     return [c.text, rows, ratio, ci, c.method or "-", c.status]
 
 
@@ -124,31 +145,24 @@ def verdict_markdown(verdict: Verdict, title: str = "hilobench gate") -> str:
 
 def claims_table(claims: list[ClaimResult]) -> Table:
     """Terminal table of claim results, verdicts coloured."""
-    ct = Table(title="claims", header_style="bold")
-    for h in CLAIM_HEADER:
-        ct.add_column(h, justify="right" if h in ("ratio", "95% CI") else "left")
-    for c in claims:
-        cells = claim_cells(c)
-        color = {"pass": "green", "fail": "red", "inconclusive": "yellow"}.get(c.status)
-        if color:
-            cells[-1] = f"[{color}]{cells[-1]}[/{color}]"
-        ct.add_row(*cells)
-    return ct
+    colors = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+    body = [_coloured(claim_cells(c), colors.get(c.status)) for c in claims]
+    text = [h not in ("ratio", "95% CI") for h in CLAIM_HEADER]
+    return grid("claims", CLAIM_HEADER, body, text, markup={len(CLAIM_HEADER) - 1})
+
+
+def _coloured(cells: list[str], color: str | None) -> list[str]:
+    """``cells`` with the last (the verdict) as markup, in ``color`` when given."""
+    last = escape(cells[-1])
+    return [*cells[:-1], f"[{color}]{last}[/{color}]" if color else last]
 
 
 def verdict_tables(verdict: Verdict) -> list[Table]:
     """Terminal view: the cases table and, when there are claims, the claims table."""
     style = {"regression": "red", "borderline": "yellow", "improved": "green"}
-    t = Table(title=verdict.headline, header_style="bold")
-    for h in CASE_HEADER:
-        t.add_column(h, justify="left" if h in ("case", "counts", "verdict") else "right")
-    for c in verdict.cases:
-        cells = case_cells(c)
-        color = style.get(c.verdict)
-        if color:
-            cells[-1] = f"[{color}]{cells[-1]}[/{color}]"
-        t.add_row(*cells)
-    out = [t]
+    body = [_coloured(case_cells(c), style.get(c.verdict)) for c in verdict.cases]
+    text = [h in ("case", "counts", "verdict") for h in CASE_HEADER]
+    out = [grid(verdict.headline, CASE_HEADER, body, text, markup={len(CASE_HEADER) - 1})]
     if verdict.claims:
         out.append(claims_table(verdict.claims))
     return out

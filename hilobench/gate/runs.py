@@ -18,7 +18,7 @@ from hilobench.errors import ConfigError
 from hilobench.gate.baseline import read_baseline_rows
 from hilobench.gate.verdict import BaselineError
 from hilobench.measure import env as menv
-from hilobench.row import REQUIRED_COLUMNS
+from hilobench.row import REQUIRED_COLUMNS, is_measured
 from hilobench.rundir_io import ROWS, load_rows, read_env, read_json
 
 #: Case fields that pair two rows of one setting (the suite's compare-group setting).
@@ -43,11 +43,11 @@ class JudgedRun:
 
 
 def pick_rows(rows: Iterable[Row]) -> dict[str, Row]:
-    """Rows by case key; for a key measured twice (resumed runs) the last ``ok`` row wins."""
+    """Rows by case key; for a key measured twice (resumed runs) the last measured row wins."""
     out: dict[str, Row] = {}
     for r in rows:
         key = r["case_key"]
-        if key in out and out[key].get("status") == "ok" and r.get("status") != "ok":
+        if key in out and is_measured(out[key]) and not is_measured(r):
             continue
         out[key] = r
     return out

@@ -13,7 +13,14 @@ from typing import TypeAlias
 
 import numpy as np
 
-__all__ = ["median_ci", "summarize", "ratio_summary", "rank_test", "relative_change"]
+__all__ = [
+    "median_ci",
+    "ci_min_samples",
+    "summarize",
+    "ratio_summary",
+    "rank_test",
+    "relative_change",
+]
 
 #: Timing samples: a sequence of numbers or a NumPy array of them.
 Samples: TypeAlias = Sequence[float] | np.ndarray
@@ -57,6 +64,15 @@ def _order_stat_ranks(n: int, conf: float) -> tuple[int, int] | None:
     low = int(ok[-1]) + 1
     low = min(low, (n + 1) // 2)
     return low, n - low + 1
+
+
+def ci_min_samples(conf: float = 0.95) -> int:
+    """The fewest samples whose order statistics bracket the median with coverage ≥ ``conf``
+    (6 at 95%): below it :func:`median_ci` can only return the (min, max) range."""
+    n = 1
+    while _order_stat_ranks(n, conf) is None:
+        n += 1
+    return n
 
 
 def median_ci(samples: Samples, conf: float = 0.95) -> tuple[float, float]:

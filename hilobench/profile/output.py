@@ -14,7 +14,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hilobench import numfmt as nf
 from hilobench.profile.breakdown import Breakdown, Part
+from hilobench.render import grid, print_fitted
 
 VIEWS = ("modules", "kinds", "ops")
 TITLES = {"modules": "by module", "kinds": "by kind", "ops": "by operator"}
@@ -37,25 +39,28 @@ def summary(b: Breakdown) -> str:
 
 
 def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v * 1e3:.2f}"
+    """A time in ms (a mean of few profiled steps: 3 significant digits)."""
+    return nf.measured(None if v is None else v * 1e3)
 
 
-def _g(v: float | None, scale: float, fmt: str = "{:.3f}") -> str:
-    return "-" if v is None else fmt.format(v / scale)
+def _heads(train: bool, cuda: bool) -> list[str]:
+    heads = ["part", "fwd ms"] + (["bwd ms"] if train else [])
+    heads += ["ms", "share", "GMACs", "params (M)", "peak MiB", "GMAC/s"]
+    return heads + (["cuda ms"] if cuda else [])
 
 
 def _cells(p: Part, train: bool, cuda: bool) -> list[str]:
-    name = ("  " * p.depth) + p.name
-    cells = [escape(name), _ms(p.forward_s)]
+    """One part's plain-text cells, every number by :mod:`hilobench.numfmt`."""
+    cells = [("  " * p.depth) + p.name, _ms(p.forward_s)]
     if train:
         cells.append(_ms(p.backward_s))
     cells += [
         _ms(p.time_s),
-        f"{p.share * 100:.1f}%",
-        _g(p.macs, 1e9),
-        _g(p.params, 1e6),
-        _g(p.peak_mem_bytes, 2**20, "{:.1f}"),
-        _g(p.macs_per_s, 1e9, "{:.1f}"),
+        nf.percent(p.share, 3),
+        nf.count(p.macs, 1e9),
+        nf.count(p.params, 1e6),
+        nf.count(p.peak_mem_bytes, nf.MIB),
+        nf.measured(None if p.macs_per_s is None else p.macs_per_s / 1e9),
     ]
     if cuda:
         cells.append(_ms(p.device_s))
@@ -63,25 +68,25 @@ def _cells(p: Part, train: bool, cuda: bool) -> list[str]:
 
 
 def table(b: Breakdown, view: str) -> Table:
-    """One view of one case as a rich table; leaf rows (the ones that sum) in plain text, rows
-    that hold others dimmed."""
+    """One view of one case in the style of every table (:func:`hilobench.render.grid`); leaf
+    rows (the ones that sum) in plain text, rows that hold others dimmed."""
     train, cuda = b.mode == "train", b.device.startswith("cuda")
-    t = Table(title=escape(f"{b.label} — {TITLES[view]}"), header_style="bold")
-    heads = ["part", "fwd ms"] + (["bwd ms"] if train else [])
-    heads += ["ms", "share", "GMACs", "params M", "peak MB", "GMAC/s"]
-    heads += ["cuda ms"] if cuda else []
-    for h in heads:
-        t.add_column(h, justify="left" if h == "part" else "right")
-    for p in getattr(b, view):
-        t.add_row(*_cells(p, train, cuda), style=None if p.leaf else "dim")
-    return t
+    heads = _heads(train, cuda)
+    parts = getattr(b, view)
+    body = [_cells(p, train, cuda) for p in parts]
+    styles = [None if p.leaf else "dim" for p in parts]
+    text = [h == "part" for h in heads]
+    return grid(f"{b.label} — {TITLES[view]}", heads, body, text, row_styles=styles)
 
 
 def print_tables(out: Console, breakdowns: Sequence[Breakdown], views: Sequence[str]) -> None:
     """Each view, the cases side by side, then one summary line per case."""
     for view in views:
         tables = [table(b, view) for b in breakdowns]
-        out.print(Columns(tables) if len(tables) > 1 else tables[0])
+        if len(tables) > 1:
+            out.print(Columns(tables))
+        else:
+            print_fitted(out, tables[0])
     for b in breakdowns:
         out.print(escape(summary(b)), highlight=False, soft_wrap=True)
 
@@ -119,9 +124,7 @@ def render(breakdowns: Sequence[Breakdown], fmt: str, views: Sequence[str] = VIE
 
 def _markdown(b: Breakdown, views: Sequence[str]) -> str:
     train, cuda = b.mode == "train", b.device.startswith("cuda")
-    heads = ["part", "fwd ms"] + (["bwd ms"] if train else [])
-    heads += ["ms", "share", "GMACs", "params M", "peak MB", "GMAC/s"]
-    heads += ["cuda ms"] if cuda else []
+    heads = _heads(train, cuda)
     lines = [f"### {b.label}", "", summary(b), ""]
     for view in views:
         lines += [f"**{TITLES[view]}**", "", "| " + " | ".join(heads) + " |"]

@@ -15,6 +15,10 @@ loss + backward + AdamW step), built the same way. Four passes, in this order:
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -132,11 +136,42 @@ def _profiler(device: str) -> Any:
     return profile(activities=activities)
 
 
+#: What the profiler's native library (kineto) logs to stderr at every session's start and
+#: stop, whatever its log level: ``USDT:<date> <pid>:<tid> <file>.cpp:<line>] profiler_start``.
+KINETO_NOISE = re.compile(r"^(USDT|STAGE):\d{4}-\d\d-\d\d [\d:]+ \d+:\d+ \S+\.cpp:\d+\] ")
+
+
+@contextmanager
+def quiet_profiler_log() -> Iterator[None]:
+    """Hold back the profiler's native log lines: the process's stderr (file descriptor 2,
+    where C++ writes) goes to a temporary file meanwhile, and every other line written there
+    is passed on afterwards."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [ln for ln in held.read().splitlines(keepends=True) if not _noise(ln)]
+            if kept:
+                os.write(2, b"".join(kept))
+
+
+def _noise(line: bytes) -> bool:
+    return bool(KINETO_NOISE.match(line.decode("utf-8", "replace")))
+
+
 def _profiled_step(
     module: nn.Module, step: Callable[[], Any], sync: Callable[[], None], device: str
 ) -> Any:
-    """One step with module ranges under a profiler session of its own; the profiler."""
-    with module_ranges(module), _profiler(device) as prof:
+    """One step with module ranges under a profiler session of its own (its native log lines
+    held back); the profiler."""
+    with quiet_profiler_log(), module_ranges(module), _profiler(device) as prof:
         with torch.autograd.profiler.record_function(STEP):
             step()
             sync()

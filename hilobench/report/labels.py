@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hilobench import numfmt as nf
 from hilobench.frame import Frame
-from hilobench.report.tables import fmt_cell
 
 #: field name → header, in the order the report shows them; fields not named keep their name.
 HEADERS = {
@@ -53,33 +53,38 @@ HEADERS = {
     "paper_x_litv2_s": "paper: × LITv2-S w2",
     "paper_fps": "paper: FPS",
 }
-#: value column → its interval's columns, folded into one cell for reading
-INTERVALS = {
-    "x_msa": ("x_msa_ci_low", "x_msa_ci_high"),
-    "x_window2": ("x_window2_ci_low", "x_window2_ci_high"),
-    "fps": ("fps_ci_low", "fps_ci_high"),
+#: value column → its interval's columns and the column of its sample count (None: the table
+#: holds none), folded into one cell for reading
+INTERVALS: dict[str, tuple[str, str, str | None]] = {
+    "x_msa": ("x_msa_ci_low", "x_msa_ci_high", None),
+    "x_window2": ("x_window2_ci_low", "x_window2_ci_high", None),
+    "fps": ("fps_ci_low", "fps_ci_high", "n_samples"),
 }
 
 
-def _ratio_with_ci(v: Any, lo: Any, hi: Any, spec: str = "{:.2f}") -> str:
-    """``1.23 (1.10–1.31)``; the value alone where no interval was measured, or where it is a
-    point (one sample; a row against itself)."""
-    text = fmt_cell(v, spec)
-    if text and fmt_cell(lo) and fmt_cell(hi) and spec.format(lo) != spec.format(hi):
-        text += f" ({spec.format(lo)}–{spec.format(hi)})"
+def _with_ci(v: Any, lo: Any, hi: Any, n: Any = None) -> str:
+    """``1.23 (1.10–1.31)``, digits as the interval supports (``n=3 · …`` when too few samples
+    made it); the value alone where no interval was measured, or where it is a point (one
+    sample; a row against itself)."""
+    text = nf.measured(v, lo, hi, n=n)
+    if text and not nf.missing(lo) and not nf.missing(hi) and lo != hi:
+        text += f" ({nf.interval(lo, hi, n)})"
     return text
 
 
 def for_people(df: Frame) -> Frame:
-    """``df`` (a side-by-side table) with its interval folded into the ratio's cell and its
-    columns renamed for reading."""
+    """``df`` (a side-by-side table) with its interval folded into the value's cell and its
+    columns renamed for reading; "95% CI" in a header only when every interval is one."""
     view = df
-    for col, (low, high) in INTERVALS.items():
+    headers = dict(HEADERS)
+    for col, (low, high, count) in INTERVALS.items():
         if {col, low, high} <= set(view.columns):
-            spec = "{:.3g}" if col == "fps" else "{:.2f}"  # detectors run below 1 FPS here
+            ns = list(view[count]) if count in view.columns else [None] * len(view)
             folded = [
-                _ratio_with_ci(v, lo, hi, spec)
-                for v, lo, hi in zip(view[col], view[low], view[high], strict=True)
+                _with_ci(v, lo, hi, n)
+                for v, lo, hi, n in zip(view[col], view[low], view[high], ns, strict=True)
             ]
             view = view.with_column(col, folded, at=view.columns.index(col)).drop(low, high)
-    return view.rename(HEADERS)
+            if not nf.interval_header([n for n in ns if not nf.missing(n)]).startswith("95%"):
+                headers[col] = headers[col].replace("95% CI", "interval")
+    return view.rename(headers)

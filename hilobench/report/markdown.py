@@ -27,6 +27,7 @@ from hilobench.report.series import (
     varying_fields,
 )
 from hilobench.report.tables import compare_table, markdown_table, results_table
+from hilobench.row import is_measured
 
 
 @dataclass
@@ -84,7 +85,8 @@ def build_report(
                 "commit": str(run.env.get("git_commit") or "")[:10],
                 "rows": len(run.rows),
                 "ok": sum(r.get("status") == "ok" for r in run.rows),
-                "failed": sum(r.get("status") != "ok" for r in run.rows),
+                "few-samples": sum(r.get("status") == "few-samples" for r in run.rows),
+                "failed": sum(not is_measured(r) for r in run.rows),
             }
             for run in runs
         ]
@@ -122,10 +124,10 @@ def build_report(
             "",
             "Throughput (img/s) of each case on each machine; failed cells show their status.",
             "",
-            markdown_table(merged, {c: "{:.1f}" for c in merged.columns}),
+            markdown_table(merged),
             "",
         ]
-    failed = [r for r in rows if r.get("status") != "ok"]
+    failed = [r for r in rows if not is_measured(r)]
     if failed:
         md += ["## Failures", "", "Cases that produced no timing, and why.", ""]
         fdf = Frame(

@@ -8,6 +8,7 @@ from typing import Any
 
 from hilobench.frame import Frame
 from hilobench.report.runs import ReportedRun
+from hilobench.row import is_measured
 
 #: Case fields that keep rows apart but are shown only when the merged rows differ in them.
 _SHOWN_IF_MIXED = ("device", "threads", "compile", "channels_last")
@@ -47,8 +48,8 @@ def merge_runs(runs: list[ReportedRun], metric: str = "throughput_median") -> Fr
             shown.setdefault(key, {c: str(r.get(c, "")) for c in [*key_cols, *_SHOWN_IF_MIXED]})
             shown[key]["options"] = extra
             rec = cells.setdefault(key, {})
-            value = r.get(metric) if r.get("status") == "ok" else r.get("status")
-            if r.get("status") == "ok" or run.label not in rec:
+            value = r.get(metric) if is_measured(r) else r.get("status")
+            if is_measured(r) or run.label not in rec:
                 rec[run.label] = value
     data = [dict(shown[k], **v) for k, v in cells.items()]
     mixed = [c for c in _SHOWN_IF_MIXED if len({d[c] for d in data}) > 1]

@@ -12,6 +12,7 @@ from typing import Any
 
 from hilobench.frame import Frame, read_csv
 from hilobench.report.rows import div, ok_rows, subject
+from hilobench.row import MEASURED
 
 #: The paper's published figures (package data: ships in the wheel).
 PAPER_DIR = Path(__file__).resolve().parent.parent / "data" / "paper"
@@ -165,9 +166,9 @@ def model_side_by_side(rows: list[dict[str, Any]], paper_dir: Path | None = None
             "img_s": r["throughput_median"],
             "x_resnet50": ratio,
             "test_mem_gib": div(r.get("peak_mem_bytes"), 2**30),
-            "train_mem_gib": div(tm, 2**30) if train_status.get(key) == "ok" else None,
+            "train_mem_gib": div(tm, 2**30) if train_status.get(key) in MEASURED else None,
         }
-        if train_status.get(key) not in (None, "ok"):
+        if train_status.get(key) not in (None, *MEASURED):
             rec["train_mem_gib"] = train_status[key]
         disp = _display(str(r.get("name")))
         if p is not None and disp in p:

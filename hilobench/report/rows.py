@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from hilobench.row import is_measured
+
 
 def ok_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows that measured fine and have a throughput."""
-    return [r for r in rows if r.get("status") == "ok" and r.get("throughput_median")]
+    """Rows that measured (``ok`` or ``few-samples``) and have a throughput."""
+    return [r for r in rows if is_measured(r) and r.get("throughput_median")]
 
 
 def hw_or_none(text: Any) -> tuple[int, int] | None:

@@ -1,91 +1,108 @@
-"""Rows → the report's tables: the compact per-row results, the compare groups' ratios, and
-Markdown with numbers formatted for reading."""
+"""Rows → the report's tables: the per-row results (the terminal table's columns), the compare
+groups' ratios, and Markdown. Every number is written by :mod:`hilobench.numfmt`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from hilobench.frame import Frame, missing
-from hilobench.report.rows import div
-from hilobench.store import to_markdown
+from hilobench import numfmt as nf
+from hilobench.columns import DEFAULT_COLUMNS, cells, markdown
+from hilobench.frame import Frame
 
 
-def fmt_cell(v: Any, spec: str = "{:.3g}") -> str:
-    """A number through ``spec``; None and NaN as an empty cell; anything else as text."""
-    if missing(v):
-        return ""
-    if isinstance(v, float | int) and not isinstance(v, bool):
-        return spec.format(v)
-    return str(v)
+def fmt_cell(v: Any) -> str:
+    """Any cell of a report table as text (:func:`hilobench.numfmt.plain`)."""
+    return nf.plain(v)
 
 
-def markdown_table(df: Frame, specs: dict[str, str] | None = None) -> str:
-    """``df`` as Markdown; ``specs`` maps a column to its number format (default 4 digits)."""
-    specs = specs or {}
-    recs = ({c: fmt_cell(v, specs.get(c, "{:.4g}")) for c, v in r.items()} for r in df)
-    return to_markdown(Frame(recs, df.columns))
+def markdown_table(df: Frame) -> str:
+    """``df`` as Markdown, numbers through :func:`fmt_cell`; a column of figures (numbers, or
+    cells already written as figures: ``1.2``, ``n=3 · 1–2``, ``—``) is right-aligned."""
+    columns = [str(c) for c in df.columns]
+    body = [[fmt_cell(v) for v in rec.values()] for rec in df]
+    text = [not all(_figure(rec[i]) for rec in body) or not body for i in range(len(columns))]
+    return markdown(columns, body, text)
+
+
+def _figure(cell: str) -> bool:
+    """Whether a written cell holds a figure (or nothing)."""
+    return not cell or cell[0] in "0123456789-+—" or cell.startswith("n=")
 
 
 def results_table(rows: list[dict[str, Any]]) -> Frame:
-    """The compact per-row table of a run."""
-    layers = all(r.get("kind") == "layer" for r in rows)
+    """The per-row table of a run: the terminal table's default columns and cells (the
+    max-batch columns only where a search ran, ``tokens`` only for layers)."""
+    columns = [c for c in DEFAULT_COLUMNS if _shown(rows, c)]
+    heads, body, _ = cells(rows, columns)
+    return _frame(heads, body)
+
+
+def _shown(rows: list[dict[str, Any]], name: str) -> bool:
+    if name == "tokens":
+        return all(r.get("kind") == "layer" for r in rows) and any(r.get("tokens") for r in rows)
+    if name in ("max_batch", "limit"):
+        return any(r.get("max_batch") is not None for r in rows)
+    return True
+
+
+GROUP_HEADERS = ("group", "setting", "member", "x ref", "{ci}", "rounds", "faster", "status")
+_GROUP_TEXT = ("group", "setting", "member", "status")
+
+
+def group_cells(
+    rows: list[dict[str, Any]], *, fold: bool = True
+) -> tuple[list[str], list[str], list[list[str]], list[bool]] | None:
+    """Members of compare groups with their per-round speed ratio to the reference (marked
+    ``(ref)``), as title notes, headers, plain-text cells and text-ness. ``fold``: a group or
+    setting every member shares moves to the notes, so the table fits a terminal. None when no
+    row belongs to a group."""
+    members = [r for r in rows if r.get("group")]
+    if not members:
+        return None
     recs = []
-    for r in rows:
-        ci = ""
-        if r.get("throughput_ci_low") is not None:
-            ci = f"{r['throughput_ci_low']:.1f}–{r['throughput_ci_high']:.1f}"
-        status = str(r.get("status") or "")
+    for r in members:
+        setting = f"{r.get('res')} {r.get('tokens') or ''} b{r.get('batch')} {r.get('impl')} "
+        lo, hi, n = r.get("ratio_ci_low"), r.get("ratio_ci_high"), r.get("ratio_n")
+        member = str(r.get("case_id") or r.get("name") or "")
+        ref = bool(r.get("ref")) and r.get("ref") == member  # its ratio is 1 by definition
         recs.append(
-            {
-                "name": r.get("name"),
-                "impl": r.get("impl"),
-                "mode": r.get("mode"),
-                "res": r.get("res"),
-                "tokens": r.get("tokens"),
-                "batch": r.get("batch"),
-                "params (M)": div(r.get("params"), 1e6),
-                ("MMACs" if layers else "GMACs"): div(r.get("macs"), 1e6 if layers else 1e9),
-                "img/s": r.get("throughput_median"),
-                "95% CI": ci,
-                "p50 ms": r.get("latency_ms_p50"),
-                "CoV %": div(r.get("cov"), 0.01),
-                "mem MiB": div(r.get("peak_mem_bytes"), 2**20),
-                "status": status + (" (noisy)" if r.get("noisy") and status == "ok" else ""),
-            }
+            [
+                str(r["group"]),
+                " ".join((setting + str(r.get("mode"))).split()),
+                member + (" (ref)" if ref else ""),
+                "1x" if ref else nf.ratio(r.get("ratio_to_ref"), lo, hi),
+                nf.EMPTY if ref else nf.interval(lo, hi, n),
+                nf.integer(n),
+                nf.percent(r.get("ratio_frac_faster")),
+                nf.status(r),
+            ]
         )
-    df = Frame(recs)
-    searched = [r.get("max_batch") for r in rows]
-    if any(v is not None for v in searched):  # --max-batch rows: the answer and its limit
-        df = df.with_column("max batch", searched, at=len(df.columns) - 1)
-        limits = [div(r.get("mem_limit_bytes"), 2**20) for r in rows]
-        df = df.with_column("limit MiB", limits, at=len(df.columns) - 1)
-    if "tokens" in df and (not layers or all(v == "" for v in df["tokens"])):
-        df = df.drop("tokens")
-    return df
+    ci = nf.interval_header([r.get("ratio_n") for r in members if r.get("ratio_ci_low")])
+    heads = [h.format(ci=ci) for h in GROUP_HEADERS]
+    keep = list(range(len(heads)))
+    notes = []
+    for i in (0, 1) if fold else ():  # group, setting
+        if len({rec[i] for rec in recs}) == 1:
+            notes.append(recs[0][i])
+            keep.remove(i)
+    return (
+        notes,
+        [heads[i] for i in keep],
+        [[rec[i] for i in keep] for rec in recs],
+        [GROUP_HEADERS[i] in _GROUP_TEXT for i in keep],
+    )
 
 
 def compare_table(rows: list[dict[str, Any]]) -> Frame | None:
-    """Members of compare groups with their per-round speed ratio to the reference."""
-    recs = []
-    for r in rows:
-        if not r.get("group"):
-            continue
-        recs.append(
-            {
-                "group": r["group"],
-                "setting": f"{r.get('res')} {r.get('tokens') or ''} b{r.get('batch')} "
-                f"{r.get('impl')} {r.get('mode')}".replace("  ", " "),
-                "member": r.get("case_id") or r.get("name"),
-                "reference": r.get("ref"),
-                "x ref": r.get("ratio_to_ref"),
-                "95% CI": (
-                    f"{r['ratio_ci_low']:.3f}–{r['ratio_ci_high']:.3f}"
-                    if r.get("ratio_ci_low") is not None
-                    else ""
-                ),
-                "rounds": r.get("ratio_n"),
-                "faster rounds %": div(r.get("ratio_frac_faster"), 0.01),
-                "status": r.get("status"),
-            }
-        )
-    return Frame(recs) if recs else None
+    """Members of compare groups with their per-round speed ratio to the reference, every
+    column kept (the report's view of :func:`group_cells`)."""
+    made = group_cells(rows, fold=False)
+    if made is None:
+        return None
+    _, heads, body, _ = made
+    return _frame(heads, body)
+
+
+def _frame(heads: list[str], body: list[list[str]]) -> Frame:
+    """Written cells as a table, columns in ``heads``' order."""
+    return Frame((dict(zip(heads, rec, strict=True)) for rec in body), heads)

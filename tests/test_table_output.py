@@ -310,12 +310,11 @@ def test_every_table_fits_100_columns_without_cutting_a_number() -> None:
 
 
 def test_report_tables_say_interval_where_samples_are_few() -> None:
-    import pandas as pd
-
+    from hilobench.frame import Frame
     from hilobench.report.labels import for_people
     from hilobench.report.tables import markdown_table, results_table
 
-    df = pd.DataFrame(
+    df = Frame(
         [
             {"model": "a", "fps": 0.1234, "fps_ci_low": 0.12, "fps_ci_high": 0.127, "n_samples": 3},
             {"model": "b", "fps": 12.5, "fps_ci_low": 12.1, "fps_ci_high": 12.9, "n_samples": 30},

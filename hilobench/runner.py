@@ -329,8 +329,12 @@ _stop: Stop | None = None
 def stop_on_signals() -> Iterator[Stop]:
     """While running, SIGINT and SIGTERM both raise KeyboardInterrupt, so a run stopped either
     way ends its worker, keeps its rows and releases its run directory. SIGINT is set
-    explicitly: a shell that starts a job in the background leaves it ignored."""
+    explicitly: a shell that starts a job in the background leaves it ignored. Inside another
+    such block it is that block's state (the first signal counts once)."""
     global _stop
+    if _stop is not None:
+        yield _stop
+        return
     stop = Stop()
     sigs = (signal.SIGINT, signal.SIGTERM)
     try:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -164,7 +166,7 @@ def suite_run(
     target = check_writable(out_dir if out_dir is not None else new_run_dir(root))
     again = _resume_command(suite, target, device, budget, sets, filter_, isolate, plugin)
     again += " --force-resume" if force_resume else ""
-    with RunLock(target) as lock:  # one writer per run directory
+    with _hint_on_stop(again), RunLock(target) as lock:  # one writer per run directory
         if lock.took_over is not None:
             err.print(
                 f"note: {target} was left locked by a run that is gone "
@@ -173,6 +175,9 @@ def suite_run(
                 soft_wrap=True,
             )
         run = RunDir(target)
+        # a row torn by a kill goes first: a run killed while writing its first row resumes
+        # from scratch instead of being refused for holding no complete row
+        repaired = repair_tail(run) if resume else None
         have = run.rows_path.is_file() and bool(run.rows())
         if have and not resume:
             raise ConfigError(
@@ -204,7 +209,6 @@ def suite_run(
         run.create({**env, "env_id": eid})
         if path.is_file() and not (target / "suite.yaml").exists():
             write_bytes_atomic(target / "suite.yaml", read_bytes(path, "suite"))
-        repaired = repair_tail(run)
         if repaired:
             err.print(repaired, markup=False, highlight=False, soft_wrap=True)
         skipped = len(chosen) - len(todo)
@@ -233,6 +237,21 @@ def _finish(
     print_rows(run.rows(), fmt, f"suite {name}")
     if claims and _check_claims(run, claims):
         raise typer.Exit(1)
+
+
+@contextmanager
+def _hint_on_stop(again: str) -> Iterator[None]:
+    """Ctrl-C or SIGTERM at any moment after start-up (taking the lock, fingerprinting the
+    machine, measuring) ends with the command that finishes the run and exit 130 / 143."""
+    from hilobench.runner import stop_on_signals
+
+    with stop_on_signals() as stop:
+        try:
+            yield
+        except KeyboardInterrupt:
+            err.print(f"interrupted; finish with `{again}`", markup=False, highlight=False,
+                      soft_wrap=True)  # fmt: skip
+            raise typer.Exit(stop.exit_code) from None
 
 
 def _run_cluster(req: Request, fmt: str, again: Callable[[Path], str]) -> None:

@@ -155,6 +155,17 @@ def judge_runs(
                 remeasure=remeasure,
             )
         )
+    verdict.base_only = [row_label(r) for k, r in base.rows.items() if k not in cand.rows]
+    if verdict.base_only:
+        shown = ", ".join(verdict.base_only[:10])
+        more = len(verdict.base_only) - 10
+        verdict.notes.append(
+            f"{len(verdict.base_only)} case(s) only in the baseline, not judged: {shown}"
+            + (f" (+{more} more)" if more > 0 else "")
+        )
+    isolation = _isolation_note(base, cand)
+    if isolation:
+        verdict.notes.append(isolation)
     if any(c.speed is not None and c.speed.unit == "samples" for c in verdict.cases):
         tb, tc = base.env.get("timestamp"), cand.env.get("timestamp")
         when = f" ({tb} and {tc})" if tb and tc else ""
@@ -167,3 +178,20 @@ def judge_runs(
     if all_claims:
         verdict.claims = check_claims(cand.rows.values(), all_claims)
     return verdict
+
+
+def _isolation_note(base: JudgedRun, cand: JudgedRun) -> str | None:
+    """A note when one side was measured in a fresh worker process per case and the other in
+    one process (``--no-isolate``): caches and library state carried between cases can move
+    speed and memory, so such a difference is worth knowing before reading the verdicts."""
+
+    def how(run: JudgedRun) -> str | None:
+        seen = {r.get("isolated") for r in run.rows.values() if r.get("isolated") is not None}
+        if len(seen) != 1:
+            return "mixed" if seen else None
+        return "isolated (a process per case)" if seen.pop() else "in-process (--no-isolate)"
+
+    b, c = how(base), how(cand)
+    if b is None or c is None or b == c:
+        return None
+    return f"base measured {b}, candidate {c}: cached state differs between the two"

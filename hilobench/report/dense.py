@@ -62,7 +62,8 @@ def dense_side_by_side(rows: list[dict[str, Any]], paper_dir: Path) -> pd.DataFr
     paper = _paper(paper_dir)
 
     def ctx(r: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(str(r.get(f)) for f in ("res", "batch", "dtype", "device", "impl", "env_id"))
+        run = r.get("_run", r.get("env_id"))  # within one run: never another run's reference
+        return (*(str(r.get(f)) for f in ("res", "batch", "dtype", "device", "impl")), str(run))
 
     by = {(r.get("name"), _window(r), head_of(r), ctx(r)): r for r in dense}
     fps = {k: r["throughput_median"] for k, r in by.items()}

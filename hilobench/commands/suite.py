@@ -8,10 +8,7 @@ the command that needs it.
 from __future__ import annotations
 
 import json
-import shlex
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +20,7 @@ from rich.table import Table
 from hilobench.errors import ConfigError, SuiteLimitError, check_choice
 from hilobench.fileio import write_text_atomic
 from hilobench.render import FORMATS, console, print_rows
+from hilobench.resume import hint_on_stop, resume_command
 from hilobench.runlock import RunLock, describe
 
 if TYPE_CHECKING:
@@ -161,12 +159,12 @@ def suite_run(
 
         req = Request(s, chosen, executor, sched, out_dir, root, resume, force_resume, isolate,
                       roofline, digest)  # fmt: skip
-        return _run_cluster(req, fmt, lambda base: _resume_command(
+        return _run_cluster(req, fmt, lambda base: resume_command(
             suite, base, device, budget, sets, filter_, isolate, plugin, extra))  # fmt: skip
     target = check_writable(out_dir if out_dir is not None else new_run_dir(root))
-    again = _resume_command(suite, target, device, budget, sets, filter_, isolate, plugin)
+    again = resume_command(suite, target, device, budget, sets, filter_, isolate, plugin)
     again += " --force-resume" if force_resume else ""
-    with _hint_on_stop(again), RunLock(target) as lock:  # one writer per run directory
+    with hint_on_stop(again), RunLock(target) as lock:  # one writer per run directory
         if lock.took_over is not None:
             err.print(
                 f"note: {target} was left locked by a run that is gone "
@@ -239,21 +237,6 @@ def _finish(
         raise typer.Exit(1)
 
 
-@contextmanager
-def _hint_on_stop(again: str) -> Iterator[None]:
-    """Ctrl-C or SIGTERM at any moment after start-up (taking the lock, fingerprinting the
-    machine, measuring) ends with the command that finishes the run and exit 130 / 143."""
-    from hilobench.runner import stop_on_signals
-
-    with stop_on_signals() as stop:
-        try:
-            yield
-        except KeyboardInterrupt:
-            err.print(f"interrupted; finish with `{again}`", markup=False, highlight=False,
-                      soft_wrap=True)  # fmt: skip
-            raise typer.Exit(stop.exit_code) from None
-
-
 def _run_cluster(req: Request, fmt: str, again: Callable[[Path], str]) -> None:
     """``--executor local|slurm``: a run directory per machine class (hilobench.cluster_run)."""
     from hilobench.cluster_run import run_on_cluster
@@ -293,34 +276,6 @@ def _check_claims(run: RunDir, claims: list[dict[str, Any]]) -> bool:
         table.add_row(*claim_cells(c))
     err.print(table)
     return any(c.status == "fail" for c in results)
-
-
-def _resume_command(
-    spec: str,
-    target: Path,
-    device: str | None,
-    budget: float | None,
-    sets: list[str],
-    filter_: str | None,
-    isolate: bool,
-    plugins: list[Path] | None = None,
-    extra: list[str] | None = None,
-) -> str:
-    """The command line that finishes this run, with the options that shape its cases."""
-    args = ["hilobench", "suite", "run", spec, *(extra or [])]
-    for path in plugins or []:
-        args += ["--plugin", str(path)]
-    if device is not None:
-        args += ["--device", device]
-    if budget is not None:
-        args += ["--budget", f"{budget:g}"]
-    for item in sets:
-        args += ["--set", item]
-    if filter_:
-        args += ["--filter", filter_]
-    if not isolate:
-        args.append("--no-isolate")
-    return shlex.join(args + ["--resume", "--out", str(target)])
 
 
 def _run(

@@ -16,8 +16,10 @@ from typing import Any, Literal, TypedDict, get_args
 #: Version of the row columns; rows of another version are never compared.
 ROW_SCHEMA_VERSION = 1
 
-#: How a measurement ended: measured, out of memory, or any other failure (``message`` says).
-Status = Literal["ok", "OOM", "error"]
+#: How a measurement ended: measured, out of memory, or any other failure (``message`` says);
+#: ``partial``: a compare group stopped after some rounds (``n_samples`` of them), which
+#: ``suite run --resume`` completes.
+Status = Literal["ok", "OOM", "error", "partial"]
 STATUSES: tuple[str, ...] = get_args(Status)
 
 

@@ -126,7 +126,7 @@ def suite_run(
         machine_class,
     )
     from hilobench.measure.timing import set_threads
-    from hilobench.plan import plan, select
+    from hilobench.plan import plan, select, still_to_run
     from hilobench.rundir_io import read_bytes
     from hilobench.runner import done_keys, provenance_differences, repair_tail, suite_hash
     from hilobench.store import DEFAULT_ROOT, RunDir, check_writable, new_run_dir, run_dir_name
@@ -203,7 +203,7 @@ def suite_run(
                 )
 
         done = done_keys(run) if resume else set()
-        todo = [sc for sc in chosen if sc.case.key not in done]
+        todo, regrouped = still_to_run(chosen, s.compare, done)
         run.create({**env, "env_id": eid})
         if path.is_file() and not (target / "suite.yaml").exists():
             write_bytes_atomic(target / "suite.yaml", read_bytes(path, "suite"))
@@ -219,7 +219,7 @@ def suite_run(
             highlight=False,
         )
         keys = {sc.case.key for sc in chosen}
-        for line in emulation_warnings(sc.case for sc in todo):
+        for line in [*regrouped, *emulation_warnings(sc.case for sc in todo)]:
             err.print(line, markup=False, highlight=False, soft_wrap=True)
         units = plan(todo, s.compare)
         rows = _run(run, units, eid, isolate, s.name, keys, again, roofline, digest)
@@ -311,9 +311,14 @@ def _run(
         except KeyboardInterrupt:
             run.write_tables()
             have = len(done_keys(run) & keys)
+            rows = run.rows() if run.rows_path.is_file() else []
+            part = [r for r in rows if r.get("status") == "partial" and r["case_key"] in keys]
+            kept = (
+                f", {len(part)} partial ({part[0].get('n_samples')} round(s) kept)" if part else ""
+            )
             err.print(
-                f"interrupted after {elapsed(t0)}: {have} of {len(keys)} cases measured, rows "
-                f"in {run.path}; finish with `{again}`",
+                f"interrupted after {elapsed(t0)}: {have} of {len(keys)} cases measured{kept}, "
+                f"rows in {run.path}; finish with `{again}`",
                 markup=False,
                 highlight=False,
                 soft_wrap=True,

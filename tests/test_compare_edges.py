@@ -72,3 +72,12 @@ def test_isolated_beside_in_process_is_noted(cli, tmp_path: Path) -> None:
     edit(cand, lambda r: dict(r, isolated=True))
     code, _, err = cli(["compare", str(base), str(cand)])
     assert code == EXIT_PASS and "in-process" not in err
+
+
+def test_partial_rows_are_unjudged_not_regressions(cli, tmp_path: Path) -> None:
+    base, cand = copy("base", tmp_path), copy("candidate", tmp_path)
+    edit(cand, lambda r: dict(r, status="partial") if r["name"] == "hilo" else r)
+    rep = judge_runs(load_run(base), load_run(cand, role="candidate"))
+    (hilo,) = [c for c in rep.cases if c.label.startswith("hilo")]
+    assert hilo.verdict == "unjudged" and "suite run --resume" in hilo.notes[0]
+    assert rep.count("regression") == 0 and rep.exit_code == EXIT_UNJUDGED

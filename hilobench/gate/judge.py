@@ -58,6 +58,14 @@ def judge_case(
     if base is None:
         return CaseResult(key, label, "missing_base", notes=["case not in the baseline"])
     res = CaseResult(key, label, "pass", checks=deterministic_checks(base, cand))
+    stopped = [
+        side for side, r in (("base", base), ("candidate", cand)) if r.get("status") == "partial"
+    ]
+    if stopped and not res.mismatches:  # an interrupted compare group: finish it, then judge
+        res.verdict = "unjudged"
+        res.notes.append(f"{' and '.join(stopped)}: partial (a stopped compare group; finish "
+                         "it with `suite run --resume`)")  # fmt: skip
+        return res
     b_ok, c_ok = base.get("status", "ok") == "ok", cand.get("status", "ok") == "ok"
     if b_ok and not c_ok:
         res.verdict = "regression"

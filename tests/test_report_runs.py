@@ -107,3 +107,21 @@ def test_merge_of_two_runs_of_one_machine(
     assert code == 0 and "4 rows x 2 run(s)" in " ".join(err.split())
     header = out.read_text().splitlines()[0]
     assert header.endswith("AMD EPYC (2 threads) · a,AMD EPYC (2 threads) · b")
+
+
+def test_dense_paper_figures_only_at_the_paper_input() -> None:
+    from hilobench.report.dense import dense_side_by_side
+    from hilobench.report.paper import PAPER_DIR
+
+    def row(window: int, fps: float, res: str) -> dict[str, Any]:
+        return {"kind": "model", "name": "litv2_s", "status": "ok", "throughput_median": fps,
+                "head": "retinanet", "options": {"head": "retinanet", "window": window},
+                "res": res, "batch": 1}  # fmt: skip
+
+    why: dict[str, list[str]] = {}
+    at = dense_side_by_side([row(2, 1.0, "800x1280"), row(4, 1.2, "800x1280")], PAPER_DIR, why)
+    assert at is not None and at["paper_fps"].notna().all() and not why
+    small = dense_side_by_side([row(2, 1.0, "512"), row(4, 1.2, "512")], PAPER_DIR, why)
+    assert small is not None and small["paper_fps"].isna().all()
+    assert small["x_window2"].iloc[-1] == pytest.approx(1.2)  # ours stay
+    assert why == {"litv2_s retinanet": ["res 512 ≠ 800x1280 for retinanet"]}

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from hilobench.report.rows import div, ok_rows
+from hilobench.report.rows import div, hw_or_none, ok_rows
 
 #: Our model names → the paper's (the rows of ``dense_fps.csv``).
 PAPER_BACKBONES = {"litv2_s": "LITv2-S", "litv2_m": "LITv2-M", "litv2_b": "LITv2-B"}
@@ -24,6 +24,18 @@ DEFAULT_WINDOW = 2
 #: The reference rows of the ratios: LITv2-S at window 2 (both sides), ResNet-50 (ours only).
 PAPER_REF = ("litv2_s", DEFAULT_WINDOW)
 OURS_REF = "resnet50"
+#: The paper's setting per head: batch 1 at this input (H, W); only rows measured so get the
+#: paper's figures beside them.
+PAPER_DENSE_RES = {"retinanet": (800, 1280), "maskrcnn": (800, 1280), "semfpn": (512, 512)}
+
+
+def dense_setting_differences(row: dict[str, Any]) -> list[str]:
+    """How a dense row's setting differs from the paper's for its head; empty when it is it."""
+    want = PAPER_DENSE_RES.get(head_of(row))
+    out = [] if str(row.get("batch")) == "1" else [f"batch {row.get('batch')} ≠ 1"]
+    if want is not None and hw_or_none(row.get("res")) != want:
+        out.append(f"res {row.get('res')} ≠ {want[0]}x{want[1]} for {head_of(row)}")
+    return out
 
 
 def head_of(row: dict[str, Any]) -> str:
@@ -53,9 +65,12 @@ def _paper(paper_dir: Path) -> dict[tuple[str, int, str], float]:
     return out
 
 
-def dense_side_by_side(rows: list[dict[str, Any]], paper_dir: Path) -> pd.DataFrame | None:
+def dense_side_by_side(
+    rows: list[dict[str, Any]], paper_dir: Path, notes: dict[str, list[str]] | None = None
+) -> pd.DataFrame | None:
     """One record per dense row: counts, FPS with its interval, and the ratios beside the
-    paper's. None when the rows hold no dense measurement."""
+    paper's (only for rows at the paper's setting: ``notes`` collects the others and why).
+    None when the rows hold no dense measurement."""
     dense = [r for r in ok_rows(rows) if r.get("kind") == "model" and head_of(r)]
     if not dense:
         return None
@@ -87,9 +102,12 @@ def dense_side_by_side(rows: list[dict[str, Any]], paper_dir: Path) -> pd.DataFr
         xw2 = over_window2(r, (name, DEFAULT_WINDOW, head, c)) if win else (None,) * 3
         s2 = fps.get((*PAPER_REF, head, c))
         rn = fps.get((OURS_REF, None, head, c))
-        p = paper.get((pname, win, head)) if pname and win else None
-        p_w2 = paper.get((pname, DEFAULT_WINDOW, head)) if pname else None
-        p_s2 = paper.get((PAPER_BACKBONES[PAPER_REF[0]], PAPER_REF[1], head))
+        differs = dense_setting_differences(r)
+        if differs and notes is not None and (pname or head in PAPER_DENSE_RES):
+            notes.setdefault(f"{name} {head}", differs)
+        p = paper.get((pname, win, head)) if pname and win and not differs else None
+        p_w2 = paper.get((pname, DEFAULT_WINDOW, head)) if pname and not differs else None
+        p_s2 = None if differs else paper.get((PAPER_BACKBONES[PAPER_REF[0]], PAPER_REF[1], head))
         out.append(
             {
                 "model": name,
@@ -117,5 +135,9 @@ def dense_side_by_side(rows: list[dict[str, Any]], paper_dir: Path) -> pd.DataFr
                 "paper_fps": p,
             }
         )
+    several = len({r.get("_run") for r in dense}) > 1
+    if several:  # a column per run's rows: every ratio above is within its own run
+        out = [{"run": r.get("_run"), **rec} for r, rec in zip(dense, out, strict=True)]
     df = pd.DataFrame(out)
-    return df.sort_values(["head", "model", "window"], ignore_index=True, na_position="first")
+    keys = ["run", "head", "model", "window"] if several else ["head", "model", "window"]
+    return df.sort_values(keys, ignore_index=True, na_position="first")

@@ -32,7 +32,8 @@ def paper_section(
     model_why: dict[str, list[str]] = {}
     layers = layer_side_by_side(rows, paper_dir, layer_why)
     models = model_side_by_side(rows, paper_dir, model_why)
-    dense = dense_side_by_side(rows, paper_dir or PAPER_DIR)
+    dense_why: dict[str, list[str]] = {}
+    dense = dense_side_by_side(rows, paper_dir or PAPER_DIR, dense_why)
     if layers is None and models is None and dense is None:
         return md
     md += [
@@ -93,9 +94,12 @@ def paper_section(
         rep.tables["paper_dense"] = dense
         md += ["### Detection and segmentation (backbone + FPN + head, batch 1)", ""]
         md += [DENSE_NOTE, "", markdown_table(for_people(dense)), ""]
+        md += _note_lines(absent_note("detection and segmentation", dense_why))
         paired = dense.dropna(subset=["paper_x_litv2_s", "x_litv2_s"])
         if len(paired):
             labels = [f"{m} w{w} {h}" for m, w, h in paired[["model", "window", "head"]].values]
+            if "run" in paired:
+                labels = [f"{x} ({r})" for x, r in zip(labels, paired["run"], strict=True)]
             md += _ours_vs_paper(
                 rep, out / "paper_dense.png", labels, paired, "x_litv2_s",
                 title="Dense-prediction FPS relative to LITv2-S window 2, ours vs paper",

@@ -161,6 +161,7 @@ def test_ctrl_c_inside_a_group_keeps_its_rounds_and_resume_finishes(
     assert sorted(done) == ["hilo", "msa", "sra"] and len(load_rows(out)) == 3  # once each
     for r in done.values():
         old = next(k for k in kept if k["case_id"] == r["case_id"])
-        assert r["status"] == "ok" and r["ratio_n"] >= 9 and r["ratio_to_ref"] is not None
+        # at least one round more than stored (the budget left decides how many more)
+        assert r["status"] == "ok" and r["ratio_n"] > n and r["ratio_to_ref"] is not None
         assert r["samples_s"][:n] == old["samples_s"]  # the stored rounds, continued
     assert not (out / group_rounds.PARTIAL_DIR).exists()  # record and temporary files gone

@@ -125,3 +125,13 @@ def test_dense_paper_figures_only_at_the_paper_input() -> None:
     assert small is not None and small["paper_fps"].isna().all()
     assert small["x_window2"].iloc[-1] == pytest.approx(1.2)  # ours stay
     assert why == {"litv2_s retinanet": ["res 512 ≠ 800x1280 for retinanet"]}
+
+
+def test_partial_rows_are_named_not_failures(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "p").create(ENV)
+    run.append_rows([layer("msa", 100.0, status="partial", n_samples=3),
+                     layer("hilo", 50.0, status="partial", n_samples=3)])  # fmt: skip
+    rep = build_report([run.path], tmp_path / "rep")
+    text = rep.path.read_text()
+    assert "2 row(s) are `partial`" in text and "--resume" in text
+    assert "## Failures" not in text

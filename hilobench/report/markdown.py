@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from hilobench.fileio import make_dir, write_text_atomic
+from hilobench.group_rounds import PARTIAL
 from hilobench.measure.env import informational_differences, machine_class_label
 from hilobench.report.merge import merge_runs
 from hilobench.report.plots import plot_bars, plot_lines, require_matplotlib
@@ -128,7 +129,15 @@ def build_report(
             markdown_table(merged, {c: "{:.1f}" for c in merged.columns}),
             "",
         ]
-    failed = [r for r in rows if r.get("status") != "ok"]
+    partial = [r for r in rows if r.get("status") == PARTIAL]
+    if partial:
+        md += [
+            f"{len(partial)} row(s) are `partial`: a compare group stopped after some rounds "
+            "(their count is the row's sample count). They are left out of the figures; "
+            "`hilobench suite run SUITE --resume --out RUN` completes the group.",
+            "",
+        ]
+    failed = [r for r in rows if r.get("status") not in ("ok", PARTIAL)]
     if failed:
         md += ["## Failures", "", "Cases that produced no timing, and why.", ""]
         fdf = pd.DataFrame(

@@ -85,6 +85,33 @@ def plan(cases: list[SuiteCase], groups: list[CompareGroup] | None = None) -> li
     return units
 
 
+def still_to_run(
+    cases: list[SuiteCase], groups: list[CompareGroup] | None, done: set[str]
+) -> tuple[list[SuiteCase], list[str]]:
+    """The cases a resumed run measures, and a note per compare group it times whole again.
+
+    A case is to run when its key is not ``done``; a compare group at one setting runs whole
+    when any member is to run, since its ratios exist only between members timed together: a
+    run directory holding some members (an older run, a hand-edited one) must not end with
+    members that have no ratio to the reference. Their earlier rows are replaced when the
+    group's rows land (:meth:`hilobench.runner.Runner`)."""
+    todo: set[int] = set()
+    notes = []
+    for u in plan(cases, groups):
+        missing = [sc for sc in u.items if sc.case.key not in done]
+        if not missing:
+            continue
+        todo |= {id(sc) for sc in (u.items if u.group is not None else missing)}
+        again = [sc.id for sc in u.items if sc.case.key in done]
+        if u.group is not None and again:
+            notes.append(
+                f"compare {u.group.name}: {', '.join(again)} timed again with "
+                f"{', '.join(sc.id for sc in missing)} (ratios exist only within one timing); "
+                "their earlier rows are replaced"
+            )
+    return [sc for sc in cases if id(sc) in todo], notes
+
+
 def select(cases: list[SuiteCase], patterns: str | None) -> list[SuiteCase]:
     """Cases whose id, name or label matches one of the comma-separated ``patterns``.
 

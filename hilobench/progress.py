@@ -8,6 +8,7 @@ with an ETA weighted by each case's budget, and a line per finished row.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,6 +38,12 @@ class Reporter:
 
     def done(self, unit: Unit, rows: Sequence[Mapping[str, Any]]) -> None: ...
 
+    def round(self, unit: Unit, done: int, expected: int, eta_s: float) -> None:
+        """A compare group finished round ``done`` of about ``expected``."""
+
+    def note(self, text: str) -> None:
+        """A line worth telling (e.g. a group that continues stored rounds)."""
+
     def stop(self) -> None: ...
 
 
@@ -65,6 +72,9 @@ class LineReporter(Reporter):
                 msg = escape(f"{row.get('name')}: {row.get('message', '')}")
                 self.console.print(f"[yellow]{msg}[/yellow]", highlight=False)
 
+    def note(self, text: str) -> None:
+        self.console.print(escape(text), highlight=False)
+
 
 class BarReporter(Reporter):
     """A progress bar with an ETA (weighted by each case's budget) and a line per row."""
@@ -84,6 +94,7 @@ class BarReporter(Reporter):
         self.task: TaskID | None = None
         self.finished = 0
         self.total = 0
+        self.logged = 0.0  # when a log last got a round line
 
     def start(self, total_cases: int, total_weight: float) -> None:
         self.total = total_cases
@@ -110,8 +121,31 @@ class BarReporter(Reporter):
                 self.task, advance=unit.weight, cases=f"{self.finished}/{self.total}"
             )
 
+    def round(self, unit: Unit, done: int, expected: int, eta_s: float) -> None:
+        text = round_text(unit, done, expected, eta_s)
+        if self.task is not None:
+            self.progress.update(self.task, description=escape(text))
+        now = time.monotonic()
+        if not self.console.is_terminal and now - self.logged >= LOG_ROUND_S:
+            self.logged = now  # a log gets a line now and then, a terminal the bar's text
+            self.console.print(f"[dim]{escape(text)}[/dim]", highlight=False)
+
+    def note(self, text: str) -> None:
+        self.console.print(escape(text), highlight=False)
+
     def stop(self) -> None:
         self.progress.stop()
+
+
+#: Seconds between the round lines a compare group writes to a log (not a terminal).
+LOG_ROUND_S = 10.0
+
+
+def round_text(unit: Unit, done: int, expected: int, eta_s: float) -> str:
+    """``compare NAME: round 7/22, ETA 14 s``: a compare group's progress, round by round."""
+    name = unit.group.name if unit.group is not None else unit.items[0].case.label()
+    eta = f"{eta_s:.0f} s" if eta_s < 120 else f"{eta_s / 60:.1f} min"
+    return f"compare {name}: round {done}/{max(expected, done)}, ETA {eta}"
 
 
 def row_line(row: Mapping[str, Any], i: int, n: int) -> str:

@@ -18,9 +18,10 @@ from typing import Any, Literal, TypedDict, get_args
 ROW_SCHEMA_VERSION = 1
 
 #: How a measurement ended: measured; measured with too few samples for a confidence interval
-#: (``few-samples``: real numbers, not certain ones; ``message`` says why); out of memory; or any
-#: other failure (``message`` says).
-Status = Literal["ok", "few-samples", "OOM", "error"]
+#: (``few-samples``: real numbers, not certain ones; ``message`` says why); out of memory; any
+#: other failure (``message`` says); or ``partial``: a compare group stopped after some rounds
+#: (``n_samples`` of them), which ``suite run --resume`` completes.
+Status = Literal["ok", "few-samples", "OOM", "error", "partial"]
 STATUSES: tuple[str, ...] = get_args(Status)
 #: Samples a 95% interval of the median needs (:func:`hilobench.measure.stats.ci_min_samples`,
 #: kept here as a number so that reading rows never imports NumPy): fewer give ``few-samples``.

@@ -11,7 +11,10 @@ after :data:`STOP_GRACE_S`, and never turns it into a row; a unit's rows land to
 
 Compare groups are measured in two steps: each member's counts and memory in its own process,
 then all members timed together in one process, round by round (A B C, B C A, ...), so drift
-hits every member alike and per-round ratios to the reference are meaningful.
+hits every member alike and per-round ratios to the reference are meaningful. The rounds a
+stopped group finished are kept (:mod:`hilobench.group_rounds`): its rows land as ``partial``
+and ``--resume`` continues the rounds, or times the group whole again; the group's finished
+rows then take the place of every earlier row of its members.
 
 The units come from :func:`hilobench.plan.plan`; a :class:`hilobench.progress.Reporter` shows
 how the run goes.
@@ -26,11 +29,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from hilobench import group_rounds
 from hilobench.case import Case
 from hilobench.jobdir import job_dir, sweep_once
 from hilobench.measure.env import code_state
@@ -38,11 +41,16 @@ from hilobench.measure.procenv import worker_env
 from hilobench.plan import SuiteCase, Unit
 from hilobench.progress import Reporter
 from hilobench.rundir_io import repair_torn_tail
+from hilobench.stopsig import Stop as Stop
+from hilobench.stopsig import current_stop, deferred_signals
+from hilobench.stopsig import stop_on_signals as stop_on_signals
 from hilobench.store import RunDir
 from hilobench.worker import failure_row, run_job
 
 #: Seconds a worker gets to end after SIGTERM before it is killed.
 STOP_GRACE_S = 2.0
+#: Seconds between looks at a compare group's progress while its worker runs.
+POLL_S = 0.5
 
 
 class WorkerFailed(Exception):
@@ -76,12 +84,15 @@ def end_worker(proc: subprocess.Popen[str], grace: float = STOP_GRACE_S) -> None
             f.close()
 
 
-def call_worker(job: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
+def call_worker(
+    job: dict[str, Any], timeout: float, on_poll: Callable[[], None] | None = None
+) -> list[dict[str, Any]]:
     """Run ``job`` in a fresh ``python -m hilobench.worker`` process and return its rows.
 
     The worker gets a session of its own, so a Ctrl-C in the terminal reaches only the runner,
     which then ends the worker (and whatever it started) itself: a worker killed by the user
-    must not become an ``error`` row that ``--resume`` would skip.
+    must not become an ``error`` row that ``--resume`` would skip. ``on_poll`` is called about
+    every :data:`POLL_S` seconds while the worker runs (progress).
     """
     sweep_once()  # job directories of runs killed before they could remove theirs
     with job_dir() as tmp:
@@ -96,15 +107,28 @@ def call_worker(job: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
             env=worker_env(),
             start_new_session=True,
         )
+        deadline = time.monotonic() + timeout
         try:
-            _, stderr = proc.communicate(timeout=timeout)
+            while True:
+                left = deadline - time.monotonic()
+                try:
+                    _, stderr = proc.communicate(
+                        timeout=max(min(left, POLL_S), 0.0) if on_poll else max(left, 0.0)
+                    )
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() >= deadline:
+                        raise
+                    if on_poll is not None:
+                        on_poll()
         except subprocess.TimeoutExpired:
             end_worker(proc)
             raise WorkerFailed(f"worker timed out after {timeout:g} s and was killed") from None
         except BaseException:  # KeyboardInterrupt: the run stops, the worker goes with it
             end_worker(proc)
             raise
-        if _stop is not None and _stop.signum is not None:
+        stop = current_stop()
+        if stop is not None and stop.signum is not None:
             raise KeyboardInterrupt  # the worker ended because the run is stopping
         if proc.returncode == 0 and out_path.is_file():
             return json.loads(out_path.read_text(encoding="utf-8"))["rows"]
@@ -151,16 +175,52 @@ class Runner:
         try:
             for unit in units:
                 self.reporter.begin(unit)
-                rows = self._unit(unit)
+                try:
+                    rows = self._unit(unit)
+                except KeyboardInterrupt:
+                    self._keep_rounds(unit)
+                    raise
                 with deferred_signals():  # a unit's rows land together or not at all
-                    for sc, row in zip(unit.items, rows, strict=True):
-                        self._annotate(sc, row)
-                    self.run.append_rows(rows)
-                    self.rows += rows
+                    self._land(unit, rows)
                 self.reporter.done(unit, rows)
         finally:
             self.reporter.stop()
         return self.rows
+
+    def _land(self, unit: Unit, rows: list[dict[str, Any]]) -> None:
+        """Save a unit's rows; a compare group's replace every earlier row of its members (the
+        rows of its interrupted rounds, or of a group timed whole again) and end its record."""
+        for sc, row in zip(unit.items, rows, strict=True):
+            self._annotate(sc, row)
+        if unit.group is None:
+            self.run.append_rows(rows)
+        else:
+            keys = [sc.case.key for sc in unit.items]
+            if not group_rounds.replace_rows(self.run.rows_path, set(keys), rows):
+                self.run.append_rows(rows)
+            group_rounds.drop_record(group_rounds.record_path(self.run.path, keys))
+        self.rows += rows
+
+    def _keep_rounds(self, unit: Unit) -> None:
+        """On a stop inside a compare group: save the rows of the rounds it finished, marked
+        ``partial`` (its record stays for ``--resume``)."""
+        if unit.group is None:
+            return
+        path = group_rounds.record_path(self.run.path, [sc.case.key for sc in unit.items])
+        rows = group_rounds.partial_rows(group_rounds.read_record(path))
+        if len(rows) != len(unit.items):
+            return
+        with deferred_signals():
+            for sc, row in zip(unit.items, rows, strict=True):
+                self._annotate(sc, row)
+            keys = {sc.case.key for sc in unit.items}
+            if not group_rounds.replace_rows(self.run.rows_path, keys, rows):
+                self.run.append_rows(rows)
+            self.rows += rows
+
+    def _stamp(self) -> dict[str, Any]:
+        """What stored rounds must share with this run to be continued: code and machine."""
+        return {"env_id": self.env_id, **self.provenance}
 
     def append(self, sc: SuiteCase, row: dict[str, Any]) -> None:
         """Annotate and save one row measured outside :meth:`run_units` (a ``--max-batch``
@@ -213,6 +273,16 @@ class Runner:
         pre = [self._one(sc, timed=False) for sc in unit.items]
         if not any(r.get("status") == "ok" for r in pre):
             return pre
+        keys = [sc.case.key for sc in unit.items]
+        path = group_rounds.record_path(self.run.path, keys)
+        live = [k for k, r in zip(keys, pre, strict=True) if r.get("status") == "ok"]
+        stored = group_rounds.read_record(path)
+        resume = group_rounds.continuation(stored, keys, live, self._stamp())
+        if resume is None:
+            group_rounds.drop_record(path)  # timed whole again: its rounds cannot go on
+        else:
+            self.reporter.note(f"compare {unit.group.name}: continuing from "
+                               f"{stored and stored.get('n')} stored round(s)")  # fmt: skip
         job = {
             "kind": "group",
             "group": unit.group.name,
@@ -221,12 +291,23 @@ class Runner:
             "rows": pre,
             "ref": unit.ref,
             "peak_macs_per_s": self._peak(unit.items[0].case),
+            "partial_path": str(path),
+            "resume": resume,
+            "stamp": self._stamp(),
         }
         timeout = max(sc.timeout for sc in unit.items) + 3 * sum(
             sc.case.budget for sc in unit.items
         )
+
+        def progress(rec: dict[str, Any] | None = None) -> None:
+            rec = rec if rec is not None else group_rounds.read_record(path)
+            if rec is not None and rec.get("n"):
+                self.reporter.round(unit, int(rec["n"]), int(rec["expected"]), rec["eta_s"])
+
         try:
-            return self._job(job, timeout)
+            if self.isolate:
+                return call_worker(job, timeout, progress)
+            return run_job(job, progress)
         except WorkerFailed as e:
             out = []
             for r in pre:
@@ -289,82 +370,21 @@ def provenance_differences(
 
 
 def done_keys(run: RunDir) -> set[str]:
-    """Keys of the cases a run directory already holds (any status)."""
+    """Keys of the cases a run directory already holds (any status but ``partial``: the rows
+    of an interrupted compare group, which ``--resume`` completes)."""
     if not run.rows_path.exists():
         return set()
-    return {str(r["case_key"]) for r in run.rows() if r.get("case_key")}
+    return {
+        str(r["case_key"])
+        for r in run.rows()
+        if r.get("case_key") and r.get("status") != group_rounds.PARTIAL
+    }
 
 
 def repair_tail(run: RunDir) -> str | None:
     """Cut a row torn by a kill off ``rows.jsonl`` before ``--resume`` appends, so every line
     stays a whole row (:func:`hilobench.rundir_io.repair_torn_tail`); a note when it did."""
     return repair_torn_tail(run.rows_path)
-
-
-class Stop:
-    """The first stop signal received (``signum``) and the state of deferred sections."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.depth = 0
-        self.pending = False
-
-    @property
-    def exit_code(self) -> int:
-        """128 + the signal, as a shell reports it (130 for Ctrl-C, 143 for SIGTERM)."""
-        return 128 + (self.signum or signal.SIGINT)
-
-    def handle(self, signum: int, frame: Any) -> None:
-        if self.signum is None:
-            self.signum = signum
-        if self.depth:
-            self.pending = True
-            return
-        raise KeyboardInterrupt
-
-
-_stop: Stop | None = None
-
-
-@contextmanager
-def stop_on_signals() -> Iterator[Stop]:
-    """While running, SIGINT and SIGTERM both raise KeyboardInterrupt, so a run stopped either
-    way ends its worker, keeps its rows and releases its run directory. SIGINT is set
-    explicitly: a shell that starts a job in the background leaves it ignored."""
-    global _stop
-    stop = Stop()
-    sigs = (signal.SIGINT, signal.SIGTERM)
-    try:
-        old: dict[int, Callable[..., Any] | int | None] = {
-            s: signal.signal(s, stop.handle) for s in sigs
-        }
-    except ValueError:  # not the main thread
-        yield stop
-        return
-    _stop = stop
-    try:
-        yield stop
-    finally:
-        _stop = None
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-@contextmanager
-def deferred_signals() -> Iterator[None]:
-    """Hold a stop signal until the block is done (inside :func:`stop_on_signals`)."""
-    stop = _stop
-    if stop is None:
-        yield
-        return
-    stop.depth += 1
-    try:
-        yield
-    finally:
-        stop.depth -= 1
-        if not stop.depth and stop.pending:
-            stop.pending = False
-            raise KeyboardInterrupt
 
 
 def elapsed(t0: float) -> str:

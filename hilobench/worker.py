@@ -41,6 +41,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -157,27 +158,29 @@ def measure_group(
     group: str = "",
     case_ids: list[str] | None = None,
     peak_macs_per_s: float | None = None,
+    partial_path: str | None = None,
+    resume: dict[str, Any] | None = None,
+    stamp: dict[str, Any] | None = None,
+    on_round: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[Row]:
     """Time the members of a compare group round by round and add per-round ratios to ``ref``.
 
     ``rows`` are the members' rows of counts and memory; members whose row is not ``ok`` are
     left out. A member that fails while being timed is recorded and the rest are timed again,
-    so one OOM does not cost the others their numbers.
+    so one OOM does not cost the others their numbers. After each round the record of
+    :mod:`hilobench.group_rounds` is rewritten at ``partial_path`` (and handed to
+    ``on_round``); ``resume`` holds stored rounds (by case key) to go on from.
     """
     import torch  # torch ~1.5 s, as for the imports below
 
-    from hilobench.bench import (
-        MIN_SAMPLE_S,
-        add_roofline,
-        build_subject,
-        prepare_step,
-        timing_columns,
-    )
-    from hilobench.measure import stats, timing
+    from hilobench.bench import MIN_SAMPLE_S, build_subject, prepare_step
+    from hilobench.group_rounds import make_record, mark_partial, write_record
+    from hilobench.measure import timing
 
     rows = [r.copy() for r in rows]
     cases = [Case.from_json(c) for c in cases_json]
     ids = case_ids or [c.name for c in cases]
+    keys = [c.key for c in cases]
     t0 = time.perf_counter()
     live: dict[int, tuple[Any, Any]] = {}
     for i, (case, row) in enumerate(zip(cases, rows, strict=True)):
@@ -191,9 +194,27 @@ def measure_group(
             live[i] = (_guard(i, step), subject)
         except Exception as exc:
             _record_failure(row, exc)
+    finish = _GroupRows(cases, ids, keys, ref, group, peak_macs_per_s, t0)
+
+    def round_done(done: timing.RoundDone) -> None:
+        by_key = {
+            part: {keys[int(i)]: v for i, v in getattr(done.rounds, part).items()}
+            for part in ("samples", "order", "calls")
+        }
+        out = finish(rows, done.timings, {i: s for i, (_, s) in live.items()})
+        mark_partial(out, group, done.rounds.n)
+        rec = make_record(group=group, keys=keys, stamp=stamp or {},
+                          rounds={**by_key, "elapsed_s": done.rounds.elapsed_s},
+                          expected=done.expected, eta_s=done.eta_s, rows=out)  # fmt: skip
+        if partial_path:
+            write_record(Path(partial_path), rec)
+        if on_round is not None:
+            on_round(rec)
+
     results: dict[str, timing.Timing] = {}
     while live:
         budget = sum(cases[i].budget for i in live)
+        stored = _stored_rounds(resume, keys, live)
         try:
             results = timing.time_interleaved(
                 {str(i): fn for i, (fn, _) in live.items()},
@@ -201,38 +222,82 @@ def measure_group(
                 budget_s=budget,
                 min_sample_s=MIN_SAMPLE_S,
                 strict_budget=True,
+                on_round=round_done if (partial_path or on_round) else None,
+                resume=stored,
             )
             break
         except _MemberFailed as mf:
             _record_failure(rows[mf.index], mf.exc)
             live.pop(mf.index)
+            resume = None  # the stored rounds had that member: the rest start afresh
             if cases[mf.index].device.startswith("cuda"):
                 torch.cuda.empty_cache()
-    for name, tm in results.items():
-        i = int(name)
-        rows[i].update(timing_columns(cases[i], live[i][1], tm))
-        rows[i]["interleaved"] = True
-        add_roofline(rows[i], peak_macs_per_s)
-    wall = round(time.perf_counter() - t0, 3)
-    ref_samples = rows[ref].get("samples_s") if ref is not None else None
-    for i, row in enumerate(rows):
-        row["group"] = group
-        row["group_wall_s"] = wall
-        if ref is not None:
-            row["ref"] = ids[ref]
-            row["ref_key"] = rows[ref].get("case_key")
-        if ref_samples and row.get("samples_s") and str(i) in results:
-            rs = stats.ratio_summary(row["samples_s"], ref_samples)
-            row["ratio_to_ref"] = 1.0 if i == ref else rs["ratio_median"]
-            row["ratio_ci_low"] = 1.0 if i == ref else rs["ratio_ci_low"]
-            row["ratio_ci_high"] = 1.0 if i == ref else rs["ratio_ci_high"]
-            row["ratio_n"] = rs["n"]
-            row["ratio_frac_faster"] = None if i == ref else rs["frac_a_faster"]
-    return rows
+    return finish(rows, results, {i: s for i, (_, s) in live.items()})
 
 
-def run_job(job: dict[str, Any]) -> list[dict[str, Any]]:
-    """Run a job (see the module docstring) in this process and return its rows."""
+def _stored_rounds(resume: dict[str, Any] | None, keys: list[str], live: dict[int, Any]) -> Any:
+    """Stored rounds (by case key) as :class:`timing.Rounds` (by member index), when they are
+    for exactly the members timed now."""
+    from hilobench.measure.timing import Rounds
+
+    if not resume:
+        return None
+    want = {keys[i] for i in live}
+    if any(set(resume.get(p) or {}) != want for p in ("samples", "order", "calls")):
+        return None
+    return Rounds(
+        samples={str(i): list(resume["samples"][keys[i]]) for i in live},
+        order={str(i): list(resume["order"][keys[i]]) for i in live},
+        calls={str(i): int(resume["calls"][keys[i]]) for i in live},
+        elapsed_s=float(resume.get("elapsed_s") or 0.0),
+    )
+
+
+class _GroupRows:
+    """The members' rows from timings: after the last round, and after each round (on copies)
+    for the record a stopped group leaves."""
+
+    def __init__(self, cases: list[Case], ids: list[str], keys: list[str], ref: int | None,
+                 group: str, peak: float | None, t0: float):  # fmt: skip
+        self.cases, self.ids, self.keys, self.ref = cases, ids, keys, ref
+        self.group, self.peak, self.t0 = group, peak, t0
+
+    def __call__(
+        self, base: list[Row], results: dict[str, Any], subjects: dict[int, Any]
+    ) -> list[Row]:
+        from hilobench.bench import add_roofline, timing_columns
+        from hilobench.measure import stats
+
+        rows = [r.copy() for r in base]
+        ref = self.ref
+        for name, tm in results.items():
+            i = int(name)
+            rows[i].update(timing_columns(self.cases[i], subjects[i], tm))
+            rows[i]["interleaved"] = True
+            add_roofline(rows[i], self.peak)
+        wall = round(time.perf_counter() - self.t0, 3)
+        ref_samples = rows[ref].get("samples_s") if ref is not None else None
+        for i, row in enumerate(rows):
+            row["group"] = self.group
+            row["group_wall_s"] = wall
+            if ref is not None:
+                row["ref"] = self.ids[ref]
+                row["ref_key"] = rows[ref].get("case_key")
+            if ref_samples and row.get("samples_s") and str(i) in results:
+                rs = stats.ratio_summary(row["samples_s"], ref_samples)
+                row["ratio_to_ref"] = 1.0 if i == ref else rs["ratio_median"]
+                row["ratio_ci_low"] = 1.0 if i == ref else rs["ratio_ci_low"]
+                row["ratio_ci_high"] = 1.0 if i == ref else rs["ratio_ci_high"]
+                row["ratio_n"] = rs["n"]
+                row["ratio_frac_faster"] = None if i == ref else rs["frac_a_faster"]
+        return rows
+
+
+def run_job(
+    job: dict[str, Any], on_round: Callable[[dict[str, Any]], None] | None = None
+) -> list[dict[str, Any]]:
+    """Run a job (see the module docstring) in this process and return its rows; a group job
+    tells ``on_round`` its record after each round."""
     if job["kind"] == "case":
         row = measure_case(
             job["case"],
@@ -251,6 +316,10 @@ def run_job(job: dict[str, Any]) -> list[dict[str, Any]]:
             group=job.get("group", ""),
             case_ids=job.get("case_ids"),
             peak_macs_per_s=job.get("peak_macs_per_s"),
+            partial_path=job.get("partial_path"),
+            resume=job.get("resume"),
+            stamp=job.get("stamp"),
+            on_round=on_round,
         )
         return [dict(r) for r in rows]
     if job["kind"] == "gate":

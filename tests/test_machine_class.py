@@ -148,14 +148,17 @@ def test_other_cpu_model_is_refused(tmp_path: Path, cli: CliRunner) -> None:
     assert "overridden" in err
 
 
-def test_merge_gives_one_column_per_machine_class(tmp_path: Path, cli: CliRunner) -> None:
+def test_merge_gives_one_column_per_run_named_by_machine_class(
+    tmp_path: Path, cli: CliRunner
+) -> None:
     a, b = same_type_pair(tmp_path)
     other = copy_run(tmp_path, "c", cpu_model="Intel Xeon Platinum 8480")
     runs = load_runs([a, b])
-    assert runs[0].label == runs[1].label == "AMD EPYC (2 threads)"
+    assert runs[0].machine == runs[1].machine == "AMD EPYC (2 threads)"
+    assert [r.label for r in runs] == ["AMD EPYC (2 threads) · a", "AMD EPYC (2 threads) · b"]
     df = merge_runs(runs)
-    assert list(df.columns).count("AMD EPYC (2 threads)") == 1
+    assert [c for c in df.columns if "AMD EPYC" in c] == [r.label for r in runs]
     assert len(merge_runs(load_runs([a, b, other])).columns) == len(df.columns) + 1
     code, out, _ = cli(["merge", str(a), str(b)])
     header = out.splitlines()[0]
-    assert code == 0 and header.count("AMD EPYC") == 1
+    assert code == 0 and header.count("AMD EPYC") == 2

@@ -47,12 +47,7 @@ def sweep_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_report_files_and_series(sweep_run: Path, tmp_path: Path) -> None:
     rep = build_report([sweep_run], tmp_path / "rep", paper_dir=PAPER)
     text = rep.path.read_text()
-    for fig in (
-        "throughput_vs_resolution.png",
-        "memory_vs_resolution.png",
-        "macs_vs_tokens.png",
-        "paper_layers_reference.png",
-    ):
+    for fig in ("throughput_vs_resolution.png", "memory_vs_resolution.png", "macs_vs_tokens.png"):
         assert (tmp_path / "rep" / fig).stat().st_size > 1000, fig
         assert f"({fig})" in text
     tp = rep.figures["throughput_vs_resolution.png"]
@@ -68,6 +63,23 @@ def test_report_files_and_series(sweep_run: Path, tmp_path: Path) -> None:
     macs = rep.figures["macs_vs_tokens.png"]
     assert macs["msa"][0] == [196, 400]
     assert macs["msa"][1] == [float(rows["msa", "224"]["macs"]), float(rows["msa", "320"]["macs"])]
+    # a dim-64 layer at batch 2 is not the paper's setting: no paper figures beside it
+    assert "paper_layers_reference.png" not in rep.figures
+    table = rep.tables["paper_layers"]
+    assert "paper_x_msa" not in table and set(table["attention"]) == {"hilo", "msa"}
+    assert "left out for 2 row(s)" in text and "dim 64 ≠ 768" in text and "batch 2 ≠ 64" in text
+    # the same rows at the paper's setting (dim 768, 12 heads, batch 64) get them
+    at_paper = tmp_path / "at_paper"
+    at_paper.mkdir()
+    (at_paper / "env.json").write_text((sweep_run / "env.json").read_text())
+    edited = []
+    for line in (sweep_run / "rows.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        r.update(batch=64, options={"dim": 768, "heads": 12})
+        edited.append(json.dumps(r) + "\n")
+    (at_paper / "rows.jsonl").write_text("".join(edited))
+    rep = build_report([at_paper], tmp_path / "rep2", paper_dir=PAPER)
+    assert "left out" not in rep.path.read_text()
     # side by side: ratios to MSA, ours from the interleaved rounds, the paper's 1029 / 505
     paper = rep.figures["paper_layers_reference.png"]
     labels, ours = paper["ours"]
@@ -77,6 +89,7 @@ def test_report_files_and_series(sweep_run: Path, tmp_path: Path) -> None:
     assert paper["paper"][1][labels.index("hilo")] == pytest.approx(1029 / 505)
     assert "ratios to a reference row" in text
     assert "compare group" in text
+    assert (tmp_path / "rep2" / "paper_layers_reference.png").stat().st_size > 1000
 
 
 def _jsonl_as_list(run: Path) -> str:

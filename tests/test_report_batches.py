@@ -45,7 +45,7 @@ def test_report_keeps_kinds_apart_and_names_columns(
     import hilobench.report.paper as paper
 
     monkeypatch.setattr(paper, "_display", str)  # the model registry (torch) is not the point
-    rows = [row("layer", n, b) for n in ("hilo", "msa") for b in (1, 8)]
+    rows = [row("layer", n, b) for n in ("hilo", "msa") for b in (1, 8, 64)]  # 64: the paper's
     rows += [row("model", "litv2_s", b) for b in (1, 8)]
     rows += [row("layer", "msa", 8, res="320", tokens="20x20")]
     run = RunDir(tmp_path / "run").create({"env_id": "e"})

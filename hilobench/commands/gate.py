@@ -2,7 +2,8 @@
 
 Exit codes: 0 pass, 1 regression (or a failed claim), 2 usage error, 3 missing or
 incompatible baseline (no such run, no rows, another row schema, another environment without
-``--allow-env-mismatch``, a case the baseline lacks, a revision the gate cannot measure).
+``--allow-env-mismatch``, a case the baseline lacks, a revision the gate cannot measure), 4
+unjudged (all compared, but a case had too few samples for a verdict).
 """
 
 from __future__ import annotations
@@ -135,7 +136,11 @@ def compare_cmd(
     markdown: Path | None = typer.Option(None, help="Write a pull-request comment here."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the full report as JSON."),
 ) -> None:
-    """Compare two stored runs: counts exactly, speed with an effect size and a rank test."""
+    """Compare two stored runs: counts exactly, speed with an effect size and a rank test.
+
+    Exit codes: 0 pass, 1 regression or failed claim, 2 usage error, 3 missing or incompatible
+    baseline (or a case it lacks), 4 unjudged (too few samples for a verdict).
+    """
     # numpy: only judging needs them
     from hilobench.gate.judge import judge_runs
     from hilobench.gate.runs import load_run

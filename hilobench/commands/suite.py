@@ -8,7 +8,6 @@ the command that needs it.
 from __future__ import annotations
 
 import json
-import shlex
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from hilobench.cli_flags import parse_sets
 from hilobench.errors import ConfigError, SuiteLimitError, check_choice
 from hilobench.fileio import write_text_atomic
 from hilobench.render import FORMATS, console, print_fitted, print_rows
+from hilobench.resume import hint_on_stop, resume_command
 from hilobench.row import is_measured
 from hilobench.runlock import RunLock, describe
 
@@ -116,7 +116,7 @@ def suite_run(
         machine_class,
     )
     from hilobench.measure.timing import set_threads
-    from hilobench.plan import plan, select
+    from hilobench.plan import plan, select, still_to_run
     from hilobench.rundir_io import read_bytes
     from hilobench.runner import done_keys, provenance_differences, repair_tail, suite_hash
     from hilobench.store import DEFAULT_ROOT, RunDir, check_writable, new_run_dir, run_dir_name
@@ -149,12 +149,12 @@ def suite_run(
 
         req = Request(s, chosen, executor, sched, out_dir, root, resume, force_resume, isolate,
                       roofline, digest)  # fmt: skip
-        return _run_cluster(req, fmt, lambda base: _resume_command(
+        return _run_cluster(req, fmt, lambda base: resume_command(
             suite, base, device, budget, sets, filter_, isolate, plugin, extra))  # fmt: skip
     target = check_writable(out_dir if out_dir is not None else new_run_dir(root))
-    again = _resume_command(suite, target, device, budget, sets, filter_, isolate, plugin)
+    again = resume_command(suite, target, device, budget, sets, filter_, isolate, plugin)
     again += " --force-resume" if force_resume else ""
-    with RunLock(target) as lock:  # one writer per run directory
+    with hint_on_stop(again), RunLock(target) as lock:  # one writer per run directory
         if lock.took_over is not None:
             err.print(
                 f"note: {target} was left locked by a run that is gone "
@@ -163,6 +163,9 @@ def suite_run(
                 soft_wrap=True,
             )
         run = RunDir(target)
+        # a row torn by a kill goes first: a run killed while writing its first row resumes
+        # from scratch instead of being refused for holding no complete row
+        repaired = repair_tail(run) if resume else None
         have = run.rows_path.is_file() and bool(run.rows())
         if have and not resume:
             raise ConfigError(
@@ -190,11 +193,10 @@ def suite_run(
                 )
 
         done = done_keys(run) if resume else set()
-        todo = [sc for sc in chosen if sc.case.key not in done]
+        todo, regrouped = still_to_run(chosen, s.compare, done)
         run.create({**env, "env_id": eid})
         if path.is_file() and not (target / "suite.yaml").exists():
             write_bytes_atomic(target / "suite.yaml", read_bytes(path, "suite"))
-        repaired = repair_tail(run)
         if repaired:
             err.print(repaired, markup=False, highlight=False, soft_wrap=True)
         skipped = len(chosen) - len(todo)
@@ -207,7 +209,7 @@ def suite_run(
             highlight=False,
         )
         keys = {sc.case.key for sc in chosen}
-        for line in emulation_warnings(sc.case for sc in todo):
+        for line in [*regrouped, *emulation_warnings(sc.case for sc in todo)]:
             err.print(line, markup=False, highlight=False, soft_wrap=True)
         units = plan(todo, s.compare)
         rows = _run(run, units, eid, isolate, s.name, keys, again, roofline, digest)
@@ -261,34 +263,6 @@ def _check_claims(run: RunDir, claims: list[dict[str, Any]]) -> bool:
     return any(c.status == "fail" for c in results)
 
 
-def _resume_command(
-    spec: str,
-    target: Path,
-    device: str | None,
-    budget: float | None,
-    sets: list[str],
-    filter_: str | None,
-    isolate: bool,
-    plugins: list[Path] | None = None,
-    extra: list[str] | None = None,
-) -> str:
-    """The command line that finishes this run, with the options that shape its cases."""
-    args = ["hilobench", "suite", "run", spec, *(extra or [])]
-    for path in plugins or []:
-        args += ["--plugin", str(path)]
-    if device is not None:
-        args += ["--device", device]
-    if budget is not None:
-        args += ["--budget", f"{budget:g}"]
-    for item in sets:
-        args += ["--set", item]
-    if filter_:
-        args += ["--filter", filter_]
-    if not isolate:
-        args.append("--no-isolate")
-    return shlex.join(args + ["--resume", "--out", str(target)])
-
-
 def _run(
     run: RunDir,
     units: list[Unit],
@@ -322,9 +296,14 @@ def _run(
         except KeyboardInterrupt:
             run.write_tables()
             have = len(done_keys(run) & keys)
+            rows = run.rows() if run.rows_path.is_file() else []
+            part = [r for r in rows if r.get("status") == "partial" and r["case_key"] in keys]
+            kept = (
+                f", {len(part)} partial ({part[0].get('n_samples')} round(s) kept)" if part else ""
+            )
             err.print(
-                f"interrupted after {elapsed(t0)}: {have} of {len(keys)} cases measured, rows "
-                f"in {run.path}; finish with `{again}`",
+                f"interrupted after {elapsed(t0)}: {have} of {len(keys)} cases measured{kept}, "
+                f"rows in {run.path}; finish with `{again}`",
                 markup=False,
                 highlight=False,
                 soft_wrap=True,

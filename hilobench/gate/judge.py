@@ -59,6 +59,14 @@ def judge_case(
     if base is None:
         return CaseResult(key, label, "missing_base", notes=["case not in the baseline"])
     res = CaseResult(key, label, "pass", checks=deterministic_checks(base, cand))
+    stopped = [
+        side for side, r in (("base", base), ("candidate", cand)) if r.get("status") == "partial"
+    ]
+    if stopped and not res.mismatches:  # an interrupted compare group: finish it, then judge
+        res.verdict = "unjudged"
+        res.notes.append(f"{' and '.join(stopped)}: partial (a stopped compare group; finish "
+                         "it with `suite run --resume`)")  # fmt: skip
+        return res
     b_ok, c_ok = is_measured(base, "ok"), is_measured(cand, "ok")
     if b_ok and not c_ok:
         res.verdict = "regression"
@@ -159,6 +167,17 @@ def judge_runs(
                 remeasure=remeasure,
             )
         )
+    verdict.base_only = [row_label(r) for k, r in base.rows.items() if k not in cand.rows]
+    if verdict.base_only:
+        shown = ", ".join(verdict.base_only[:10])
+        more = len(verdict.base_only) - 10
+        verdict.notes.append(
+            f"{len(verdict.base_only)} case(s) only in the baseline, not judged: {shown}"
+            + (f" (+{more} more)" if more > 0 else "")
+        )
+    isolation = _isolation_note(base, cand)
+    if isolation:
+        verdict.notes.append(isolation)
     if any(c.speed is not None and c.speed.unit == "samples" for c in verdict.cases):
         tb, tc = base.env.get("timestamp"), cand.env.get("timestamp")
         when = f" ({tb} and {tc})" if tb and tc else ""
@@ -171,3 +190,20 @@ def judge_runs(
     if all_claims:
         verdict.claims = check_claims(cand.rows.values(), all_claims)
     return verdict
+
+
+def _isolation_note(base: JudgedRun, cand: JudgedRun) -> str | None:
+    """A note when one side was measured in a fresh worker process per case and the other in
+    one process (``--no-isolate``): caches and library state carried between cases can move
+    speed and memory, so such a difference is worth knowing before reading the verdicts."""
+
+    def how(run: JudgedRun) -> str | None:
+        seen = {r.get("isolated") for r in run.rows.values() if r.get("isolated") is not None}
+        if len(seen) != 1:
+            return "mixed" if seen else None
+        return "isolated (a process per case)" if seen.pop() else "in-process (--no-isolate)"
+
+    b, c = how(base), how(cand)
+    if b is None or c is None or b == c:
+        return None
+    return f"base measured {b}, candidate {c}: cached state differs between the two"

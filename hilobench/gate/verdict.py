@@ -1,7 +1,9 @@
 """The judged result: per-case verdicts, the whole verdict, and the exit codes they map to.
 
 Exit codes: 0 pass, 1 regression (or a failed claim), 2 usage error, 3 missing or
-incompatible baseline. A definite regression outranks a gap: the gate fails on evidence.
+incompatible baseline, 4 unjudged (every case compared, but some had too few samples for a
+verdict). A definite regression outranks a gap, and a missing baseline outranks too few
+samples: the gate fails on evidence, and the first thing to fix comes first.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 EXIT_PASS = 0
 EXIT_REGRESSION = 1
 EXIT_BASELINE = 3
+EXIT_UNJUDGED = 4
 
 
 class BaselineError(Exception):
@@ -92,6 +95,8 @@ class Verdict:
     refused: str | None = None
     notes: list[str] = field(default_factory=list)
     borderline_fails: bool = True
+    #: labels of baseline cases the candidate does not hold (listed, not judged)
+    base_only: list[str] = field(default_factory=list)
 
     def count(self, verdict: str) -> int:
         return sum(1 for c in self.cases if c.verdict == verdict)
@@ -102,8 +107,9 @@ class Verdict:
 
     @property
     def exit_code(self) -> int:
-        """3 when nothing could be judged; else 1 on any regression; else 3 on any case or
-        claim that could not be judged; else 0. A definite regression outranks a gap."""
+        """3 when nothing could be judged; else 1 on any regression; else 3 on any case the
+        baseline lacks or claim it cannot check; else 4 on any case with too few samples to
+        judge; else 0. A definite regression outranks a gap."""
         if self.refused:
             return EXIT_BASELINE
         bad = self.count("regression") + len(self.failed_claims)
@@ -111,9 +117,11 @@ class Verdict:
             bad += self.count("borderline")
         if bad:
             return EXIT_REGRESSION
-        gaps = self.count("missing_base") + self.count("unjudged")
+        gaps = self.count("missing_base")
         gaps += sum(1 for c in self.claims if c.status == "missing")
-        return EXIT_BASELINE if gaps else EXIT_PASS
+        if gaps:
+            return EXIT_BASELINE
+        return EXIT_UNJUDGED if self.count("unjudged") else EXIT_PASS
 
     @property
     def headline(self) -> str:
@@ -130,10 +138,13 @@ class Verdict:
             n = self.count(v)
             if n:
                 parts.append(f"{n} {word}")
+        if self.base_only:
+            parts.append(f"{len(self.base_only)} only in baseline")
         nf = len(self.failed_claims)
         if nf:
             parts.append(f"{nf} claim(s) failed")
-        words = {EXIT_PASS: "PASS", EXIT_REGRESSION: "FAIL", EXIT_BASELINE: "INCOMPLETE"}
+        words = {EXIT_PASS: "PASS", EXIT_REGRESSION: "FAIL", EXIT_BASELINE: "INCOMPLETE",
+                 EXIT_UNJUDGED: "UNJUDGED"}  # fmt: skip
         n = len(self.cases)
         return f"{words[self.exit_code]}: {n} case(s)" + (f", {', '.join(parts)}" if parts else "")
 
@@ -147,6 +158,7 @@ class Verdict:
             "env_overridden": self.env_overridden,
             "env_notes": self.env_notes,
             "notes": self.notes,
+            "base_only": self.base_only,
             "policy": self.policy.__dict__,
             "cases": [c.to_json() for c in self.cases],
             "claims": [c.to_json() for c in self.claims],

@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 import psutil
 import torch
 
-__all__ = ["Timing", "set_threads", "default_threads", "time_fn", "time_interleaved"]
+__all__ = [
+    "Rounds",
+    "RoundDone",
+    "Timing",
+    "set_threads",
+    "default_threads",
+    "time_fn",
+    "time_interleaved",
+]
 
 # Warm-up is steady when the medians of two consecutive windows of call times agree within
 # this relative tolerance.
@@ -45,6 +53,31 @@ class Timing:
     """Position of this callable in each interleaved round (empty when not interleaved)."""
     capped: bool = False
     """The budget ran out before ``min_samples``: fewer samples, a wider interval."""
+
+
+@dataclass
+class Rounds:
+    """The rounds an interleaved timing has finished: enough to continue it in another process
+    (same calls per sample, the rotation going on where it stopped) or to summarise it."""
+
+    samples: dict[str, list[float]]
+    order: dict[str, list[int]]
+    calls: dict[str, int]
+    elapsed_s: float
+
+    @property
+    def n(self) -> int:
+        return min((len(v) for v in self.samples.values()), default=0)
+
+
+@dataclass
+class RoundDone:
+    """Progress after a round: rounds so far, the rounds expected in all, seconds left."""
+
+    rounds: Rounds
+    expected: int
+    eta_s: float
+    timings: dict[str, Timing]
 
 
 def default_threads() -> int:
@@ -253,6 +286,8 @@ def time_interleaved(
     warmup_max_s: float | None = None,
     min_sample_s: float = 0.0,
     strict_budget: bool = False,
+    on_round: Callable[[RoundDone], None] | None = None,
+    resume: Rounds | None = None,
 ) -> dict[str, Timing]:
     """Time several callables round by round (A B C, B C A, C A B, …).
 
@@ -262,6 +297,9 @@ def time_interleaved(
     ratios (:func:`stats.ratio_summary`) are valid. ``budget_s`` covers all warm-ups and rounds
     (a cap that beats ``min_rounds`` with ``strict_budget``, as in :func:`time_fn`);
     each warm-up is capped at ``warmup_max_s`` (default 30% of the budget split evenly).
+    ``on_round`` hears after every round (so a caller can keep the rounds if it is stopped);
+    ``resume`` continues rounds timed earlier, in another process: the callables are warmed
+    up again but keep their calls per sample, and its time counts against the budget.
     """
     if not fns:
         raise ValueError("nothing to time: fns is empty")
@@ -269,7 +307,7 @@ def time_interleaved(
     sync = _sync_for(device)
     names = list(fns)
     cap = WARMUP_MAX_FRACTION * budget_s / len(names) if warmup_max_s is None else warmup_max_s
-    start = time.perf_counter()
+    start = time.perf_counter() - (resume.elapsed_s if resume else 0.0)
     warm: dict[str, tuple[int, float, bool]] = {}
     ks: dict[str, int] = {}
     for name in names:
@@ -283,10 +321,33 @@ def time_interleaved(
         )
         warm[name] = (len(w_times), w_s, steady)
         ks[name] = _calls_after_warm_up(w_times, min_sample_s)
+        if resume is not None:
+            ks[name] = resume.calls[name]
     gc.collect()
     samples: dict[str, list[float]] = {name: [] for name in names}
     order: dict[str, list[int]] = {name: [] for name in names}
-    rounds = 0
+    if resume is not None:
+        for name in names:
+            samples[name] = list(resume.samples[name][: resume.n])
+            order[name] = list(resume.order[name][: resume.n])
+    rounds = len(samples[names[0]])
+    first, t_first = rounds, time.perf_counter()
+
+    def timings(now: float) -> dict[str, Timing]:
+        return {
+            name: Timing(
+                samples_s=list(samples[name]),
+                calls_per_sample=ks[name],
+                warmup_calls=warm[name][0],
+                warmup_s=warm[name][1],
+                total_s=now - start,
+                warmup_steady=warm[name][2],
+                order=list(order[name]),
+                capped=rounds < min_rounds,
+            )
+            for name in names
+        }
+
     while rounds < max_rounds:
         shift = rounds % len(names)
         t_round = time.perf_counter()
@@ -295,21 +356,19 @@ def time_interleaved(
             order[name].append(pos)
         rounds += 1
         now = time.perf_counter()
+        if on_round is not None:
+            per = (now - t_first) / (rounds - first)
+            more = max(min_rounds - rounds, math.ceil(max(budget_s - (now - start), 0.0) / per))
+            more = min(more, max_rounds - rounds)
+            state = Rounds(
+                {k: list(v) for k, v in samples.items()},
+                {k: list(v) for k, v in order.items()},
+                dict(ks),
+                now - start,
+            )
+            on_round(RoundDone(state, rounds + more, more * per, timings(now)))
         if rounds >= min_rounds and now - start >= budget_s:
             break
         if strict_budget and now - start + (now - t_round) > budget_s:  # next would overrun
             break
-    total = time.perf_counter() - start
-    return {
-        name: Timing(
-            samples_s=samples[name],
-            calls_per_sample=ks[name],
-            warmup_calls=warm[name][0],
-            warmup_s=warm[name][1],
-            total_s=total,
-            warmup_steady=warm[name][2],
-            order=order[name],
-            capped=rounds < min_rounds,
-        )
-        for name in names
-    }
+    return timings(time.perf_counter())

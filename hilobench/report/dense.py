@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hilobench.frame import Frame, read_csv
-from hilobench.report.rows import div, ok_rows
+from hilobench.report.rows import div, hw_or_none, ok_rows
 
 #: Our model names → the paper's (the rows of ``dense_fps.csv``).
 PAPER_BACKBONES = {"litv2_s": "LITv2-S", "litv2_m": "LITv2-M", "litv2_b": "LITv2-B"}
@@ -23,6 +23,18 @@ DEFAULT_WINDOW = 2
 #: The reference rows of the ratios: LITv2-S at window 2 (both sides), ResNet-50 (ours only).
 PAPER_REF = ("litv2_s", DEFAULT_WINDOW)
 OURS_REF = "resnet50"
+#: The paper's setting per head: batch 1 at this input (H, W); only rows measured so get the
+#: paper's figures beside them.
+PAPER_DENSE_RES = {"retinanet": (800, 1280), "maskrcnn": (800, 1280), "semfpn": (512, 512)}
+
+
+def dense_setting_differences(row: dict[str, Any]) -> list[str]:
+    """How a dense row's setting differs from the paper's for its head; empty when it is it."""
+    want = PAPER_DENSE_RES.get(head_of(row))
+    out = [] if str(row.get("batch")) == "1" else [f"batch {row.get('batch')} ≠ 1"]
+    if want is not None and hw_or_none(row.get("res")) != want:
+        out.append(f"res {row.get('res')} ≠ {want[0]}x{want[1]} for {head_of(row)}")
+    return out
 
 
 def head_of(row: dict[str, Any]) -> str:
@@ -52,16 +64,20 @@ def _paper(paper_dir: Path) -> dict[tuple[str, int, str], float]:
     return out
 
 
-def dense_side_by_side(rows: list[dict[str, Any]], paper_dir: Path) -> Frame | None:
+def dense_side_by_side(
+    rows: list[dict[str, Any]], paper_dir: Path, notes: dict[str, list[str]] | None = None
+) -> Frame | None:
     """One record per dense row: counts, FPS with its interval, and the ratios beside the
-    paper's. None when the rows hold no dense measurement."""
+    paper's (only for rows at the paper's setting: ``notes`` collects the others and why).
+    None when the rows hold no dense measurement."""
     dense = [r for r in ok_rows(rows) if r.get("kind") == "model" and head_of(r)]
     if not dense:
         return None
     paper = _paper(paper_dir)
 
     def ctx(r: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(str(r.get(f)) for f in ("res", "batch", "dtype", "device", "impl", "env_id"))
+        run = r.get("_run", r.get("env_id"))  # within one run: never another run's reference
+        return (*(str(r.get(f)) for f in ("res", "batch", "dtype", "device", "impl")), str(run))
 
     by = {(r.get("name"), _window(r), head_of(r), ctx(r)): r for r in dense}
     fps = {k: r["throughput_median"] for k, r in by.items()}
@@ -85,9 +101,12 @@ def dense_side_by_side(rows: list[dict[str, Any]], paper_dir: Path) -> Frame | N
         xw2 = over_window2(r, (name, DEFAULT_WINDOW, head, c)) if win else (None,) * 3
         s2 = fps.get((*PAPER_REF, head, c))
         rn = fps.get((OURS_REF, None, head, c))
-        p = paper.get((pname, win, head)) if pname and win else None
-        p_w2 = paper.get((pname, DEFAULT_WINDOW, head)) if pname else None
-        p_s2 = paper.get((PAPER_BACKBONES[PAPER_REF[0]], PAPER_REF[1], head))
+        differs = dense_setting_differences(r)
+        if differs and notes is not None and (pname or head in PAPER_DENSE_RES):
+            notes.setdefault(f"{name} {head}", differs)
+        p = paper.get((pname, win, head)) if pname and win and not differs else None
+        p_w2 = paper.get((pname, DEFAULT_WINDOW, head)) if pname and not differs else None
+        p_s2 = None if differs else paper.get((PAPER_BACKBONES[PAPER_REF[0]], PAPER_REF[1], head))
         out.append(
             {
                 "model": name,
@@ -115,6 +134,17 @@ def dense_side_by_side(rows: list[dict[str, Any]], paper_dir: Path) -> Frame | N
                 "paper_fps": p,
             }
         )
-    # by head, then model, then window (a row without a window first)
-    out.sort(key=lambda d: (d["head"], d["model"], d["window"] is not None, d["window"] or 0))
+    several = len({r.get("_run") for r in dense}) > 1
+    if several:  # a column per run's rows: every ratio above is within its own run
+        out = [{"run": r.get("_run"), **rec} for r, rec in zip(dense, out, strict=True)]
+    # by run, head, model, then window (a row without a window first)
+    out.sort(
+        key=lambda d: (
+            str(d.get("run", "")),
+            d["head"],
+            d["model"],
+            d["window"] is not None,
+            d["window"] or 0,
+        )
+    )
     return Frame(out)

@@ -10,11 +10,9 @@ from typing import Any
 
 from hilobench.fileio import make_dir, write_text_atomic
 from hilobench.frame import Frame
+from hilobench.group_rounds import PARTIAL
 from hilobench.measure.env import informational_differences, machine_class_label
-from hilobench.report.dense import dense_side_by_side
-from hilobench.report.labels import for_people
 from hilobench.report.merge import merge_runs
-from hilobench.report.paper import PAPER_DIR, layer_side_by_side, model_side_by_side
 from hilobench.report.plots import plot_bars, plot_lines, require_matplotlib
 from hilobench.report.rows import ok_rows
 from hilobench.report.runs import ReportedRun, load_runs, run_class
@@ -26,6 +24,7 @@ from hilobench.report.series import (
     series_vs_res,
     varying_fields,
 )
+from hilobench.report.side_by_side import paper_section
 from hilobench.report.tables import compare_table, markdown_table, results_table
 from hilobench.row import is_measured
 
@@ -40,16 +39,16 @@ class RunReport:
 
 
 def _same_class_notes(runs: list[ReportedRun]) -> list[str]:
-    """Markdown lines naming what differs between runs grouped as one machine (RAM, kernel)."""
+    """Markdown lines naming what differs between runs of one machine class (RAM, kernel)."""
     first: dict[str, ReportedRun] = {}
     lines = []
     for run in runs:
-        ref = first.setdefault(run.label, run)
+        ref = first.setdefault(run.machine, run)
         diffs = informational_differences(ref.env, run.env) if ref is not run else []
         if diffs:
             lines.append(
-                f"- `{run.path.name}` vs `{ref.path.name}` (one machine class, shown as "
-                f"{run.label}): {'; '.join(diffs)}"
+                f"- `{run.name}` vs `{ref.name}` (one machine class, {run.machine}): "
+                f"{'; '.join(diffs)}"
             )
     return [*lines, ""] if lines else []
 
@@ -62,7 +61,8 @@ def build_report(
     runs = load_runs(run_dirs)
     out = make_dir(out)
     rep = RunReport(out / "report.md")
-    rows = [dict(r, _env=run.label) for run in runs for r in run.rows]
+    # each row knows its run: series, reference rows and ratios stay within one run
+    rows = [dict(r, _run=run.name) for run in runs for r in run.rows]
     md: list[str] = ["# hilobench report", ""]
     md += [
         "Throughput is images per second at the batch shown: the median of timed samples after "
@@ -77,8 +77,8 @@ def build_report(
     envs = Frame(
         [
             {
-                "run": run.path.name,
-                "environment": run.label,
+                "run": run.name,
+                "environment": run.machine,
                 "machine class": machine_class_label(run_class(run)),
                 "torch": run.env.get("torch"),
                 "threads": run.env.get("threads"),
@@ -97,11 +97,11 @@ def build_report(
 
     for run in runs:
         df = results_table(run.rows)
-        rep.tables[f"results:{run.path.name}"] = df
-        md += [f"## Results: {run.path.name} ({run.label})", "", markdown_table(df), ""]
+        rep.tables[f"results:{run.name}"] = df
+        md += [f"## Results: {run.name} ({run.machine})", "", markdown_table(df), ""]
         ct = compare_table(run.rows)
         if ct is not None:
-            rep.tables[f"compare:{run.path.name}"] = ct
+            rep.tables[f"compare:{run.name}"] = ct
             md += [
                 "Members of a compare group were timed in one process, round by round with the "
                 "order rotated each round, so drift hits all alike; `x ref` is the median of "
@@ -113,21 +113,32 @@ def build_report(
                 "",
             ]
 
-    md += _paper_section(rep, rows, out, paper_dir)
+    md += paper_section(rep, rows, out, paper_dir)
     md += _scaling_section(rep, rows, out)
 
-    if len({run.label for run in runs}) > 1:
+    if len(runs) > 1:
         merged = merge_runs(runs)
         rep.tables["merged"] = merged
+        distinct = len({run.machine for run in runs}) == len(runs)
         md += [
-            "## Across machines",
+            "## Across machines" if distinct else "## Across runs",
             "",
-            "Throughput (img/s) of each case on each machine; failed cells show their status.",
+            "Throughput (img/s) of each case in each run (a column per run, named by its "
+            "machine, and by the run too where several share one); failed cells show their "
+            "status.",
             "",
             markdown_table(merged),
             "",
         ]
-    failed = [r for r in rows if not is_measured(r)]
+    partial = [r for r in rows if r.get("status") == PARTIAL]
+    if partial:
+        md += [
+            f"{len(partial)} row(s) are `partial`: a compare group stopped after some rounds "
+            "(their count is the row's sample count). They are left out of the figures; "
+            "`hilobench suite run SUITE --resume --out RUN` completes the group.",
+            "",
+        ]
+    failed = [r for r in rows if not is_measured(r) and r.get("status") != PARTIAL]
     if failed:
         md += ["## Failures", "", "Cases that produced no timing, and why.", ""]
         fdf = Frame(
@@ -150,118 +161,8 @@ def build_report(
     return rep
 
 
-def _paper_section(
-    rep: RunReport, rows: list[dict[str, Any]], out: Path, paper_dir: Path | None
-) -> list[str]:
-    md: list[str] = []
-    layers = layer_side_by_side(rows, paper_dir)
-    models = model_side_by_side(rows, paper_dir)
-    dense = dense_side_by_side(rows, paper_dir or PAPER_DIR)
-    if layers is None and models is None and dense is None:
-        return md
-    md += [
-        "## Side by side with the paper",
-        "",
-        "The paper measured on other hardware (single layer: RTX 3090 and an i9-10900X, "
-        "PyTorch 1.8.1, no warm-up; backbones: one RTX 3090), so absolute speeds are not "
-        "comparable. Both sides are therefore shown as **ratios to a reference row measured on "
-        "the same machine**: every attention's throughput over MSA's, every model's over "
-        "ResNet-50's. Where both were timed in one compare group the ratio is the median of "
-        "per-round ratios with its 95% interval; otherwise it is the ratio of medians.",
-        "",
-    ]
-    if layers is not None:
-        rep.tables["paper_layers"] = layers
-        md += [
-            "### Single attention layer (14x14 tokens)",
-            "",
-            "Paper throughput is its CPU column for a CPU run and its GPU column for a CUDA run.",
-            "",
-            markdown_table(for_people(layers)),
-            "",
-        ]
-        paired = layers.dropna("paper_x_msa") if "paper_x_msa" in layers else None
-        if paired is not None and len(paired):
-            for impl, part in paired.groups("impl"):
-                name = f"paper_layers_{impl}.png"
-                lo = [v if v is not None else float("nan") for v in part["x_msa_ci_low"]]
-                hi = [v if v is not None else float("nan") for v in part["x_msa_ci_high"]]
-                md += _ours_vs_paper(
-                    rep, out / name, list(part["attention"]), part, "x_msa",
-                    title=f"Throughput relative to MSA ({impl} impl), ours vs paper",
-                    ylabel="throughput / MSA throughput",
-                    alt=f"throughput over MSA, ours vs paper ({impl})",
-                    errors=([float(v) for v in lo], [float(v) for v in hi]),
-                )  # fmt: skip
-    if models is not None:
-        rep.tables["paper_models"] = models
-        md += ["### Backbones", "", markdown_table(for_people(models)), ""]
-        if "paper_x_resnet50" in models:
-            paired = models.dropna("paper_x_resnet50", "x_resnet50")
-            if len(paired):
-                md += _ours_vs_paper(
-                    rep, out / "paper_models.png", list(paired["paper_name"]), paired,
-                    "x_resnet50", title="Throughput relative to ResNet-50, ours vs paper",
-                    ylabel="throughput / ResNet-50 throughput",
-                    alt="throughput over ResNet-50, ours vs paper",
-                )  # fmt: skip
-    if dense is not None:
-        rep.tables["paper_dense"] = dense
-        md += ["### Detection and segmentation (backbone + FPN + head, batch 1)", ""]
-        md += [DENSE_NOTE, "", markdown_table(for_people(dense)), ""]
-        paired = dense.dropna("paper_x_litv2_s", "x_litv2_s")
-        if len(paired):
-            labels = [f"{r['model']} w{r['window']} {r['head']}" for r in paired]
-            md += _ours_vs_paper(
-                rep, out / "paper_dense.png", labels, paired, "x_litv2_s",
-                title="Dense-prediction FPS relative to LITv2-S window 2, ours vs paper",
-                ylabel="FPS / LITv2-S (window 2) FPS",
-                alt="dense FPS over LITv2-S window 2, ours vs paper",
-            )  # fmt: skip
-    return md
-
-
-def _ours_vs_paper(
-    rep: RunReport,
-    path: Path,
-    labels: list[Any],
-    table: Frame,
-    col: str,
-    *,
-    title: str,
-    ylabel: str,
-    alt: str,
-    errors: tuple[list[float], list[float]] | None = None,
-) -> list[str]:
-    """One figure of a ratio column ``col`` beside the paper's ``paper_<col>`` (a line at 1,
-    the reference), registered in ``rep``; returns its Markdown lines."""
-    rep.figures[path.name] = plot_bars(
-        {
-            "ours": (labels, [float(v) for v in table[col]]),
-            "paper": (labels, [float(v) for v in table[f"paper_{col}"]]),
-        },
-        path,
-        title=title,
-        ylabel=ylabel,
-        errors={"ours": errors} if errors else None,
-        hline=1.0,
-    )
-    return [f"![{alt}]({path.name})", ""]
-
-
 #: What each kind of row is called in figure titles and file names.
 KIND_NOUNS = {"layer": ("attention layers", "layers"), "model": ("backbones", "backbones")}
-
-DENSE_NOTE = (
-    "FPS is whole-model calls per second, post-processing included (detection: score threshold "
-    "0.0, NMS 0.5, 100 boxes per image). GMACs are traced for the whole model and split into "
-    "backbone, FPN neck and head. The paper (one RTX 3090) gives FPS for LITv2 only: "
-    "`× window 2` is HiLo window 4 over window 2 for the same backbone and head (the median "
-    "of per-round ratios with its 95% interval where the two were timed interleaved), "
-    "`× LITv2-S w2` each row over LITv2-S window 2 under the same head, each with the paper's "
-    "ratio beside it; `× ResNet-50` (over ResNet-50 under the same head) has no paper "
-    "counterpart. A row of one sample has no interval: read its ratios as indications."
-)
 
 
 def _scaling_section(rep: RunReport, rows: list[dict[str, Any]], out: Path) -> list[str]:

@@ -1,5 +1,9 @@
 """Run directories as the report reads them: their rows, the environment they were measured in,
-and a label per machine class that is unique within the set being reported."""
+a name per run and a label per run that are unique within the set being reported.
+
+Every run keeps its own series, column and reference rows, even beside another run of the same
+machine: two runs are two measurements (another hour, another commit), and dividing one run's
+rows by another run's reference would hide the drift between them."""
 
 from __future__ import annotations
 
@@ -15,12 +19,16 @@ from hilobench.rundir_io import load_rows, read_env
 
 @dataclass
 class ReportedRun:
-    """One run directory: its rows and the environment they were measured in."""
+    """One run directory: its rows and the environment they were measured in. ``machine``
+    names its machine class, ``name`` the run (its directory), ``label`` its column in a
+    merged table: the machine alone when no other run shares it, else machine and run."""
 
     path: Path
     env: dict[str, Any]
     rows: list[dict[str, Any]]
     label: str = ""
+    machine: str = ""
+    name: str = ""
 
 
 def load_runs(paths: Iterable[Path | str]) -> list[ReportedRun]:
@@ -49,8 +57,32 @@ def load_runs(paths: Iterable[Path | str]) -> list[ReportedRun]:
     for r in runs:
         cls = classes[id(r)]
         short = env_label(cls)
-        r.label = short if len(shorts[short]) == 1 else machine_class_label(cls, dtype=False)
+        r.machine = short if len(shorts[short]) == 1 else machine_class_label(cls, dtype=False)
+    names = _run_names([r.path for r in runs])
+    per_machine: dict[str, int] = {}
+    for r in runs:
+        per_machine[r.machine] = per_machine.get(r.machine, 0) + 1
+    for r, name in zip(runs, names, strict=True):
+        r.name = name
+        r.label = r.machine if per_machine[r.machine] == 1 else f"{r.machine} · {name}"
     return runs
+
+
+def _run_names(paths: list[Path]) -> list[str]:
+    """A short name per run, unique within the set: its directory's name, with as many parent
+    directories as it takes to tell runs apart (a numbered suffix for a path given twice)."""
+    dirs = [p if p.is_dir() else p.parent for p in paths]
+    names = [d.name or str(d) for d in dirs]
+    depth = 1
+    while len(set(names)) < len(names) and depth < max(len(d.parts) for d in dirs):
+        depth += 1
+        names = ["/".join(d.parts[-depth:]) for d in dirs]
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n} #{seen[n]}")
+    return out
 
 
 def run_class(run: ReportedRun) -> dict[str, str]:

@@ -10,8 +10,9 @@ from hilobench.report.rows import hw_or_none, ok_rows, scale_label, subject
 
 Series = dict[str, tuple[list[Any], list[float]]]
 
-#: Row fields that tell series apart when they vary (``_env`` is the machine-class label).
-QUALIFIERS = ("impl", "mode", "batch", "dtype", "device", "_env")
+#: Row fields that tell series apart when they vary (``_run`` is the run's name: two runs are
+#: two series, even of one machine).
+QUALIFIERS = ("impl", "mode", "batch", "dtype", "device", "_run")
 
 
 def image_side(res: Any) -> float:

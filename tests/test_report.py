@@ -33,7 +33,7 @@ def sweep_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("sweep")
     suite = tmp / "sweep.yaml"
     suite.write_text(
-        "name: sweep\ndefaults: {batch: 2, dim: 64, heads: 4, budget: 0.2}\n"
+        "name: sweep\ndefaults: {batch: 2, dim: 64, heads: 4, budget: 0.2, impl: reference}\n"
         "cases:\n  - layer: [hilo, msa]\n    res: [224, 320]\n"
         "compare: {members: all, reference: msa}\n"
     )

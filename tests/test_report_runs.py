@@ -56,13 +56,13 @@ def test_report_of_two_runs_of_one_machine(two_runs: list[Path], tmp_path: Path)
     bars = rep.figures["throughput_layers.png"]["throughput"]
     assert sorted(bars[0]) == ["hilo a", "hilo b", "msa a", "msa b"]  # a series per run
     assert dict(zip(*bars, strict=True))["hilo a"] == 200.0
-    layers = rep.tables["paper_layers"].set_index(["run", "attention"])
-    assert layers.at[("a", "hilo"), "x_msa"] == 2.0  # 200 / a's 100, never b's 50
-    assert layers.at[("b", "hilo"), "x_msa"] == 3.0  # 150 / b's 50
-    assert layers.at[("a", "hilo"), "paper_x_msa"] == pytest.approx(1029 / 505)
-    models = rep.tables["paper_models"].set_index(["run", "model"])
-    assert models.at[("a", "litv2_s"), "x_resnet50"] == 1.2
-    assert models.at[("b", "litv2_s"), "x_resnet50"] == 1.5
+    layers = {(r["run"], r["attention"]): r for r in rep.tables["paper_layers"]}
+    assert layers["a", "hilo"]["x_msa"] == 2.0  # 200 / a's 100, never b's 50
+    assert layers["b", "hilo"]["x_msa"] == 3.0  # 150 / b's 50
+    assert layers["a", "hilo"]["paper_x_msa"] == pytest.approx(1029 / 505)
+    models = {(r["run"], r["model"]): r for r in rep.tables["paper_models"]}
+    assert models["a", "litv2_s"]["x_resnet50"] == 1.2
+    assert models["b", "litv2_s"]["x_resnet50"] == 1.5
     assert {"paper_layers_a_reference.png", "paper_layers_b_reference.png"} <= set(rep.figures)
     merged = rep.tables["merged"]
     assert [c for c in merged.columns if "AMD EPYC" in c] == [
@@ -83,11 +83,11 @@ def test_paper_columns_only_at_the_paper_setting(tmp_path: Path) -> None:
     (run.path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     rep = build_report([run.path], tmp_path / "rep")
     table = rep.tables["paper_layers"]
-    by_dim = {(r["attention"], r["dim"]): r for r in table.to_dict("records")}
+    by_dim = {(r["attention"], r["dim"]): r for r in table}
     assert by_dim["hilo", 64]["x_msa"] == 3.0  # over the dim-64 MSA, not the dim-768 one
     assert by_dim["hilo", 768]["x_msa"] == 2.0
     assert by_dim["hilo", 768]["paper_x_msa"] == pytest.approx(1029 / 505)
-    assert by_dim["hilo", 64]["paper_x_msa"] != by_dim["hilo", 64]["paper_x_msa"]  # NaN: absent
+    assert by_dim["hilo", 64]["paper_x_msa"] is None  # absent
     text = rep.path.read_text()
     assert "left out for 2 row(s)" in text and "dim 64 ≠ 768" in text and "heads 4 ≠ 12" in text
 
@@ -96,12 +96,12 @@ def test_merge_of_two_runs_of_one_machine(
     two_runs: list[Path], tmp_path: Path, cli: CliRunner
 ) -> None:
     runs = load_runs(two_runs)
-    df = merge_runs(runs).set_index("name")
+    df = merge_runs(runs).by("name")
     cols = [r.label for r in runs]
-    assert df.at["msa", cols[0]] == 100.0 and df.at["msa", cols[1]] == 50.0
-    hw = hardware_table(runs, ref="resnet50").set_index("model")
-    assert hw.at["litv2_s", f"{cols[0]} / resnet50"] == 1.2
-    assert hw.at["litv2_s", f"{cols[1]} / resnet50"] == 1.5
+    assert df["msa"][cols[0]] == 100.0 and df["msa"][cols[1]] == 50.0
+    hw = hardware_table(runs, ref="resnet50").by("model")
+    assert hw["litv2_s"][f"{cols[0]} / resnet50"] == 1.2
+    assert hw["litv2_s"][f"{cols[1]} / resnet50"] == 1.5
     out = tmp_path / "m.csv"
     code, _, err = cli(["merge", *map(str, two_runs), "--out", str(out)])
     assert code == 0 and "4 rows x 2 run(s)" in " ".join(err.split())
@@ -120,9 +120,9 @@ def test_dense_paper_figures_only_at_the_paper_input() -> None:
 
     why: dict[str, list[str]] = {}
     at = dense_side_by_side([row(2, 1.0, "800x1280"), row(4, 1.2, "800x1280")], PAPER_DIR, why)
-    assert at is not None and at["paper_fps"].notna().all() and not why
+    assert at is not None and all(v is not None for v in at["paper_fps"]) and not why
     small = dense_side_by_side([row(2, 1.0, "512"), row(4, 1.2, "512")], PAPER_DIR, why)
-    assert small is not None and small["paper_fps"].isna().all()
+    assert small is not None and all(v is None for v in small["paper_fps"])
     assert small["x_window2"][-1] == pytest.approx(1.2)  # ours stay
     assert why == {"litv2_s retinanet": ["res 512 ≠ 800x1280 for retinanet"]}
 

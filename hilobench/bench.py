@@ -20,9 +20,10 @@ from torch import nn
 from hilobench import options
 from hilobench.attention import build_attention, get_attention
 from hilobench.case import LAYER_SCALE, Case, check_threads, fmt_hw, parse_hw
-from hilobench.dtypes import TORCH_DTYPES
+from hilobench.dtypes import TORCH_DTYPES, apply_precision, check_precision
 from hilobench.errors import ConfigError
 from hilobench.measure import memory, stats, timing
+from hilobench.measure.bound import add_bound, trace_step
 from hilobench.measure.flops import count_macs, warm_tracer
 from hilobench.measure.roofline import achieved_fraction
 from hilobench.row import ROW_SCHEMA_VERSION, Row
@@ -64,11 +65,7 @@ def check_device(device: str) -> None:
             )
 
 
-def check_dtype(dtype: str, device: str) -> None:
-    if dtype == "float16" and not device.startswith("cuda"):
-        raise ConfigError(
-            "dtype 'float16' is supported on cuda only; on cpu use float32 or bfloat16"
-        )
+check_dtype = check_precision  # the name callers use
 
 
 def layer_tokens(case: Case) -> tuple[int, int]:
@@ -159,7 +156,7 @@ def check_memory(case: Case, subject: Subject) -> None:
 
 
 def _autocast(case: Case) -> contextlib.AbstractContextManager[Any]:
-    if case.dtype == "float32":
+    if TORCH_DTYPES[case.dtype] == torch.float32:  # float32 and tf32: no autocast
         return contextlib.nullcontext()
     return torch.autocast(case.device.split(":")[0], dtype=TORCH_DTYPES[case.dtype])
 
@@ -171,6 +168,7 @@ def make_step(case: Case, subject: Subject, inputs: tuple[Any, ...]) -> Callable
         module.eval()
 
         def infer() -> Any:
+            apply_precision(case.dtype, case.device)  # the policy, whatever ran before
             with torch.inference_mode(), _autocast(case):
                 return module(*inputs)
 
@@ -185,6 +183,7 @@ def make_step(case: Case, subject: Subject, inputs: tuple[Any, ...]) -> Callable
         labels = torch.randint(0, n_cls, (case.batch,), generator=gen).to(case.device)
 
     def train_step() -> Any:
+        apply_precision(case.dtype, case.device)
         opt.zero_grad(set_to_none=True)
         with _autocast(case):
             out = module(*inputs)
@@ -245,6 +244,7 @@ def run_case(
     check_dtype(case.dtype, case.device)
     row = base_row(case)
     row["env_id"] = env_id
+    row.update(apply_precision(case.dtype, case.device))  # type: ignore[typeddict-item]
     row["threads"] = timing.set_threads(case.threads)
     t0 = time.perf_counter()
     subject = build_subject(case)
@@ -312,7 +312,10 @@ def warm_process(*, count: bool = True) -> None:
 
 
 def add_roofline(row: Row, peak_macs_per_s: float | None) -> None:
-    """Achieved MAC/s and its fraction of the device peak (inference rows: forward MACs only)."""
+    """Achieved MAC/s and its fraction of the device peak (inference rows: forward MACs only),
+    and the ``bound`` diagnosis (measure/bound.py) of any row that was traced for it."""
+    if row.get("status") == "ok" and row.get("bound_busy") is not None:
+        row.update(add_bound(row, peak_macs_per_s))  # type: ignore[typeddict-item]
     if row.get("mode") != "infer" or row.get("status") != "ok" or not peak_macs_per_s:
         return
     tp = row.get("throughput_median")
@@ -389,6 +392,8 @@ def _measure(
             strict_budget=True,
         )
         row.update(timing_columns(case, subject, tm))
+    # the bound diagnosis: two untimed calls after the samples (skipped for very slow steps)
+    row.update(trace_step(step, device, mem_s))  # type: ignore[typeddict-item]
 
 
 def timing_columns(case: Case, subject: Subject, tm: timing.Timing) -> Row:

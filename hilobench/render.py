@@ -58,6 +58,14 @@ def _status(r: dict[str, Any]) -> str:
     return escape(str(status))
 
 
+def _bound(r: dict[str, Any]) -> str:
+    """``memory 0.92/0.10/0.61``: the bound, then the busy, compute and memory shares."""
+    if not r.get("bound"):
+        return "-"
+    shares = [r.get(k) for k in ("bound_busy", "bound_compute", "bound_memory")]
+    return escape(str(r["bound"])) + " " + "/".join(_num(v) for v in shares)
+
+
 def _text(field: str) -> Callable[[dict[str, Any], bool], str]:
     return lambda r, layers: escape(str(r.get(field, "")))
 
@@ -81,6 +89,8 @@ class Column:
     text: bool = False
     #: a setting: when every row has the same value, the default table names it in the title
     setting: bool = False
+    #: the row field a setting is read from, where it is not ``name``
+    key: str = ""
 
 
 #: Every column of the terminal table, in display order (``--wide`` shows them all).
@@ -92,6 +102,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("tokens", "tokens", _text("tokens"), setting=True),
     Column("batch", "batch", _text("batch"), setting=True),
     Column("dtype", "dtype", _text("dtype"), text=True, setting=True),
+    Column("precision", "precision", _text("precision_policy"), True, True, "precision_policy"),
     Column("params", "params (M)", lambda r, _: _num(r.get("params"), 1e6)),
     Column("macs", "{macs}", _macs("macs")),
     Column("traced", "traced {macs}", _macs("macs_traced")),
@@ -101,6 +112,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("p90", "p90 ms", lambda r, _: _num(r.get("latency_ms_p90"), 1, "{:.2f}")),
     Column("cov", "CoV", lambda r, _: _num(r.get("cov"), 0.01, "{:.1f}%")),
     Column("roofline", "roofline", lambda r, _: _num(r.get("roofline"), 0.01, "{:.1f}%")),
+    Column("bound", "bound (busy/compute/memory)", lambda r, _: _bound(r), text=True),
     Column("mem", "mem MiB", lambda r, _: _mem(r.get("peak_mem_bytes"))),
     Column("max_batch", "max batch", lambda r, _: _num(r.get("max_batch"), 1, "{:.0f}")),
     Column("limit", "limit MiB", lambda r, _: _mem(r.get("mem_limit_bytes"))),
@@ -109,14 +121,15 @@ COLUMNS: tuple[Column, ...] = (
 _BY_NAME = {c.name: c for c in COLUMNS}
 #: What a reader needs first, fitting 100 terminal columns.
 DEFAULT_COLUMNS = (
-    "name", "impl", "mode", "res", "tokens", "batch", "dtype", "macs", "img_s", "ci", "p50",
-    "mem", "max_batch", "limit", "status",
+    "name", "impl", "mode", "res", "tokens", "batch", "dtype", "precision", "macs", "img_s",
+    "ci", "p50", "mem", "max_batch", "limit", "status",
 )  # fmt: skip
 #: Narrowest a text column (a name, a status message) is folded to.
 TEXT_MIN_WIDTH = 12
 #: The default columns given up first when the terminal is too narrow, in that order.
 DROP_ORDER = (
-    "limit", "p50", "ci", "macs", "dtype", "mode", "impl", "res", "tokens", "batch", "mem",
+    "limit", "p50", "ci", "macs", "precision", "dtype", "mode", "impl", "res", "tokens", "batch",
+    "mem",
 )  # fmt: skip
 
 
@@ -147,7 +160,7 @@ def choose_columns(columns: str | None, wide: bool) -> list[str] | None:
 
 
 def _constant(rows: list[dict[str, Any]], col: Column) -> bool:
-    return col.setting and len({str(r.get(col.name, "")) for r in rows}) == 1
+    return col.setting and len({str(r.get(col.key or col.name, "")) for r in rows}) == 1
 
 
 def _relevant(rows: list[dict[str, Any]], name: str) -> bool:
@@ -178,7 +191,7 @@ def rich_table(
     chosen = [_BY_NAME[c] for c in DEFAULT_COLUMNS if _relevant(rows, c)]
     shared = [c for c in chosen if _constant(rows, c)] if rows else []
     chosen = [c for c in chosen if c not in shared]
-    notes = [_shared_label(c, rows[0]) for c in shared if str(rows[0].get(c.name, ""))]
+    notes = [_shared_label(c, rows[0]) for c in shared if str(rows[0].get(c.key or c.name, ""))]
     full_title = " · ".join(p for p in [title, *notes] if p)
     table = _table(rows, full_title, chosen, layers)
     for drop in DROP_ORDER if width is not None else ():
@@ -190,8 +203,9 @@ def rich_table(
 
 
 def _shared_label(col: Column, row: dict[str, Any]) -> str:
-    v = str(row.get(col.name, ""))
-    return {"batch": f"batch {v}", "tokens": f"tokens {v}", "res": f"res {v}"}.get(col.name, v)
+    v = str(row.get(col.key or col.name, ""))
+    labels = {"batch": f"batch {v}", "tokens": f"tokens {v}", "res": f"res {v}"}
+    return labels.get(col.name, f"precision {v}" if col.name == "precision" else v)
 
 
 def _table(rows: list[dict[str, Any]], title: str, cols: list[Column], layers: bool) -> Table:

@@ -22,9 +22,10 @@ from hilobench.attention import build_attention, get_attention
 from hilobench.case import LAYER_SCALE, Case, check_threads, fmt_hw, parse_hw
 from hilobench.dtypes import TORCH_DTYPES, apply_precision, check_precision
 from hilobench.errors import ConfigError
-from hilobench.measure import memory, stats, timing
+from hilobench.measure import energy, memory, stats, timing
 from hilobench.measure.bound import add_bound, trace_step
 from hilobench.measure.flops import count_macs, warm_tracer
+from hilobench.measure.graphs import capture, check_graphs
 from hilobench.measure.roofline import achieved_fraction
 from hilobench.row import ROW_SCHEMA_VERSION, Row
 
@@ -130,6 +131,7 @@ def validate_case(case: Case, *, fits: bool = False) -> None:
     here; a suite checked for another machine is not judged by this one's memory)."""
     check_device(case.device)
     check_dtype(case.dtype, case.device)
+    check_graphs(case.opts, case.device, case.mode, case.compile)
     check_threads(case.threads)
     if case.kind == "layer":
         subject = build_subject(case)
@@ -158,7 +160,11 @@ def check_memory(case: Case, subject: Subject) -> None:
 def _autocast(case: Case) -> contextlib.AbstractContextManager[Any]:
     if TORCH_DTYPES[case.dtype] == torch.float32:  # float32 and tf32: no autocast
         return contextlib.nullcontext()
-    return torch.autocast(case.device.split(":")[0], dtype=TORCH_DTYPES[case.dtype])
+    # a captured graph must not keep autocast's cast-weight cache from capture time
+    cache = not case.opts.get("cuda_graphs")
+    return torch.autocast(
+        case.device.split(":")[0], dtype=TORCH_DTYPES[case.dtype], cache_enabled=cache
+    )
 
 
 def make_step(case: Case, subject: Subject, inputs: tuple[Any, ...]) -> Callable[[], Any]:
@@ -242,6 +248,7 @@ def run_case(
     """
     check_device(case.device)
     check_dtype(case.dtype, case.device)
+    check_graphs(case.opts, case.device, case.mode, case.compile)
     row = base_row(case)
     row["env_id"] = env_id
     row.update(apply_precision(case.dtype, case.device))  # type: ignore[typeddict-item]
@@ -344,6 +351,9 @@ def prepare_step(
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         row["compile_s"] = round(time.perf_counter() - t, 3)
+    if case.opts.get("cuda_graphs"):
+        step = capture(step, device)
+        row["graph_capture_s"] = step.capture_s
     return step, inputs
 
 
@@ -382,6 +392,7 @@ def _measure(
 
     if timed:
         left = case.budget if deadline is None else max(0.0, deadline - time.perf_counter())
+        meter = energy.Meter(energy.find_counter(device))  # None where there is no counter
         tm = timing.time_fn(
             step,
             device=device,
@@ -392,6 +403,8 @@ def _measure(
             strict_budget=True,
         )
         row.update(timing_columns(case, subject, tm))
+        calls = tm.warmup_calls + len(tm.samples_s) * tm.calls_per_sample
+        row.update(meter.columns(calls * case.batch))  # type: ignore[typeddict-item]
     # the bound diagnosis: two untimed calls after the samples (skipped for very slow steps)
     row.update(trace_step(step, device, mem_s))  # type: ignore[typeddict-item]
 

@@ -113,6 +113,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("cov", "CoV", lambda r, _: _num(r.get("cov"), 0.01, "{:.1f}%")),
     Column("roofline", "roofline", lambda r, _: _num(r.get("roofline"), 0.01, "{:.1f}%")),
     Column("bound", "bound (busy/compute/memory)", lambda r, _: _bound(r), text=True),
+    Column("energy", "J/img", lambda r, _: _num(r.get("energy_j_per_image"), 1, "{:.3g}")),
     Column("mem", "mem MiB", lambda r, _: _mem(r.get("peak_mem_bytes"))),
     Column("max_batch", "max batch", lambda r, _: _num(r.get("max_batch"), 1, "{:.0f}")),
     Column("limit", "limit MiB", lambda r, _: _mem(r.get("mem_limit_bytes"))),

@@ -94,6 +94,11 @@ class Row(TypedDict, total=False):
     cov: float
     noisy: bool
     compile_s: float
+    # energy over the timing loop (measure/energy.py): joules per image, counter, seconds
+    energy_j_per_image: float | None
+    energy_counter: str
+    energy_s: float
+    graph_capture_s: float
     wall_s: float
     budgeted_s: float
     # roofline: the achieved MAC rate against the device's GEMM peak

@@ -145,7 +145,9 @@ def trace_step(step: Callable[[], Any], device: str, step_s: float | None) -> di
     if step_s is not None and step_s > MAX_STEP_S:
         return {"bound_note": f"not traced: a step takes {step_s:.1f} s (> {MAX_STEP_S:g} s)"}
     busy, _ = busy_share(step, device)
-    return {"bound_busy": round(busy, 4), "traced_bytes": traced_bytes(step)}
+    # a replayed CUDA graph dispatches no operators: its bytes are those of the captured step
+    eager = getattr(step, "eager", step)
+    return {"bound_busy": round(busy, 4), "traced_bytes": traced_bytes(eager)}
 
 
 def bound_columns(

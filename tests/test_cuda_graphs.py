@@ -122,3 +122,12 @@ def test_prepare_step_captures_when_asked(monkeypatch: pytest.MonkeyPatch) -> No
     assert row["graph_capture_s"] == 0.25
     plain, _ = bench.prepare_step(case, bench.build_subject(case), {})
     assert not isinstance(plain, graphs.Graphed) and seen == ["cpu"]
+
+
+def test_profile_refuses_graphs() -> None:
+    """A replayed graph runs no operators a module range could hold."""
+    from hilobench.profile.run import profile_case
+
+    case = Case(kind="layer", name="msa", batch=1, options=(("cuda_graphs", True),))
+    with pytest.raises(ConfigError, match="profile cannot use --cuda-graphs"):
+        profile_case(case, steps=1)

@@ -111,8 +111,10 @@ def hilobench_row(
     return {"cmd": " ".join(cmd[1:3] + cmd[3:-2]), **row}
 
 
-def compare(args: argparse.Namespace) -> list[dict[str, Any]]:
-    out = []
+def compare(args: argparse.Namespace, save: Any = None) -> list[dict[str, Any]]:
+    """Every model, both methods; ``save(rows)`` after each one, so a run cut short keeps the
+    models it finished."""
+    out: list[dict[str, Any]] = []
     for name in args.models:
         common = dict(device=args.device, batch=args.batch, img=args.img_size, dtype=args.dtype)
         before = timm_method(MODELS[name], warmup=args.warmup, iters=args.iters, **common)
@@ -134,6 +136,8 @@ def compare(args: argparse.Namespace) -> list[dict[str, Any]]:
             "within_tolerance": ratio is not None and abs(ratio - 1) <= TOLERANCE,
         })  # fmt: skip
         print(_line(out[-1]), flush=True)
+        if save is not None:
+            save(out)
     return out
 
 
@@ -189,16 +193,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{machine} · torch {env['torch']} · {args.device} · {args.dtype} · batch "
           f"{args.batch} · {args.img_size}px · {args.threads} threads")  # fmt: skip
     print(HEADER, flush=True)
-    rows = compare(args)
-    if args.out:
+    cmd = "python benchmarks/vs_timm.py " + " ".join(argv if argv is not None else sys.argv[1:])
+
+    def save(rows: list[dict[str, Any]]) -> None:
+        if not args.out:
+            return
         args.out.mkdir(parents=True, exist_ok=True)
-        cmd = "python benchmarks/vs_timm.py " + " ".join(argv if argv is not None else sys.argv[1:])
         settings = {k: v for k, v in vars(args).items() if k != "out"}
         (args.out / "vs_timm.json").write_text(json.dumps(
             {"command": cmd, "settings": settings, "env": env, "rows": rows},
             indent=1, default=str) + "\n")  # fmt: skip
         lines = [f"`{cmd}`", "", HEADER, *(_line(r) for r in rows), ""]
         (args.out / "vs_timm.md").write_text("\n".join(lines))
+
+    rows = compare(args, save)
     return 0 if all(r["within_tolerance"] for r in rows) else 1
 
 

@@ -23,7 +23,7 @@ from hilobench.case import LAYER_SCALE, Case, check_threads, fmt_hw, parse_hw
 from hilobench.dtypes import TORCH_DTYPES, apply_precision, check_precision
 from hilobench.errors import ConfigError
 from hilobench.measure import energy, memory, stats, timing
-from hilobench.measure.bound import add_bound, trace_step
+from hilobench.measure.bound import add_bound, reserve_s, skipped, trace_step
 from hilobench.measure.flops import count_macs, warm_tracer
 from hilobench.measure.graphs import capture, check_graphs
 from hilobench.measure.roofline import achieved_fraction
@@ -390,13 +390,15 @@ def _measure(
         row["peak_mem_bytes"] = resident + tensor_peak[0]
     mem_s = time.perf_counter() - t_mem  # an upper bound of one call: the memory pass warmed up
 
+    left = case.budget if deadline is None else max(0.0, deadline - time.perf_counter())
+    # the bound diagnosis's two calls come out of the budget too, or are skipped (bound.py)
+    keep = reserve_s(mem_s, left)
     if timed:
-        left = case.budget if deadline is None else max(0.0, deadline - time.perf_counter())
         meter = energy.Meter(energy.find_counter(device))  # None where there is no counter
         tm = timing.time_fn(
             step,
             device=device,
-            budget_s=left,
+            budget_s=left - (keep or 0.0),
             min_sample_s=MIN_SAMPLE_S,
             # no room for a warm-up call: the memory pass was the warm-up, take one sample
             min_warmup=1 if left > mem_s else 0,
@@ -405,8 +407,8 @@ def _measure(
         row.update(timing_columns(case, subject, tm))
         calls = tm.warmup_calls + len(tm.samples_s) * tm.calls_per_sample
         row.update(meter.columns(calls * case.batch))  # type: ignore[typeddict-item]
-    # the bound diagnosis: two untimed calls after the samples (skipped for very slow steps)
-    row.update(trace_step(step, device, mem_s))  # type: ignore[typeddict-item]
+    traced = trace_step(step, device) if keep is not None else skipped(mem_s, left)
+    row.update(traced)  # type: ignore[typeddict-item]
 
 
 def timing_columns(case: Case, subject: Subject, tm: timing.Timing) -> Row:

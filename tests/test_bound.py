@@ -80,10 +80,20 @@ def test_busy_share_tells_idle_from_busy() -> None:
     assert bound.busy_share(busy, "cpu")[0] > bound.BUSY_MIN
 
 
-def test_slow_steps_are_not_traced() -> None:
-    called: list[int] = []
-    out = bound.trace_step(lambda: called.append(1), "cpu", step_s=bound.MAX_STEP_S + 1)
-    assert called == [] and "not traced" in out["bound_note"]
+def test_the_diagnosis_fits_the_budget_or_is_skipped() -> None:
+    assert bound.reserve_s(0.1, 10.0) == pytest.approx(0.1 * bound.TRACE_COST_CALLS)
+    assert bound.reserve_s(1.0, 4.0) is None  # 2.5 s > half of 4 s
+    assert bound.reserve_s(bound.MAX_STEP_S + 1, 1e6) is None  # slow steps never
+    assert "not traced: a step takes" in bound.skipped(bound.MAX_STEP_S + 1, 1e6)["bound_note"]
+    assert "of budget left" in bound.skipped(1.0, 4.0)["bound_note"]
+
+
+def test_a_short_budget_skips_the_diagnosis_and_says_so(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(bound, "MAX_BUDGET_SHARE", 0.0)  # nothing fits
+    case = Case(kind="layer", name="msa", batch=1, budget=0.3, options=(("tokens", "4x4"),))
+    row = bench.run_case(case, count=False, peak_macs_per_s=1e10)
+    assert row["status"] == "ok" and "not traced" in row["bound_note"]
+    assert "bound_busy" not in row and row.get("bound") is None
 
 
 def test_bandwidth_peak_is_measured_and_cached(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -91,20 +101,23 @@ def test_bandwidth_peak_is_measured_and_cached(tmp_path: Path, monkeypatch) -> N
     monkeypatch.setattr(bandwidth, "MIN_BYTES", 2**20)
     monkeypatch.setattr(bandwidth, "BW_BUDGET_S", 0.2)
     first = bandwidth.bandwidth_peak("cpu")
-    assert first > 1e8  # any machine copies more than 100 MB/s
+    assert 0 < first < float("inf")  # a rate, whatever the machine's load
     cache = (tmp_path / "roofline.json").read_text()
     assert "bandwidth|cpu|" in cache
     monkeypatch.setattr(bandwidth, "measure_bandwidth", lambda *a, **k: pytest.fail("cached"))
     assert bandwidth.bandwidth_peak("cpu") == first
 
 
-def test_cpu_rows_carry_the_bound() -> None:
-    case = Case(kind="layer", name="msa", batch=2, budget=0.5, options=(("tokens", "8x8"),))
+def test_cpu_rows_carry_the_bound(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # whether the two calls fit the budget depends on the machine's load (tested above)
+    monkeypatch.setattr(bench, "reserve_s", lambda call_s, left_s: 0.0)
+    opts = (("dim", 32), ("heads", 2), ("tokens", "8x8"))  # small: its calls fit any budget
+    case = Case(kind="layer", name="msa", batch=2, budget=2.0, options=opts)
     row = bench.run_case(case, count=False, peak_macs_per_s=1e10)
     assert row["status"] == "ok"
-    assert row["bound"] in bound.BOUNDS
+    assert row.get("bound") in bound.BOUNDS, row.get("bound_note")
     assert 0.0 < row["bound_busy"] <= 1.0
-    assert row["traced_bytes"] > 2 * 64 * 768 * 4  # at least the input and the output
+    assert row["traced_bytes"] > 2 * 2 * 64 * 32 * 4  # at least the input and the output
     assert row["bound_compute"] is not None and row["bound_compute"] > 0
     assert row["bound_memory"] is not None and row["bound_memory"] > 0
     assert row["peak_bytes_per_s"]

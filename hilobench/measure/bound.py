@@ -28,12 +28,24 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-__all__ = ["BUSY_MIN", "MAX_STEP_S", "classify", "shares", "trace_step", "bound_columns"]
+__all__ = [
+    "BUSY_MIN",
+    "MAX_STEP_S",
+    "classify",
+    "shares",
+    "reserve_s",
+    "trace_step",
+    "bound_columns",
+]
 
 #: Below this busy share the device waits on the host more than it works.
 BUSY_MIN = 0.5
-#: Steps longer than this are not traced again (two extra calls would double a short budget).
+#: Steps longer than this are not traced again, whatever the budget.
 MAX_STEP_S = 5.0
+#: The diagnosis may take at most this share of the budget left after the memory pass.
+MAX_BUDGET_SHARE = 0.5
+#: Plain calls one traced call costs, about (profiler and byte-counting overhead).
+TRACE_COST_CALLS = 2.5
 #: Bound names, in the order the table explains them.
 BOUNDS = ("compute", "memory", "launch/overhead")
 
@@ -139,11 +151,29 @@ def busy_share(step: Callable[[], Any], device: str) -> tuple[float, float]:
     return min(1.0, busy_us * 1e-6 / wall) if wall > 0 else 0.0, wall
 
 
-def trace_step(step: Callable[[], Any], device: str, step_s: float | None) -> dict[str, Any]:
-    """The raw columns of the diagnosis: two untimed calls (one counting bytes, one under the
-    profiler), skipped for a step slower than :data:`MAX_STEP_S` (``bound_note`` says so)."""
-    if step_s is not None and step_s > MAX_STEP_S:
-        return {"bound_note": f"not traced: a step takes {step_s:.1f} s (> {MAX_STEP_S:g} s)"}
+def reserve_s(call_s: float, left_s: float) -> float | None:
+    """Seconds of the budget left to keep for the two traced calls (each costs about
+    :data:`TRACE_COST_CALLS` plain ones); None when a call is slower than
+    :data:`MAX_STEP_S` or they would take over :data:`MAX_BUDGET_SHARE` of what is left."""
+    need = TRACE_COST_CALLS * call_s
+    if call_s > MAX_STEP_S or need > MAX_BUDGET_SHARE * left_s:
+        return None
+    return need
+
+
+def skipped(call_s: float, left_s: float) -> dict[str, Any]:
+    """The note of a row whose diagnosis did not fit (:func:`reserve_s`)."""
+    if call_s > MAX_STEP_S:
+        return {"bound_note": f"not traced: a step takes {call_s:.1f} s (> {MAX_STEP_S:g} s)"}
+    return {
+        "bound_note": f"not traced: two more calls (~{TRACE_COST_CALLS * call_s:.2f} s) would "
+        f"take over {MAX_BUDGET_SHARE:.0%} of the {left_s:.2f} s of budget left"
+    }
+
+
+def trace_step(step: Callable[[], Any], device: str) -> dict[str, Any]:
+    """The raw columns of the diagnosis: two untimed calls, one under the profiler (busy
+    share) and one counting bytes."""
     busy, _ = busy_share(step, device)
     # a replayed CUDA graph dispatches no operators: its bytes are those of the captured step
     eager = getattr(step, "eager", step)

@@ -6,7 +6,6 @@ call :func:`run_case`, so every row is measured the same way.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import time
 import traceback
@@ -20,7 +19,7 @@ from torch import nn
 from hilobench import options
 from hilobench.attention import build_attention, get_attention
 from hilobench.case import LAYER_SCALE, Case, check_threads, fmt_hw, parse_hw
-from hilobench.dtypes import TORCH_DTYPES, apply_precision, check_precision
+from hilobench.dtypes import TORCH_DTYPES, apply_precision, autocast, check_precision
 from hilobench.errors import ConfigError
 from hilobench.measure import energy, memory, stats, timing
 from hilobench.measure.bound import add_bound, reserve_s, skipped, trace_step
@@ -157,25 +156,16 @@ def check_memory(case: Case, subject: Subject) -> None:
     memory.check_fits(case.label(), case.batch * attn * size, case.batch * act * size, case.device)
 
 
-def _autocast(case: Case) -> contextlib.AbstractContextManager[Any]:
-    if TORCH_DTYPES[case.dtype] == torch.float32:  # float32 and tf32: no autocast
-        return contextlib.nullcontext()
-    # a captured graph must not keep autocast's cast-weight cache from capture time
-    cache = not case.opts.get("cuda_graphs")
-    return torch.autocast(
-        case.device.split(":")[0], dtype=TORCH_DTYPES[case.dtype], cache_enabled=cache
-    )
-
-
 def make_step(case: Case, subject: Subject, inputs: tuple[Any, ...]) -> Callable[[], Any]:
     """The callable that is timed: inference, or a full training step for ``mode=train``."""
     module = subject.module
     if case.mode == "infer":
         module.eval()
+        graphs = bool(case.opts.get("cuda_graphs"))
 
         def infer() -> Any:
             apply_precision(case.dtype, case.device)  # the policy, whatever ran before
-            with torch.inference_mode(), _autocast(case):
+            with torch.inference_mode(), autocast(case.dtype, case.device, graphs):
                 return module(*inputs)
 
         return infer
@@ -191,7 +181,7 @@ def make_step(case: Case, subject: Subject, inputs: tuple[Any, ...]) -> Callable
     def train_step() -> Any:
         apply_precision(case.dtype, case.device)
         opt.zero_grad(set_to_none=True)
-        with _autocast(case):
+        with autocast(case.dtype, case.device):
             out = module(*inputs)
             if labels is not None:
                 loss = nn.functional.cross_entropy(out.float(), labels)

@@ -7,6 +7,7 @@ math; what each name means is :mod:`hilobench.measure.precision`.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -32,6 +33,17 @@ def check_precision(dtype: str, device: str) -> None:
             "dtype 'tf32' is a CUDA tensor-core mode; on cpu float32 is already the only "
             "float32 math: use float32 (or bfloat16)"
         )
+
+
+def autocast(
+    dtype: str, device: str, graphs: bool = False
+) -> contextlib.AbstractContextManager[Any]:
+    """The autocast of ``dtype`` (none for float32 and tf32). Under CUDA-graph capture
+    (``graphs``) without autocast's weight-cast cache, which would outlive the capture."""
+    if TORCH_DTYPES[dtype] == torch.float32:
+        return contextlib.nullcontext()
+    kind = device.split(":")[0]
+    return torch.autocast(kind, dtype=TORCH_DTYPES[dtype], cache_enabled=not graphs)
 
 
 def current_flags() -> Flags:

@@ -128,3 +128,23 @@ def test_cpu_row_has_the_columns_even_without_a_counter(
     calls = row["warmup_calls"] + row["n_samples"] * row["calls_per_sample"]
     assert row["energy_j_per_image"] == pytest.approx(3.0 / calls)
     assert row["energy_counter"] == "rapl"
+
+
+def test_driver_nvml_reports_errors_and_absence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without nvidia-ml-py the driver's library is used through ctypes; its error codes end
+    in no counter, and a machine without the library has none."""
+
+    class Lib:
+        def nvmlInit_v2(self) -> int:
+            return 0
+
+        def nvmlDeviceGetHandleByIndex_v2(self, index: int, out: Any) -> int:
+            return 0
+
+        def nvmlDeviceGetTotalEnergyConsumption(self, handle: Any, out: Any) -> int:
+            return 3  # NVML_ERROR_NOT_SUPPORTED
+
+    assert energy.nvml_counter(0, energy._DriverNvml(Lib())) is None
+    monkeypatch.setitem(__import__("sys").modules, "pynvml", None)  # not installed
+    monkeypatch.setattr(energy._DriverNvml, "load", classmethod(lambda cls: None))
+    assert energy.find_counter("cuda:0") is None

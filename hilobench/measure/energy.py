@@ -1,8 +1,8 @@
 """Joules per image from the device's energy counter, where the machine exposes one.
 
 * CUDA: NVML's total energy since the driver loaded (``nvmlDeviceGetTotalEnergyConsumption``,
-  millijoules, Volta and newer), through ``pynvml`` (the ``nvidia-ml-py`` package), an
-  optional import;
+  millijoules, Volta and newer), through ``pynvml`` (the ``nvidia-ml-py`` package) where it
+  is installed, else the driver's ``libnvidia-ml.so.1`` through ctypes;
 * CPU: Intel / AMD RAPL through Linux powercap, ``/sys/class/powercap/intel-rapl:N/energy_uj``
   per package (microjoules), which wraps at ``max_energy_range_uj``. Most kernels let only
   root read it; then there is no counter.
@@ -76,6 +76,8 @@ def nvml_counter(index: int, nvml: Any = None) -> Counter | None:
         try:
             nvml = importlib.import_module("pynvml")  # optional: the nvidia-ml-py package
         except ImportError:
+            nvml = _DriverNvml.load()  # else the driver's own library, through ctypes
+        if nvml is None:
             return None
     try:
         nvml.nvmlInit()
@@ -86,6 +88,44 @@ def nvml_counter(index: int, nvml: Any = None) -> Counter | None:
     return Counter(
         "nvml", lambda: [nvml.nvmlDeviceGetTotalEnergyConsumption(handle) * 1e-3], [None]
     )
+
+
+class _DriverNvml:
+    """The three NVML calls the counter needs, straight from the driver's ``libnvidia-ml``
+    (a GPU machine has the driver even where ``nvidia-ml-py`` is not installed)."""
+
+    def __init__(self, lib: Any) -> None:
+        self.lib = lib
+
+    @classmethod
+    def load(cls) -> _DriverNvml | None:
+        import ctypes
+
+        try:
+            return cls(ctypes.CDLL("libnvidia-ml.so.1"))
+        except OSError:
+            return None
+
+    def _check(self, rc: int) -> None:
+        if rc != 0:
+            raise RuntimeError(f"NVML error {rc}")
+
+    def nvmlInit(self) -> None:
+        self._check(self.lib.nvmlInit_v2())
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> Any:
+        import ctypes
+
+        handle = ctypes.c_void_p()
+        self._check(self.lib.nvmlDeviceGetHandleByIndex_v2(index, ctypes.byref(handle)))
+        return handle
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: Any) -> int:
+        import ctypes
+
+        mj = ctypes.c_ulonglong()
+        self._check(self.lib.nvmlDeviceGetTotalEnergyConsumption(handle, ctypes.byref(mj)))
+        return int(mj.value)
 
 
 def find_counter(device: str, root: Path = POWERCAP, nvml: Any = None) -> Counter | None:

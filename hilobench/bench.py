@@ -6,7 +6,6 @@ call :func:`run_case`, so every row is measured the same way.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import time
 import traceback
@@ -20,10 +19,12 @@ from torch import nn
 from hilobench import options
 from hilobench.attention import build_attention, get_attention
 from hilobench.case import LAYER_SCALE, Case, check_threads, fmt_hw, parse_hw
-from hilobench.dtypes import TORCH_DTYPES
+from hilobench.dtypes import TORCH_DTYPES, apply_precision, autocast, check_precision
 from hilobench.errors import ConfigError
-from hilobench.measure import memory, stats, timing
+from hilobench.measure import energy, memory, stats, timing
+from hilobench.measure.bound import add_bound, reserve_s, skipped, trace_step
 from hilobench.measure.flops import count_macs, warm_tracer
+from hilobench.measure.graphs import capture, check_graphs
 from hilobench.measure.roofline import achieved_fraction
 from hilobench.numfmt import few_samples_message
 from hilobench.row import CI_MIN_SAMPLES, ROW_SCHEMA_VERSION, Row, is_measured
@@ -65,11 +66,7 @@ def check_device(device: str) -> None:
             )
 
 
-def check_dtype(dtype: str, device: str) -> None:
-    if dtype == "float16" and not device.startswith("cuda"):
-        raise ConfigError(
-            "dtype 'float16' is supported on cuda only; on cpu use float32 or bfloat16"
-        )
+check_dtype = check_precision  # the name callers use
 
 
 def layer_tokens(case: Case) -> tuple[int, int]:
@@ -134,6 +131,7 @@ def validate_case(case: Case, *, fits: bool = False) -> None:
     here; a suite checked for another machine is not judged by this one's memory)."""
     check_device(case.device)
     check_dtype(case.dtype, case.device)
+    check_graphs(case.opts, case.device, case.mode, case.compile)
     check_threads(case.threads)
     if case.kind == "layer":
         subject = build_subject(case)
@@ -159,20 +157,16 @@ def check_memory(case: Case, subject: Subject) -> None:
     memory.check_fits(case.label(), case.batch * attn * size, case.batch * act * size, case.device)
 
 
-def _autocast(case: Case) -> contextlib.AbstractContextManager[Any]:
-    if case.dtype == "float32":
-        return contextlib.nullcontext()
-    return torch.autocast(case.device.split(":")[0], dtype=TORCH_DTYPES[case.dtype])
-
-
 def make_step(case: Case, subject: Subject, inputs: tuple[Any, ...]) -> Callable[[], Any]:
     """The callable that is timed: inference, or a full training step for ``mode=train``."""
     module = subject.module
     if case.mode == "infer":
         module.eval()
+        graphs = bool(case.opts.get("cuda_graphs"))
 
         def infer() -> Any:
-            with torch.inference_mode(), _autocast(case):
+            apply_precision(case.dtype, case.device)  # the policy, whatever ran before
+            with torch.inference_mode(), autocast(case.dtype, case.device, graphs):
                 return module(*inputs)
 
         return infer
@@ -186,8 +180,9 @@ def make_step(case: Case, subject: Subject, inputs: tuple[Any, ...]) -> Callable
         labels = torch.randint(0, n_cls, (case.batch,), generator=gen).to(case.device)
 
     def train_step() -> Any:
+        apply_precision(case.dtype, case.device)
         opt.zero_grad(set_to_none=True)
-        with _autocast(case):
+        with autocast(case.dtype, case.device):
             out = module(*inputs)
             if labels is not None:
                 loss = nn.functional.cross_entropy(out.float(), labels)
@@ -244,8 +239,10 @@ def run_case(
     """
     check_device(case.device)
     check_dtype(case.dtype, case.device)
+    check_graphs(case.opts, case.device, case.mode, case.compile)
     row = base_row(case)
     row["env_id"] = env_id
+    row.update(apply_precision(case.dtype, case.device))  # type: ignore[typeddict-item]
     row["threads"] = timing.set_threads(case.threads)
     t0 = time.perf_counter()
     subject = build_subject(case)
@@ -313,7 +310,10 @@ def warm_process(*, count: bool = True) -> None:
 
 
 def add_roofline(row: Row, peak_macs_per_s: float | None) -> None:
-    """Achieved MAC/s and its fraction of the device peak (inference rows: forward MACs only)."""
+    """Achieved MAC/s and its fraction of the device peak (inference rows: forward MACs only),
+    and the ``bound`` diagnosis (measure/bound.py) of any row that was traced for it."""
+    if is_measured(row) and row.get("bound_busy") is not None:
+        row.update(add_bound(row, peak_macs_per_s))  # type: ignore[typeddict-item]
     if row.get("mode") != "infer" or not is_measured(row) or not peak_macs_per_s:
         return
     tp = row.get("throughput_median")
@@ -342,6 +342,9 @@ def prepare_step(
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         row["compile_s"] = round(time.perf_counter() - t, 3)
+    if case.opts.get("cuda_graphs"):
+        step = capture(step, device)
+        row["graph_capture_s"] = step.capture_s
     return step, inputs
 
 
@@ -378,18 +381,25 @@ def _measure(
         row["peak_mem_bytes"] = resident + tensor_peak[0]
     mem_s = time.perf_counter() - t_mem  # an upper bound of one call: the memory pass warmed up
 
+    left = case.budget if deadline is None else max(0.0, deadline - time.perf_counter())
+    # the bound diagnosis's two calls come out of the budget too, or are skipped (bound.py)
+    keep = reserve_s(mem_s, left)
     if timed:
-        left = case.budget if deadline is None else max(0.0, deadline - time.perf_counter())
+        meter = energy.Meter(energy.find_counter(device))  # None where there is no counter
         tm = timing.time_fn(
             step,
             device=device,
-            budget_s=left,
+            budget_s=left - (keep or 0.0),
             min_sample_s=MIN_SAMPLE_S,
             # no room for a warm-up call: the memory pass was the warm-up, take one sample
             min_warmup=1 if left > mem_s else 0,
             strict_budget=True,
         )
         row.update(timing_columns(case, subject, tm))
+        calls = tm.warmup_calls + len(tm.samples_s) * tm.calls_per_sample
+        row.update(meter.columns(calls * case.batch))  # type: ignore[typeddict-item]
+    traced = trace_step(step, device) if keep is not None else skipped(mem_s, left)
+    row.update(traced)  # type: ignore[typeddict-item]
 
 
 def timing_columns(case: Case, subject: Subject, tm: timing.Timing) -> Row:

@@ -18,7 +18,7 @@ from hilobench.errors import ConfigError, unknown
 KINDS = ("layer", "model")
 MODES = ("infer", "train")
 #: Dtype names; hilobench.dtypes maps them to torch dtypes.
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("float32", "tf32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda")
 #: The two implementations of every attention: the published formulation and the fused kernel.
 #: The settings of a measurement besides what is measured (kind, name, options) and its budget:

@@ -60,6 +60,18 @@ class Column:
     text: bool = False
     #: a setting: when every row has the same value, the default table names it in the title
     setting: bool = False
+    #: the row field a setting is read from, where it is not ``name``
+    key: str = ""
+
+
+def _bound(r: Mapping[str, Any], layers: bool) -> str:
+    """``memory 0.92/0.10/0.61``: the bound, then the busy, compute and memory shares."""
+    if not r.get("bound"):
+        return nf.EMPTY
+    shares = [r.get(k) for k in ("bound_busy", "bound_compute", "bound_memory")]
+    return (
+        str(r["bound"]) + " " + "/".join(nf.EMPTY if nf.missing(v) else f"{v:.2f}" for v in shares)
+    )
 
 
 #: Every column of the terminal table, in display order (``--wide`` shows them all).
@@ -71,6 +83,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("tokens", "tokens", _text("tokens"), setting=True),
     Column("batch", "batch", lambda r, _: nf.integer(r.get("batch")), setting=True),
     Column("dtype", "dtype", _text("dtype"), text=True, setting=True),
+    Column("precision", "precision", _text("precision_policy"), True, True, "precision_policy"),
     Column("params", "params (M)", lambda r, _: nf.count(r.get("params"), 1e6)),
     Column("macs", "{macs}", _macs("macs")),
     Column("traced", "traced {macs}", _macs("macs_traced")),
@@ -96,6 +109,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("p90", "p90 ms", _latency("latency_ms_p90")),
     Column("cov", "CoV", lambda r, _: nf.percent(r.get("cov"))),
     Column("roofline", "roofline", lambda r, _: nf.percent(r.get("roofline"))),
+    Column("bound", "bound (busy/compute/memory)", _bound, text=True),
+    Column("energy", "J/img", lambda r, _: nf.count(r.get("energy_j_per_image"))),
     Column("mem", "mem MiB", lambda r, _: nf.count(r.get("peak_mem_bytes"), nf.MIB)),
     Column("max_batch", "max batch", lambda r, _: nf.integer(r.get("max_batch"))),
     Column("limit", "limit MiB", lambda r, _: nf.count(r.get("mem_limit_bytes"), nf.MIB)),
@@ -104,7 +119,7 @@ COLUMNS: tuple[Column, ...] = (
 BY_NAME = {c.name: c for c in COLUMNS}
 #: What a reader needs first, fitting 100 terminal columns.
 DEFAULT_COLUMNS = (
-    "name", "impl", "mode", "res", "tokens", "batch", "dtype", "macs", "img_s", "n", "ci",
+    "name", "impl", "mode", "res", "tokens", "batch", "dtype", "precision", "macs", "img_s", "n", "ci",
     "p50", "mem", "max_batch", "limit", "status",
 )  # fmt: skip
 #: The ``--wide`` choice: every column (and, for ``--format md``, every raw row field).
@@ -135,7 +150,9 @@ def _shared(rows: list[dict[str, Any]], layers: bool) -> tuple[list[Column], lis
         v = c.cell(rows[0], layers)
         if v:
             # a bare number or "fused" says too little
-            notes.append(f"{c.name} {v}" if c.name in ("impl", "res", "tokens", "batch") else v)
+            notes.append(
+                f"{c.name} {v}" if c.name in ("impl", "res", "tokens", "batch", "precision") else v
+            )
     return shared, notes
 
 

@@ -208,6 +208,16 @@ BUILTIN: tuple[Knob, ...] = (
         default="none",
         choices=("none", "retinanet", "maskrcnn", "semfpn"),
     ),
+    Knob(
+        "cuda_graphs",
+        "bool",
+        "CUDA, inference: capture the step once as a CUDA graph and time its replays (no "
+        "launch overhead).",
+        kinds=("layer", "model"),
+        arg=None,  # not a builder argument: bench captures the step (measure/graphs.py)
+        default=False,
+        every=True,
+    ),
 )
 
 _KNOBS: dict[str, Knob] = {k.name: k for k in BUILTIN}
@@ -308,11 +318,12 @@ def check_together(kind: str, values: Mapping[str, Any]) -> None:
 def given(values: Mapping[str, Any]) -> dict[str, Any]:
     """The knob values a command line set, checked: None is unset, and a knob other than
     dim / heads / tokens left at its default (``--rel-pos``, ``--dtm deform``) is unset too,
-    so it changes no case key and is refused nowhere."""
+    so it changes no case key and is refused nowhere (an every-layer switch such as
+    ``--cuda-graphs`` too: off is unset)."""
     out: dict[str, Any] = {}
     for name, value in values.items():
         knob = _KNOBS[name]
-        if value is None or (not knob.every and value == knob.default):
+        if value is None or ((not knob.every or knob.type == "bool") and value == knob.default):
             continue
         out[name] = knob.check(value, knob.spelled(value))
     return out

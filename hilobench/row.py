@@ -109,11 +109,30 @@ class Row(TypedDict, total=False):
     cov: float
     noisy: bool
     compile_s: float
+    # energy over the timing loop (measure/energy.py): joules per image, counter, seconds
+    energy_j_per_image: float | None
+    energy_counter: str
+    energy_s: float
+    graph_capture_s: float
     wall_s: float
     budgeted_s: float
     # roofline: the achieved MAC rate against the device's GEMM peak
     achieved_macs_per_s: float | None
     roofline: float | None
+    # precision policy (measure/precision.py): the float32 math that ran, and cuDNN autotuning
+    precision_policy: str
+    tf32_matmul: bool
+    tf32_cudnn: bool
+    cudnn_benchmark: bool
+    # why the step is as fast as it is (measure/bound.py, docs/bound.md): the bound and its
+    # shares, the traced bytes of one call and the copy bandwidth peak they are judged against
+    bound: str | None
+    bound_busy: float
+    bound_compute: float | None
+    bound_memory: float | None
+    traced_bytes: int
+    peak_bytes_per_s: float | None
+    bound_note: str
     # compare groups: members timed together, ratios to the reference member
     interleaved: bool
     group: str
@@ -152,5 +171,6 @@ ROW_COLUMNS = (
     "throughput_median", "throughput_ci_low", "throughput_ci_high", "latency_ms_p50",
     "latency_ms_p90", "latency_ms_iqr", "cov", "noisy", "n_samples", "peak_mem_bytes",
     "peak_rss_bytes", "max_batch", "mem_limit_bytes", "achieved_macs_per_s", "roofline",
-    "status", "message", "case_key", "env_id",
+    "precision_policy", "bound", "bound_busy", "bound_compute", "bound_memory", "status",
+    "message", "case_key", "env_id",
 )  # fmt: skip

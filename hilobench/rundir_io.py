@@ -114,6 +114,7 @@ def load_rows(
             why = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else "not valid JSON"
             raise ConfigError(f"{str(p)!r} line {n}: {why}; every line must be a row") from None
         rows.append(check_row(obj, f"{str(p)!r} line {n}", required))
+    _label_policy(rows, p)
     if torn_line and not rows:  # nothing usable: one line that says why, not a note and an error
         raise ConfigError(
             f"{str(p)!r} holds no complete row: line {torn_line} is torn (an interrupted write)"
@@ -124,6 +125,17 @@ def load_rows(
             "skipped\n"
         )
     return rows
+
+
+def _label_policy(rows: list[dict[str, Any]], rows_path: Path) -> None:
+    """Rows from before the precision policy get the one their run's recorded flags mean."""
+    from hilobench.measure.precision import label_legacy  # no torch
+
+    try:
+        env = read_env(rows_path.parent)
+    except ConfigError:  # a broken env.json is reported by the readers that need it
+        return
+    label_legacy(rows, env)
 
 
 def check_row(obj: Any, where: str, required: tuple[str, ...] = REQUIRED_COLUMNS) -> dict[str, Any]:

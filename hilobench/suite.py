@@ -11,7 +11,7 @@ Schema (every key optional except ``cases``)::
     defaults:                         # any case field or option, applied where it fits
       batch: 64
       device: cpu                     # cpu | cuda | cuda:N
-      dtype: float32                  # float32 | bfloat16 | float16 (cuda)
+      dtype: float32                  # float32 | tf32 (cuda) | bfloat16 | float16 (cuda)
       impl: reference                 # reference | fused | both
       mode: infer                     # infer | train | both
       budget: 5.0                     # seconds of timing per case

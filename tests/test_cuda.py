@@ -158,3 +158,89 @@ def test_suite_in_worker_processes(tmp_path: Path) -> None:
 def test_missing_gpu_ordinal_is_one_line(cli) -> None:  # type: ignore[no-untyped-def]
     code, _, stderr = cli(["layer", "--device", f"cuda:{torch.cuda.device_count()}"])
     assert code == 2 and len(stderr.strip().splitlines()) == 1 and "CUDA device" in stderr
+
+
+# --- precision policy, bound, CUDA graphs, energy and profile on the GPU (issue 24) ---------
+# Only APIs torch 2.6 already has: torch.cuda.graph / CUDAGraph, torch.profiler with CUDA
+# activity, set_float32_matmul_precision, cudnn.allow_tf32.
+
+
+def test_precision_policy_is_applied_on_gpu() -> None:
+    """float32 rows ran IEEE FP32 matmuls and convolutions, tf32 rows TF32 for both; on an
+    Ampere or newer card TF32 is visibly less exact than FP32 on one large matmul."""
+    from hilobench.dtypes import apply_precision
+
+    f32 = run_case(layer_case("msa", dtype="float32"), count=False)
+    tf32 = run_case(layer_case("msa", dtype="tf32"), count=False)
+    _ok(f32)
+    _ok(tf32)
+    assert (f32["precision_policy"], f32["tf32_matmul"], f32["tf32_cudnn"]) == (
+        "fp32",
+        False,
+        False,
+    )
+    assert (tf32["precision_policy"], tf32["tf32_matmul"], tf32["tf32_cudnn"]) == (
+        "tf32",
+        True,
+        True,
+    )
+    assert f32["cudnn_benchmark"] is True
+    if torch.cuda.get_device_capability()[0] >= 8:
+        g = torch.Generator(device="cpu").manual_seed(0)
+        a = torch.randn(1024, 1024, generator=g).to(DEVICE)
+        exact = (a.double() @ a.double()).float()
+        errs = {}
+        for dtype in ("float32", "tf32"):
+            apply_precision(dtype, DEVICE)
+            errs[dtype] = float(((a @ a) - exact).abs().max())
+        apply_precision("float32", DEVICE)
+        assert errs["tf32"] > 10 * errs["float32"], errs
+
+
+def test_gpu_rows_carry_the_bound() -> None:
+    from hilobench.measure.bound import BOUNDS
+
+    row = run_case(layer_case("hilo"), count=False, peak_macs_per_s=1e14)
+    _ok(row)
+    assert row["bound"] in BOUNDS and 0 < row["bound_busy"] <= 1
+    assert row["traced_bytes"] > 0 and row["peak_bytes_per_s"] > 1e10  # any GPU: > 10 GB/s
+
+
+def test_cuda_graph_replays_what_the_eager_step_computes() -> None:
+    from hilobench.bench import prepare_step
+    from hilobench.measure.graphs import Graphed
+
+    case = layer_case("hilo", options={"cuda_graphs": True})
+    row = run_case(case, count=False)
+    _ok(row)
+    assert row["graph_capture_s"] > 0 and row["options"] == {"cuda_graphs": True}
+    step, _ = prepare_step(case, build_subject(case), {})  # type: ignore[arg-type]
+    assert isinstance(step, Graphed)
+    replayed = step().clone()
+    torch.testing.assert_close(replayed, step.eager(), rtol=1e-4, atol=1e-4)
+    f16 = run_case(dataclasses.replace(case, dtype="float16"), count=False)
+    _ok(f16)
+
+
+def test_energy_from_nvml_where_the_card_has_it() -> None:
+    from hilobench.measure.energy import find_counter
+
+    if find_counter(DEVICE) is None:
+        pytest.skip("no NVML energy counter here (nvidia-ml-py not installed or unsupported)")
+    row = run_case(layer_case("msa", budget=1.5), count=False)
+    _ok(row)
+    assert row["energy_counter"] == "nvml" and row["energy_j_per_image"] > 0
+
+
+def test_profile_on_gpu_closes_and_counts_kernels() -> None:
+    """A GPU-bound model: the parts add up to the step timed without the profiler within the
+    tolerance, and the kernels fill most of the step."""
+    from hilobench.profile.breakdown import build
+    from hilobench.profile.run import profile_case
+
+    case = Case(kind="model", name="resnet50", batch=32, device=DEVICE, budget=1.0)
+    b = build(profile_case(case, steps=3), depth=1)
+    assert b.within_tolerance, f"residual {b.residual:+.3f}"
+    assert b.kernel_s is not None and b.kernel_s > 0
+    assert b.device_busy is not None and 0.5 < b.device_busy <= 1.05
+    assert sum(p.device_s or 0.0 for p in b.kinds) == pytest.approx(b.kernel_s, rel=0.05)

@@ -138,7 +138,7 @@ def profile(
         "64", help="Batch size, or a list such as 1,8,64 (one breakdown each, side by side)."
     ),
     device: str = typer.Option("cpu", help="cpu or cuda."),
-    dtype: str = typer.Option("float32", help="float32, bfloat16, float16 (cuda)."),
+    dtype: str = typer.Option("float32", help="float32, tf32 (cuda), bfloat16, float16 (cuda)."),
     impl: str = typer.Option(DEFAULT_IMPL, help=flags.IMPL_HELP + " Both: side by side."),
     threads: int | None = typer.Option(None, help="CPU threads (default: physical cores)."),
     train: bool = typer.Option(False, "--train", help="Profile forward+backward+step."),

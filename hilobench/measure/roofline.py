@@ -24,6 +24,7 @@ import torch
 from platformdirs import user_cache_dir
 
 from hilobench.dtypes import TORCH_DTYPES as _DTYPES
+from hilobench.dtypes import apply_precision
 from hilobench.measure.env import _cpu_model
 from hilobench.measure.timing import _sync_for, _timed_calls, time_fn
 
@@ -128,6 +129,7 @@ def measure_peak(
     sample counts (the limit is what the hardware can do).
     """
     start = time.perf_counter()
+    apply_precision(dtype, device)  # tf32's peak is the TF32 GEMM's, float32's the IEEE one's
     sync = _sync_for(device)
     gen = torch.Generator(device="cpu").manual_seed(0)
     tdtype = _DTYPES[dtype]

@@ -27,6 +27,7 @@ from hilobench.profile.attribute import (
     OPTIMIZER,
     OUTSIDE,
     UNATTRIBUTED,
+    Attribution,
 )
 from hilobench.profile.run import Measured
 
@@ -91,6 +92,9 @@ class Breakdown:
     kinds: list[Part] = field(default_factory=list)
     ops: list[Part] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
+    #: CUDA: kernel seconds per profiled step, and their share of it (None on the CPU)
+    kernel_s: float | None = None
+    device_busy: float | None = None
 
     @property
     def within_tolerance(self) -> bool:
@@ -334,4 +338,15 @@ def build(m: Measured, depth: int) -> Breakdown:
         kinds=kind_view(m),
         ops=op_view(m),
         files={"trace": str(m.trace_path)} if m.trace_path else {},
+        **device_summary(m.attribution, m.case.device),
     )
+
+
+def device_summary(a: Attribution, device: str) -> dict[str, float | None]:
+    """On CUDA, the kernel time of a profiled step (every kernel charged to the part whose
+    operator launched it) and its share of the step: what is left is the device waiting on
+    launches, Python and the final synchronisation. Nothing on the CPU."""
+    if not device.startswith("cuda"):
+        return {}
+    kernel_s = sum(a.device.values())
+    return {"kernel_s": kernel_s, "device_busy": kernel_s / a.total_s if a.total_s > 0 else None}

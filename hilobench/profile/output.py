@@ -34,7 +34,17 @@ def summary(b: Breakdown) -> str:
         f"{len(b.step_samples)}, {b.threads} thread(s)); parts sum to {b.parts_sum_s * 1e3:.2f} "
         f"ms per profiled step (mean of {b.steps}, interleaved); residual "
         f"{b.residual * 100:+.1f}% "
-        f"(tolerance ±{b.tolerance * 100:.0f}%: {verdict})"
+        f"(tolerance ±{b.tolerance * 100:.0f}%: {verdict})" + _kernels(b)
+    )
+
+
+def _kernels(b: Breakdown) -> str:
+    """CUDA: how much of the profiled step the kernels fill (the device column's sum)."""
+    if b.kernel_s is None or b.device_busy is None:
+        return ""
+    return (
+        f"; kernels {b.kernel_s * 1e3:.2f} ms = {b.device_busy * 100:.0f}% of the profiled "
+        "step (the rest: launches, Python, synchronisation)"
     )
 
 

@@ -31,6 +31,7 @@ from torch import nn
 
 from hilobench.bench import Subject, base_row, build_subject, prepare_step, warm_process
 from hilobench.case import Case
+from hilobench.errors import ConfigError
 from hilobench.measure import memory, timing
 from hilobench.measure.flops import MacCount, count_macs
 from hilobench.profile.attribute import MODULE_PREFIX, STEP, Attribution, attribute, merge
@@ -180,6 +181,11 @@ def _profiled_step(
 
 def profile_case(case: Case, *, steps: int, trace_path: Path | None = None) -> Measured:
     """Measure ``case`` as described in the module docstring."""
+    if case.opts.get("cuda_graphs"):  # a replay runs no operator a module range could hold
+        raise ConfigError(
+            "profile cannot use --cuda-graphs: a replayed graph runs no operators to attribute "
+            "to modules; drop --cuda-graphs (the kernels' share is in the summary line)"
+        )
     threads = timing.set_threads(case.threads)
     subject = build_subject(case)
     warm_process()

@@ -119,8 +119,8 @@ COLUMNS: tuple[Column, ...] = (
 BY_NAME = {c.name: c for c in COLUMNS}
 #: What a reader needs first, fitting 100 terminal columns.
 DEFAULT_COLUMNS = (
-    "name", "impl", "mode", "res", "tokens", "batch", "dtype", "precision", "macs", "img_s", "n", "ci",
-    "p50", "mem", "max_batch", "limit", "status",
+    "name", "impl", "mode", "res", "tokens", "batch", "dtype", "precision", "macs", "img_s",
+    "n", "ci", "p50", "mem", "max_batch", "limit", "status",
 )  # fmt: skip
 #: The ``--wide`` choice: every column (and, for ``--format md``, every raw row field).
 WIDE: tuple[str, ...] = tuple(c.name for c in COLUMNS)

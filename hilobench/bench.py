@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hilobench import options
+from hilobench import backends, options
 from hilobench.attention import build_attention, get_attention
 from hilobench.case import LAYER_SCALE, Case, check_threads, fmt_hw, parse_hw
 from hilobench.dtypes import TORCH_DTYPES
@@ -134,6 +134,7 @@ def validate_case(case: Case, *, fits: bool = False) -> None:
     check_device(case.device)
     check_dtype(case.dtype, case.device)
     check_threads(case.threads)
+    backends.check_case(case)
     if case.kind == "layer":
         subject = build_subject(case)
     else:
@@ -221,6 +222,7 @@ def base_row(case: Case) -> Row:
         "dtype": case.dtype,
         "threads": case.threads,
         "compile": case.compile,
+        "backend": case.backend,
         "channels_last": case.channels_last,
         "options": {k: v for k, v in case.options},
         "case": case.to_json(),
@@ -243,6 +245,7 @@ def run_case(
     """
     check_device(case.device)
     check_dtype(case.dtype, case.device)
+    backends.check_case(case)
     row = base_row(case)
     row["env_id"] = env_id
     row["threads"] = timing.set_threads(case.threads)
@@ -276,7 +279,7 @@ def run_case(
     except Exception as exc:  # a failed measurement is a row, never a lost run
         if isinstance(exc, ConfigError):
             raise
-        row["status"] = "OOM" if memory.is_oom(exc) else "error"
+        row["status"] = getattr(exc, "status", "OOM" if memory.is_oom(exc) else "error")
         msg = str(exc).strip().splitlines()
         row["message"] = (msg[0] if msg else type(exc).__name__)[:300]
         row["traceback"] = traceback.format_exc(limit=3)[-2000:]
@@ -333,14 +336,9 @@ def prepare_step(
     inputs = subject.make_inputs(device, case.batch)
     if case.channels_last and case.kind == "model":
         inputs = (inputs[0].contiguous(memory_format=torch.channels_last),)
-    step = make_step(case, subject, inputs)
+    step = backends.prepare_case(case, module, inputs, make_step(case, subject, inputs), row)
     if case.compile:
-        t = time.perf_counter()
-        subject.module.forward = torch.compile(subject.module.forward)
-        step()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        row["compile_s"] = round(time.perf_counter() - t, 3)
+        row["compile_s"] = row.get("prepare_s", 0.0)
     return step, inputs
 
 
@@ -354,13 +352,15 @@ def _measure(
     device = case.device
     step, inputs = prepare_step(case, subject, row)
     module = subject.module
-    if case.compile and deadline is not None:  # compile time is reported apart, not budgeted
-        deadline += float(row.get("compile_s") or 0.0)
+    if deadline is not None:  # export / compile time is reported apart, not budgeted
+        deadline += float(row.get("prepare_s") or 0.0)
 
     # Memory first: the first calls of a fresh process show the true high-water mark.
     t_mem = time.perf_counter()
     resident = _bytes_of(module.parameters()) + _bytes_of(module.buffers()) + _bytes_of(inputs)
-    if device.startswith("cuda"):
+    if case.backend not in backends.TORCH_BACKENDS:  # torch cannot see a runtime's memory
+        row.update(backends.runtime_memory(step, device))  # type: ignore[typeddict-item]
+    elif device.startswith("cuda"):
         step()
         torch.cuda.synchronize()
         # absolute, like the paper's max_memory_allocated: what is resident + the step's peak

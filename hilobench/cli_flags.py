@@ -105,6 +105,35 @@ def parse_modes(train: bool, mode: str) -> list[str]:
     return ["train"] if train else modes
 
 
+BACKEND_HELP = (
+    f"Runtime(s), comma separated: {', '.join(options.BACKENDS)}. Export/compile time is the "
+    "row's prepare_s, outside the timed step; each row checks parity with eager."
+)
+COMPILE_HELP = "= --backend compile (torch.compile; compile time reported apart)."
+
+
+def parse_backends(text: str, compile: bool, modes: list[str]) -> list[str]:
+    """``--backend eager,onnxruntime`` → the backends, checked; ``--compile`` is ``--backend
+    compile`` (a note says so). Runtimes infer only: training with one is refused."""
+    names = split_list(text)
+    if not names:
+        raise ConfigError(f"no backend given; choose from: {', '.join(options.BACKENDS)}")
+    for n in names:
+        check_choice("backend", n, list(options.BACKENDS))
+    if compile:
+        typer.echo("note: --compile is --backend compile", err=True)
+        if names != ["eager"] and names != ["compile"]:
+            raise ConfigError(f"--compile is --backend compile; it contradicts --backend {text}")
+        names = ["compile"]
+    infer_only = [n for n in names if not options.BACKENDS[n].train]
+    if "train" in modes and infer_only:
+        trains = ", ".join(b.name for b in options.BACKENDS.values() if b.train)
+        raise ConfigError(
+            f"backend {infer_only[0]!r} runs inference only; training (--train) takes {trains}"
+        )
+    return list(dict.fromkeys(names))
+
+
 def parse_batch_option(batch: str | None, max_batch: bool, mem_limit: str | None) -> list[int]:
     """The batches to measure; with ``--max-batch`` the search picks them, so a --batch list
     is refused, as is --mem-limit without --max-batch."""

@@ -16,8 +16,10 @@ from typing import Any, Literal, TypedDict, get_args
 #: Version of the row columns; rows of another version are never compared.
 ROW_SCHEMA_VERSION = 1
 
-#: How a measurement ended: measured, out of memory, or any other failure (``message`` says).
-Status = Literal["ok", "OOM", "error"]
+#: How a measurement ended: measured, out of memory, a runtime backend's output off eager's
+#: (``mismatch``), an operation the backend cannot run (``unsupported``, the message names
+#: it), or any other failure (``message`` says).
+Status = Literal["ok", "OOM", "error", "mismatch", "unsupported"]
 STATUSES: tuple[str, ...] = get_args(Status)
 
 
@@ -41,6 +43,7 @@ class Row(TypedDict, total=False):
     dtype: str
     threads: int | None
     compile: bool
+    backend: str
     channels_last: bool
     options: dict[str, Any]
     case: dict[str, Any]
@@ -94,6 +97,15 @@ class Row(TypedDict, total=False):
     cov: float
     noisy: bool
     compile_s: float
+    # runtime backends: preparation (export, compile) apart from the timed step, what the step
+    # covers, parity with eager on the case's input, the exported path of deformable merging
+    prepare_s: float
+    backend_timed: str
+    backend_max_rel_err: float
+    backend_tolerance: float
+    onnx_opset: int
+    dtm_path: str
+    mem_source: str
     wall_s: float
     budgeted_s: float
     # roofline: the achieved MAC rate against the device's GEMM peak
@@ -133,7 +145,8 @@ REQUIRED_COLUMNS = (
 #: Columns of the tables derived from the rows, in display order.
 ROW_COLUMNS = (
     "kind", "name", "attention", "impl", "mode", "res", "tokens", "batch", "device", "dtype",
-    "threads", "compile", "channels_last", "params", "macs", "macs_traced", "uncounted_ops",
+    "threads", "compile", "backend", "channels_last", "params", "macs", "macs_traced",
+    "uncounted_ops",
     "throughput_median", "throughput_ci_low", "throughput_ci_high", "latency_ms_p50",
     "latency_ms_p90", "latency_ms_iqr", "cov", "noisy", "n_samples", "peak_mem_bytes",
     "peak_rss_bytes", "max_batch", "mem_limit_bytes", "achieved_macs_per_s", "roofline",

@@ -1,0 +1,18 @@
+"""PyTorch eager: the reference every other backend is checked against; the step as built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from hilobench.backends import Prepared, _flat, register_backend
+from hilobench.case import Case
+
+
+@register_backend("eager")
+def prepare(
+    module: nn.Module, inputs: tuple[Any, ...], case: Case, eager_step: Callable[[], Any]
+) -> Prepared:
+    return Prepared(eager_step, _flat, {"backend_timed": "module call (PyTorch eager)"})

@@ -121,9 +121,9 @@ def parse_backends(text: str, compile: bool, modes: list[str]) -> list[str]:
     for n in names:
         check_choice("backend", n, list(options.BACKENDS))
     if compile:
-        typer.echo("note: --compile is --backend compile", err=True)
         if names != ["eager"] and names != ["compile"]:
             raise ConfigError(f"--compile is --backend compile; it contradicts --backend {text}")
+        typer.echo("note: --compile is --backend compile", err=True)
         names = ["compile"]
     infer_only = [n for n in names if not options.BACKENDS[n].train]
     if "train" in modes and infer_only:

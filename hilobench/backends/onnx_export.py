@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hilobench.backends import Unsupported
+from hilobench.backends import Unsupported, _flat
 
 #: ONNX opset of the export: 18 is the newest that ONNX Runtime and OpenVINO both run in full.
 OPSET = 18
@@ -37,16 +37,18 @@ _OP_PATTERNS = (
 
 
 class _Fixed(nn.Module):
-    """The module with its non-tensor arguments fixed: forward takes the tensors only."""
+    """The module with its non-tensor arguments fixed: forward takes the tensors only and
+    returns the tensors of the output, in the order parity reads them."""
 
     def __init__(self, module: nn.Module, inputs: tuple[Any, ...]):
         super().__init__()
         self.module = module
         self.template = inputs
 
-    def forward(self, *tensors: torch.Tensor) -> Any:
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         it = iter(tensors)
-        return self.module(*(next(it) if isinstance(a, torch.Tensor) else a for a in self.template))
+        out = self.module(*(next(it) if isinstance(a, torch.Tensor) else a for a in self.template))
+        return tuple(_flat(out))  # the tensors only: a graph has no integer outputs
 
 
 @contextlib.contextmanager

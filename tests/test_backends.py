@@ -224,3 +224,18 @@ def test_tensorrt_row_on_cuda(cli: Any, tmp_path: Path) -> None:
     (row,) = json.loads(out)
     assert code == 0 and row["status"] == "ok" and row["backend_max_rel_err"] <= 1e-4
     assert row["mem_source"] == "cuda_used"
+
+
+def test_runtimes_suite_covers_every_layer_under_each_backend() -> None:
+    from hilobench.attention import available_attentions
+    from hilobench.suite import load_suite
+
+    suite = load_suite(ROOT / "hilobench" / "suites" / "runtimes.yaml")
+    layers = {sc.case.name for sc in suite.cases if sc.case.kind == "layer"}
+    assert layers == set(available_attentions())
+    by_backend: dict[str, int] = {}
+    for sc in suite.cases:
+        by_backend[sc.case.backend] = by_backend.get(sc.case.backend, 0) + 1
+    assert set(by_backend) == {"eager", "compile", "onnxruntime", "openvino"}
+    assert len(set(by_backend.values())) == 1  # every case under every backend
+    assert {sc.case.batch for sc in suite.cases} == {1, 64}

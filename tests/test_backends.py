@@ -239,3 +239,29 @@ def test_runtimes_suite_covers_every_layer_under_each_backend() -> None:
     assert set(by_backend) == {"eager", "compile", "onnxruntime", "openvino"}
     assert len(set(by_backend.values())) == 1  # every case under every backend
     assert {sc.case.batch for sc in suite.cases} == {1, 64}
+
+
+def _row(name: str, backend: str, img_s: float, n: int = 8) -> dict[str, Any]:
+    per_call = 1.0 / img_s  # batch 1
+    samples = [per_call * (1 + 0.01 * (i % 3)) for i in range(n)]
+    return {"kind": "layer", "name": name, "backend": backend, "status": "ok", "res": "224",
+            "tokens": "14x14", "batch": 1, "device": "cpu", "dtype": "float32",
+            "impl": "reference", "mode": "infer", "options": {}, "throughput_median": img_s,
+            "samples_s": samples}  # fmt: skip
+
+
+def test_report_runtime_table_and_claims() -> None:
+    from hilobench.report.runtimes import claims_table, runtime_section, runtime_table
+
+    rows = [_row("hilo", "eager", 30.0), _row("sra", "eager", 10.0), _row("wmsa", "eager", 25.0),
+            _row("hilo", "onnxruntime", 60.0), _row("sra", "onnxruntime", 50.0),
+            {**_row("wmsa", "onnxruntime", 1.0), "status": "unsupported"}]  # fmt: skip
+    table = "\n".join(runtime_table(rows))
+    assert "| hilo | 224 | 14x14 | 1 | 30 | 60 | 2.00 |" in table
+    assert "| wmsa | 224 | 14x14 | 1 | 25 | unsupported |  |" in table
+    claims = "\n".join(claims_table(rows))
+    assert "| eager | 224 | 14x14 | 1 | float32 | hilo / sra ≥ 1.4 | 3.00 |" in claims
+    assert claims.count("holds") == 1  # eager: 3.0x SRA; W-MSA 1.2x < 1.6 fails
+    assert "| onnxruntime | 224 | 14x14 | 1 | float32 | hilo / sra ≥ 1.4 | 1.20 |" in claims
+    assert claims.count("fails") == 2 and "hilo / wmsa" in claims
+    assert runtime_section([_row("hilo", "eager", 3.0)]) == []

@@ -19,6 +19,7 @@ from hilobench.report.paper import PAPER_DIR, layer_side_by_side, model_side_by_
 from hilobench.report.plots import plot_bars, plot_lines, require_matplotlib
 from hilobench.report.rows import ok_rows
 from hilobench.report.runs import ReportedRun, load_runs, run_class
+from hilobench.report.runtimes import runtime_section
 from hilobench.report.series import (
     Series,
     series_latency_throughput,
@@ -111,6 +112,8 @@ def build_report(
                 markdown_table(ct),
                 "",
             ]
+
+        md += runtime_section(run.rows)  # backends side by side: ratios within one run
 
     md += _paper_section(rep, rows, out, paper_dir)
     md += _scaling_section(rep, rows, out)

@@ -265,3 +265,16 @@ def test_report_runtime_table_and_claims() -> None:
     assert "| onnxruntime | 224 | 14x14 | 1 | float32 | hilo / sra ≥ 1.4 | 1.20 |" in claims
     assert claims.count("fails") == 2 and "hilo / wmsa" in claims
     assert runtime_section([_row("hilo", "eager", 3.0)]) == []
+
+
+def test_claims_pair_rows_of_one_backend_only() -> None:
+    from hilobench.bench import base_row
+    from hilobench.gate.runs import row_context
+
+    rows = [
+        base_row(Case("layer", n, backend=b)) for n in ("hilo", "sra") for b in options.BACKENDS
+    ]
+    contexts = [row_context(r) for r in rows]
+    n = len(options.BACKENDS)
+    assert contexts[:n] == contexts[n:]  # hilo and sra pair up backend by backend
+    assert len(set(contexts[:n])) == n  # never across backends

@@ -278,3 +278,10 @@ def test_claims_pair_rows_of_one_backend_only() -> None:
     n = len(options.BACKENDS)
     assert contexts[:n] == contexts[n:]  # hilo and sra pair up backend by backend
     assert len(set(contexts[:n])) == n  # never across backends
+
+
+def test_figures_tell_backends_apart() -> None:
+    from hilobench.report.series import series_vs_res
+
+    rows = [_row("hilo", "eager", 30.0), _row("hilo", "openvino", 60.0)]
+    assert set(series_vs_res(rows)) == {"hilo eager", "hilo openvino"}

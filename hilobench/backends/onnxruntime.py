@@ -88,5 +88,8 @@ def prepare(
         return outs
 
     provider = sess.get_providers()[0]
-    timed = f"InferenceSession.run_with_iobinding ({provider}), inputs and outputs bound"
+    timed = (
+        f"onnxruntime {ort.__version__} InferenceSession.run_with_iobinding ({provider}), "
+        "inputs and outputs bound"
+    )
     return Prepared(step, list, {**cols, "backend_timed": timed})

@@ -60,5 +60,6 @@ def prepare(
         return [torch.from_numpy(req.get_output_tensor(i).data.copy()) for i in range(n_out)]
 
     hint = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # e.g. f32
-    timed = f"InferRequest.infer() (CPU, precision {hint}), inputs set once"
+    version = ov.__version__.split("-")[0]
+    timed = f"openvino {version} InferRequest.infer() (CPU, precision {hint}), inputs set once"
     return Prepared(step, outputs, {**cols, "backend_timed": timed})

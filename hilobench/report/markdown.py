@@ -115,7 +115,9 @@ def build_report(
 
         md += runtime_section(run.rows)  # backends side by side: ratios within one run
 
-    md += _paper_section(rep, rows, out, paper_dir)
+    # the paper measured eager PyTorch: compiled and runtime rows have their own section above
+    eager = [r for r in rows if r.get("backend", "eager") == "eager" and not r.get("compile")]
+    md += _paper_section(rep, eager, out, paper_dir)
     md += _scaling_section(rep, rows, out)
 
     if len({run.label for run in runs}) > 1:

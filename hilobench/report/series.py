@@ -11,7 +11,7 @@ from hilobench.report.rows import hw_or_none, ok_rows, scale_label, subject
 Series = dict[str, tuple[list[Any], list[float]]]
 
 #: Row fields that tell series apart when they vary (``_env`` is the machine-class label).
-QUALIFIERS = ("impl", "mode", "batch", "dtype", "device", "_env")
+QUALIFIERS = ("impl", "mode", "batch", "dtype", "device", "backend", "_env")
 
 
 def image_side(res: Any) -> float:

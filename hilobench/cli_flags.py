@@ -21,9 +21,9 @@ from hilobench.errors import ConfigError, check_choice
 
 BUDGET_HELP = (
     "Seconds per case, all in: count trace, memory pass, warm-up and timed samples. Long calls "
-    "get fewer samples and a wider interval instead of an overrun; only the build, --compile "
-    "time and, when one call outlasts the budget, that call (the memory pass) plus one timed "
-    "sample come on top."
+    "get fewer samples and a wider interval instead of an overrun; only the build, a "
+    "backend's preparation (compile, export) and parity check and, when one call outlasts the "
+    "budget, that call (the memory pass) plus one timed sample come on top."
 )
 BATCH_HELP = "Batch size(s), comma separated: 64 or 1,8,64 (default 64)."
 MODE_HELP = "infer, train (a training step instead of inference) or both, as a suite's mode."

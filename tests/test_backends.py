@@ -111,7 +111,7 @@ def test_parity_beyond_tolerance_is_a_mismatch(monkeypatch: pytest.MonkeyPatch) 
     x = torch.randn(2, 3)
 
     def off_by_one_percent(module: Any, inputs: Any, case: Case, eager: Any) -> Prepared:
-        return Prepared(lambda: x * 1.01, backends._flat, {"backend_timed": "a fake"})
+        return Prepared(lambda: x * 1.01, backends.tensors_of, {"backend_timed": "a fake"})
 
     monkeypatch.setitem(backends._REGISTRY, "onnxruntime", off_by_one_percent)
     row: dict[str, Any] = {"status": "ok"}
@@ -122,7 +122,7 @@ def test_parity_beyond_tolerance_is_a_mismatch(monkeypatch: pytest.MonkeyPatch) 
     assert row["prepare_s"] >= 0 and row["backend_timed"] == "a fake"
     row = {"status": "ok"}
     monkeypatch.setitem(
-        backends._REGISTRY, "onnxruntime", lambda *a: Prepared(lambda: x, backends._flat, {})
+        backends._REGISTRY, "onnxruntime", lambda *a: Prepared(lambda: x, backends.tensors_of, {})
     )
     prepare_case(case, torch.nn.Identity(), (x,), lambda: x, row)
     assert row["status"] == "ok" and row["backend_max_rel_err"] == 0.0

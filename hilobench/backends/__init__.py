@@ -112,7 +112,7 @@ def check_case(case: Case) -> None:
         )
 
 
-def _flat(out: Any) -> list[Any]:
+def tensors_of(out: Any) -> list[Any]:
     """The tensors of a module's output (a tensor, or tuples / lists / dicts of them)."""
     import torch  # the caller has it loaded already
 
@@ -121,7 +121,7 @@ def _flat(out: Any) -> list[Any]:
     if isinstance(out, dict):
         out = list(out.values())
     if isinstance(out, (list, tuple)):
-        return [t for o in out for t in _flat(o)]
+        return [t for o in out for t in tensors_of(o)]
     return []
 
 
@@ -150,7 +150,7 @@ def prepare_case(
         return prepare(module, inputs, case, eager_step).step
     import torch
 
-    ref = _flat(eager_step()) if case.mode == "infer" else None  # before anything is swapped
+    ref = tensors_of(eager_step()) if case.mode == "infer" else None  # before anything is swapped
     sync = torch.cuda.synchronize if case.device.startswith("cuda") else (lambda: None)
     t = time.perf_counter()
     prepared = prepare(module, inputs, case, eager_step)

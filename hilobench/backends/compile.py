@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hilobench.backends import Prepared, _flat, register_backend
+from hilobench.backends import Prepared, register_backend, tensors_of
 from hilobench.case import Case
 
 
@@ -19,4 +19,6 @@ def prepare(
 ) -> Prepared:
     module.forward = torch.compile(module.forward)
     what = "training step" if case.mode == "train" else "module call"
-    return Prepared(eager_step, _flat, {"backend_timed": f"{what} (torch.compile, default mode)"})
+    return Prepared(
+        eager_step, tensors_of, {"backend_timed": f"{what} (torch.compile, default mode)"}
+    )

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from hilobench.backends import Prepared, _flat, register_backend
+from hilobench.backends import Prepared, register_backend, tensors_of
 from hilobench.case import Case
 
 
@@ -15,4 +15,4 @@ from hilobench.case import Case
 def prepare(
     module: nn.Module, inputs: tuple[Any, ...], case: Case, eager_step: Callable[[], Any]
 ) -> Prepared:
-    return Prepared(eager_step, _flat, {"backend_timed": "module call (PyTorch eager)"})
+    return Prepared(eager_step, tensors_of, {"backend_timed": "module call (PyTorch eager)"})

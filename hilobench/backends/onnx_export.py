@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hilobench.backends import Unsupported, _flat
+from hilobench.backends import Unsupported, tensors_of
 
 #: ONNX opset of the export: 18 is the newest that ONNX Runtime and OpenVINO both run in full.
 OPSET = 18
@@ -48,7 +48,7 @@ class _Fixed(nn.Module):
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         it = iter(tensors)
         out = self.module(*(next(it) if isinstance(a, torch.Tensor) else a for a in self.template))
-        return tuple(_flat(out))  # the tensors only: a graph has no integer outputs
+        return tuple(tensors_of(out))  # the tensors only: a graph has no integer outputs
 
 
 @contextlib.contextmanager

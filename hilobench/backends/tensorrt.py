@@ -11,7 +11,7 @@ import torch
 import torch_tensorrt  # seconds to import, only when a case runs under TensorRT
 from torch import nn
 
-from hilobench.backends import Prepared, _flat, register_backend
+from hilobench.backends import Prepared, register_backend, tensors_of
 from hilobench.backends.onnx_export import _Fixed, exact_paths
 from hilobench.case import Case
 from hilobench.dtypes import TORCH_DTYPES
@@ -34,4 +34,4 @@ def prepare(
             return engine(*tensors)
 
     timed = f"torch_tensorrt engine call ({case.dtype}), inputs resident on the GPU"
-    return Prepared(step, _flat, {**cols, "backend_timed": timed})
+    return Prepared(step, tensors_of, {**cols, "backend_timed": timed})

@@ -92,6 +92,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("tokens", "tokens", _text("tokens"), setting=True),
     Column("batch", "batch", _text("batch"), setting=True),
     Column("dtype", "dtype", _text("dtype"), text=True, setting=True),
+    Column("backend", "backend", _text("backend"), text=True, setting=True),
     Column("params", "params (M)", lambda r, _: _num(r.get("params"), 1e6)),
     Column("macs", "{macs}", _macs("macs")),
     Column("traced", "traced {macs}", _macs("macs_traced")),
@@ -109,8 +110,8 @@ COLUMNS: tuple[Column, ...] = (
 _BY_NAME = {c.name: c for c in COLUMNS}
 #: What a reader needs first, fitting 100 terminal columns.
 DEFAULT_COLUMNS = (
-    "name", "impl", "mode", "res", "tokens", "batch", "dtype", "macs", "img_s", "ci", "p50",
-    "mem", "max_batch", "limit", "status",
+    "name", "impl", "mode", "res", "tokens", "batch", "dtype", "backend", "macs", "img_s", "ci",
+    "p50", "mem", "max_batch", "limit", "status",
 )  # fmt: skip
 #: Narrowest a text column (a name, a status message) is folded to.
 TEXT_MIN_WIDTH = 12
@@ -155,6 +156,8 @@ def _relevant(rows: list[dict[str, Any]], name: str) -> bool:
     max-batch columns only where a search ran)."""
     if name == "tokens":
         return all(r.get("kind") == "layer" for r in rows)
+    if name == "backend":  # only where a runtime ran: eager tables stay as they were
+        return any(r.get("backend", "eager") != "eager" for r in rows)
     if name in ("max_batch", "limit"):
         return any(r.get("max_batch") is not None for r in rows)
     if name in ("img_s", "ci", "p50"):  # a max-batch search times nothing

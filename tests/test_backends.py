@@ -126,6 +126,9 @@ def test_parity_beyond_tolerance_is_a_mismatch(monkeypatch: pytest.MonkeyPatch) 
     )
     prepare_case(case, torch.nn.Identity(), (x,), lambda: x, row)
     assert row["status"] == "ok" and row["backend_max_rel_err"] == 0.0
+    row = {"status": "ok"}
+    assert prepare_case(Case("layer", "msa"), torch.nn.Identity(), (x,), lambda: x, row)() is x
+    assert row["prepare_s"] == 0.0 and row["backend_max_rel_err"] == 0.0  # eager: the reference
 
 
 @pytest.mark.parametrize("hw", [(8, 8), (7, 5), (2, 3), (9, 2)])
@@ -187,6 +190,7 @@ def test_runtime_rows_measured_with_parity(cli: Any, tmp_path: Path) -> None:
     rows = json.loads(out)
     assert [r["backend"] for r in rows] == ["eager", "onnxruntime", "openvino"]
     assert len({r["case_key"] for r in rows}) == 3
+    assert rows[0]["prepare_s"] == 0.0 and rows[0]["backend_max_rel_err"] == 0.0  # reference
     for r in rows[1:]:
         assert r["status"] == "ok", r["message"]
         assert r["backend_max_rel_err"] <= 1e-4 and r["prepare_s"] > 0
@@ -285,3 +289,16 @@ def test_figures_tell_backends_apart() -> None:
 
     rows = [_row("hilo", "eager", 30.0), _row("hilo", "openvino", 60.0)]
     assert set(series_vs_res(rows)) == {"hilo eager", "hilo openvino"}
+
+
+def test_table_shows_backend_only_where_a_runtime_ran() -> None:
+    from hilobench.render import rich_table
+
+    def headers(rows: list[dict[str, Any]]) -> list[str]:
+        return [str(c.header) for c in rich_table(rows).columns]
+
+    mixed = [_row("hilo", "eager", 3.0), _row("hilo", "openvino", 6.0)]
+    assert "backend" in headers(mixed)
+    assert "backend" not in headers([_row("hilo", "eager", 3.0), _row("sra", "eager", 2.0)])
+    only = rich_table([_row("hilo", "openvino", 6.0), _row("sra", "openvino", 5.0)], "layers")
+    assert "openvino" in str(only.title)  # one backend for all: named in the title

@@ -144,10 +144,14 @@ def prepare_case(
     case: Case, module: nn.Module, inputs: tuple[Any, ...], eager_step: Callable[[], Any], row: Any
 ) -> Callable[[], Any]:
     """The step to time under ``case.backend``; adds prepare_s, parity and what was timed to
-    ``row`` (eager: the eager step, the row unchanged)."""
+    ``row`` (eager, the reference: prepare_s 0 and parity error 0 by definition)."""
     prepare = get_backend(case.backend)
-    if case.backend == "eager":
-        return prepare(module, inputs, case, eager_step).step
+    if case.backend == "eager":  # the reference itself: nothing prepared, no difference
+        prepared = prepare(module, inputs, case, eager_step)
+        row.update(prepared.columns, prepare_s=0.0)
+        if case.mode == "infer":
+            row["backend_max_rel_err"] = 0.0
+        return prepared.step
     import torch
 
     ref = tensors_of(eager_step()) if case.mode == "infer" else None  # before anything is swapped

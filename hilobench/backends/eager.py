@@ -15,4 +15,5 @@ from hilobench.case import Case
 def prepare(
     module: nn.Module, inputs: tuple[Any, ...], case: Case, eager_step: Callable[[], Any]
 ) -> Prepared:
-    return Prepared(eager_step, tensors_of, {"backend_timed": "module call (PyTorch eager)"})
+    what = "training step" if case.mode == "train" else "module call"
+    return Prepared(eager_step, tensors_of, {"backend_timed": f"{what} (PyTorch eager)"})

@@ -24,7 +24,8 @@ DEVICES = ("cpu", "cuda")
 #: The settings of a measurement besides what is measured (kind, name, options) and its budget:
 #: a compare group shares them, a suite case may set each one.
 SETTING_FIELDS = (
-    "res", "batch", "device", "dtype", "impl", "mode", "threads", "compile", "channels_last",
+    "res", "batch", "device", "dtype", "impl", "mode", "threads", "compile", "backend",
+    "channels_last",
 )  # fmt: skip
 IMPLS = ("reference", "fused")
 #: The implementation measured when none is named: the fused kernel (scaled_dot_product_attention;
@@ -129,6 +130,8 @@ class Case:
     threads: int | None = None
     compile: bool = False
     channels_last: bool = False
+    #: the runtime (hilobench.options.BACKENDS); ``compile`` is the flag of backend "compile"
+    backend: str = "eager"
     options: tuple[tuple[str, Any], ...] = ()
     budget: float = field(default=5.0, compare=False, hash=False)
 
@@ -142,6 +145,13 @@ class Case:
         if self.device.split(":")[0] not in DEVICES:
             raise unknown("device", self.device, DEVICES)
         check_impl(self.impl)
+        if not isinstance(self.backend, str) or not self.backend:
+            raise ConfigError(f"backend must be a name, got {self.backend!r}")
+        if self.compile and self.backend not in ("eager", "compile"):
+            raise ConfigError(f"compile and backend {self.backend!r} exclude each other")
+        if self.compile or self.backend == "compile":
+            object.__setattr__(self, "compile", True)
+            object.__setattr__(self, "backend", "compile")
         if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
             raise ConfigError(f"batch must be an integer >= 1, got {self.batch!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
@@ -161,6 +171,8 @@ class Case:
         """The fields that define what is measured (JSON-ready)."""
         d = asdict(self)
         d.pop("budget")
+        if self.backend in ("eager", "compile"):  # said by ``compile``: keys stay as they were
+            d.pop("backend")
         d["res"] = list(self.res)
         d["options"] = {k: v for k, v in self.options}
         return d
@@ -175,6 +187,7 @@ class Case:
         """Short human label, e.g. ``hilo/fused 224 b64``."""
         extra = ",".join(f"{k}={v}" for k, v in self.options if k not in ("dim", "heads"))
         s = f"{self.name}/{self.impl} {fmt_hw(self.res)} b{self.batch} {self.dtype} {self.mode}"
+        s += f" {self.backend}" if self.backend != "eager" else ""
         return s + (f" [{extra}]" if extra else "")
 
     def to_json(self) -> dict[str, Any]:
@@ -187,4 +200,5 @@ class Case:
         d = dict(d)
         d["res"] = tuple(d["res"])
         d["options"] = tuple(sorted(d.get("options", {}).items()))
+        d.setdefault("backend", "eager")
         return cls(**d)

@@ -184,7 +184,8 @@ def layer(
     threads: int | None = typer.Option(None, help="CPU threads (default: physical cores)."),
     mode: str = typer.Option("infer", help=flags.MODE_HELP),
     train: bool = typer.Option(False, "--train", help=flags.TRAIN_HELP),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile (time reported apart)."),
+    backend: str = typer.Option("eager", help=flags.BACKEND_HELP),
+    compile: bool = typer.Option(False, "--compile", help=flags.COMPILE_HELP),
     max_batch: bool = typer.Option(False, "--max-batch", help=flags.MAX_BATCH_HELP),
     mem_limit: str | None = typer.Option(None, "--mem-limit", help=flags.MEM_LIMIT_HELP),
     budget: float = typer.Option(3.0, help=flags.BUDGET_HELP),
@@ -214,6 +215,7 @@ def layer(
     shown = choose_columns(columns, wide)
     modes = flags.parse_modes(train, mode)
     batches = flags.parse_batch_option(batch, max_batch, mem_limit)
+    backends = flags.parse_backends(backend, compile, modes)
     cases = [
         Case(
             "layer",
@@ -225,7 +227,7 @@ def layer(
             impl=i,
             mode=m,
             threads=threads,
-            compile=compile,
+            backend=be,
             options=tuple(options.taken("layer", n, given).items()),
             budget=budget,
         )  # fmt: skip
@@ -233,7 +235,8 @@ def layer(
         for n in names
         for m in modes
         for i in flags.parse_impls(impl)
-        for b in batches  # mode, impl, batch: a suite's expansion order
+        for b in batches  # mode, impl, batch, backend: a suite's expansion order
+        for be in backends
     ]
     execute(
         cases,
@@ -263,7 +266,8 @@ def model(
     threads: int | None = typer.Option(None, help="CPU threads (default: physical cores)."),
     mode: str = typer.Option("infer", help=flags.MODE_HELP),
     train: bool = typer.Option(False, "--train", help=flags.TRAIN_HELP),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile (time reported apart)."),
+    backend: str = typer.Option("eager", help=flags.BACKEND_HELP),
+    compile: bool = typer.Option(False, "--compile", help=flags.COMPILE_HELP),
     channels_last: bool = typer.Option(False, "--channels-last", help="NHWC memory format."),
     max_batch: bool = typer.Option(False, "--max-batch", help=flags.MAX_BATCH_HELP),
     mem_limit: str | None = typer.Option(None, "--mem-limit", help=flags.MEM_LIMIT_HELP),
@@ -291,18 +295,19 @@ def model(
     shown = choose_columns(columns, wide)
     modes = flags.parse_modes(train, mode)
     batches = flags.parse_batch_option(batch, max_batch, mem_limit)
+    backends = flags.parse_backends(backend, compile, modes)
     cases = []
     for name in listed:
         entry = get_model(name)
         for r in flags.parse_res_list(res) if res else [(entry.default_res, entry.default_res)]:
             for m in modes:  # mode, impl, batch: a suite's expansion order
                 for i in impls_for(entry, impl):
-                    for b in batches:
-                        cases.append(
-                            Case("model", name, res=r, batch=b, device=device, dtype=dtype,
-                                 impl=i, mode=m, threads=threads, compile=compile,
-                                 channels_last=channels_last, options=opts, budget=budget)
-                        )  # fmt: skip
+                    cases += [
+                        Case("model", name, res=r, batch=b, device=device, dtype=dtype,
+                             impl=i, mode=m, threads=threads, backend=be,
+                             channels_last=channels_last, options=opts, budget=budget)
+                        for b in batches for be in backends
+                    ]  # fmt: skip
     execute(
         cases,
         out_dir=out_dir,

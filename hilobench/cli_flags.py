@@ -26,9 +26,9 @@ if TYPE_CHECKING:  # the model registry imports torch
 
 BUDGET_HELP = (
     "Seconds per case, all in: count trace, memory pass, warm-up and timed samples. Long calls "
-    "get fewer samples and a wider interval instead of an overrun; only the build, --compile "
-    "time and, when one call outlasts the budget, that call (the memory pass) plus one timed "
-    "sample come on top."
+    "get fewer samples and a wider interval instead of an overrun; only the build, a "
+    "backend's preparation (compile, export) and parity check and, when one call outlasts the "
+    "budget, that call (the memory pass) plus one timed sample come on top."
 )
 IMPL_HELP = (
     "fused (the default: scaled_dot_product_attention; timm models as timm sets them), "
@@ -145,6 +145,35 @@ def parse_modes(train: bool, mode: str) -> list[str]:
     if train and mode != "infer" and mode != "train":
         raise ConfigError(f"--train is --mode train; it contradicts --mode {mode}")
     return ["train"] if train else modes
+
+
+BACKEND_HELP = (
+    f"Runtime(s), comma separated: {', '.join(options.BACKENDS)}. Export/compile time is the "
+    "row's prepare_s, outside the timed step; each row checks parity with eager."
+)
+COMPILE_HELP = "= --backend compile (torch.compile; compile time reported apart)."
+
+
+def parse_backends(text: str, compile: bool, modes: list[str]) -> list[str]:
+    """``--backend eager,onnxruntime`` → the backends, checked; ``--compile`` is ``--backend
+    compile`` (a note says so). Runtimes infer only: training with one is refused."""
+    names = split_list(text)
+    if not names:
+        raise ConfigError(f"no backend given; choose from: {', '.join(options.BACKENDS)}")
+    for n in names:
+        check_choice("backend", n, list(options.BACKENDS))
+    if compile:
+        if names != ["eager"] and names != ["compile"]:
+            raise ConfigError(f"--compile is --backend compile; it contradicts --backend {text}")
+        typer.echo("note: --compile is --backend compile", err=True)
+        names = ["compile"]
+    infer_only = [n for n in names if not options.BACKENDS[n].train]
+    if "train" in modes and infer_only:
+        trains = ", ".join(b.name for b in options.BACKENDS.values() if b.train)
+        raise ConfigError(
+            f"backend {infer_only[0]!r} runs inference only; training (--train) takes {trains}"
+        )
+    return list(dict.fromkeys(names))
 
 
 def parse_batch_option(batch: str | None, max_batch: bool, mem_limit: str | None) -> list[int]:

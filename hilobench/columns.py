@@ -83,6 +83,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("tokens", "tokens", _text("tokens"), setting=True),
     Column("batch", "batch", lambda r, _: nf.integer(r.get("batch")), setting=True),
     Column("dtype", "dtype", _text("dtype"), text=True, setting=True),
+    Column("backend", "backend", _text("backend"), text=True, setting=True),
     Column("precision", "precision", _text("precision_policy"), True, True, "precision_policy"),
     Column("params", "params (M)", lambda r, _: nf.count(r.get("params"), 1e6)),
     Column("macs", "{macs}", _macs("macs")),
@@ -119,8 +120,8 @@ COLUMNS: tuple[Column, ...] = (
 BY_NAME = {c.name: c for c in COLUMNS}
 #: What a reader needs first, fitting 100 terminal columns.
 DEFAULT_COLUMNS = (
-    "name", "impl", "mode", "res", "tokens", "batch", "dtype", "precision", "macs", "img_s",
-    "n", "ci", "p50", "mem", "max_batch", "limit", "status",
+    "name", "impl", "mode", "res", "tokens", "batch", "dtype", "backend", "precision", "macs",
+    "img_s", "n", "ci", "p50", "mem", "max_batch", "limit", "status",
 )  # fmt: skip
 #: The ``--wide`` choice: every column (and, for ``--format md``, every raw row field).
 WIDE: tuple[str, ...] = tuple(c.name for c in COLUMNS)
@@ -131,6 +132,8 @@ def _relevant(rows: list[dict[str, Any]], name: str) -> bool:
     max-batch columns only where a search ran)."""
     if name == "tokens":
         return all(r.get("kind") == "layer" for r in rows)
+    if name == "backend":  # only where a runtime ran: eager tables stay as they were
+        return any(r.get("backend", "eager") != "eager" for r in rows)
     if name in ("max_batch", "limit"):
         return any(r.get("max_batch") is not None for r in rows)
     if name in ("img_s", "n", "ci", "p50"):  # a max-batch search times nothing

@@ -31,7 +31,7 @@ NOUNS: dict[str, str] = {"layer": "attention", "model": "model"}
 PY_TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str, "hw": str}
 #: Names a knob cannot have: case fields, run settings and the commands' own options.
 RESERVED = frozenset(
-    "layer model id points res batch device dtype impl mode threads compile channels_last "
+    "layer model id points res batch device dtype impl mode threads compile backend channels_last "
     "budget timeout count min_effect names list list_ train roofline out out_dir format fmt append "
     "help version max_batch mem_limit wide columns".split()
 )
@@ -219,6 +219,33 @@ BUILTIN: tuple[Knob, ...] = (
         every=True,
     ),
 )
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A runtime a case can run under (``--backend``, a suite's ``backend:``): its module is
+    ``hilobench/backends/<name>.py``; ``needs`` are the packages the ``extra`` installs."""
+
+    name: str
+    help: str
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    dtypes: tuple[str, ...] = ("float32", "bfloat16", "float16")
+    train: bool = False  # runtimes run inference only
+    extra: str = ""
+    needs: tuple[str, ...] = ()
+
+
+#: The backends, in the order lists show them; adding a runtime: one file and one line here.
+BACKENDS: dict[str, Backend] = {b.name: b for b in (
+    Backend("eager", "PyTorch eager", train=True),
+    Backend("compile", "torch.compile (compile time reported apart)", train=True),
+    Backend("onnxruntime", "ONNX export (dynamo, opset 18), ONNX Runtime session",
+            dtypes=("float32",), extra="onnx", needs=("onnx", "onnxscript", "onnxruntime")),
+    Backend("openvino", "ONNX export compiled by OpenVINO for the CPU", devices=("cpu",),
+            dtypes=("float32",), extra="openvino", needs=("onnx", "onnxscript", "openvino")),
+    Backend("tensorrt", "torch_tensorrt engine", devices=("cuda",), dtypes=("float32", "float16"),
+            extra="tensorrt", needs=("torch_tensorrt",)),
+)}  # fmt: skip
 
 _KNOBS: dict[str, Knob] = {k.name: k for k in BUILTIN}
 #: kind → taker (attention or model name) → {knob name: the taker's default, None if unknown}

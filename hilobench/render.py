@@ -47,11 +47,18 @@ def console(*, stderr: bool = False, width: int = 220) -> Console:
 TEXT_MIN_WIDTH = 12
 #: The default columns given up first when the terminal is too narrow, in that order.
 DROP_ORDER = (
-    "limit", "p50", "ci", "macs", "precision", "dtype", "mode", "impl", "res", "tokens", "batch",
-    "mem", "n",
+    "limit", "p50", "ci", "macs", "precision", "backend", "dtype", "mode", "impl", "res",
+    "tokens", "batch", "mem", "n",
 )  # fmt: skip
 #: Colours of the statuses that are not plainly ``ok``.
-STATUS_STYLE = {"few-samples": "yellow", "OOM": "red", "error": "red"}
+STATUS_STYLE = {
+    "few-samples": "yellow",
+    "partial": "yellow",
+    "OOM": "red",
+    "error": "red",
+    "mismatch": "red",
+    "unsupported": "red",
+}
 
 
 COLUMNS_HELP = "Table columns to show, comma separated (a bad name lists them all)."

@@ -19,9 +19,11 @@ ROW_SCHEMA_VERSION = 1
 
 #: How a measurement ended: measured; measured with too few samples for a confidence interval
 #: (``few-samples``: real numbers, not certain ones; ``message`` says why); out of memory; any
-#: other failure (``message`` says); or ``partial``: a compare group stopped after some rounds
-#: (``n_samples`` of them), which ``suite run --resume`` completes.
-Status = Literal["ok", "few-samples", "OOM", "error", "partial"]
+#: other failure (``message`` says); ``partial``: a compare group stopped after some rounds
+#: (``n_samples`` of them), which ``suite run --resume`` completes; a runtime backend's output
+#: off eager's (``mismatch``); an operation the backend cannot run (``unsupported``, the
+#: message names it).
+Status = Literal["ok", "few-samples", "OOM", "error", "partial", "mismatch", "unsupported"]
 STATUSES: tuple[str, ...] = get_args(Status)
 #: Samples a 95% interval of the median needs (:func:`hilobench.measure.stats.ci_min_samples`,
 #: kept here as a number so that reading rows never imports NumPy): fewer give ``few-samples``.
@@ -56,6 +58,7 @@ class Row(TypedDict, total=False):
     dtype: str
     threads: int | None
     compile: bool
+    backend: str
     channels_last: bool
     options: dict[str, Any]
     case: dict[str, Any]
@@ -114,6 +117,15 @@ class Row(TypedDict, total=False):
     energy_counter: str
     energy_s: float
     graph_capture_s: float
+    # runtime backends: preparation (export, compile) apart from the timed step, what the step
+    # covers, parity with eager on the case's input, the exported path of deformable merging
+    prepare_s: float
+    backend_timed: str
+    backend_max_rel_err: float
+    backend_tolerance: float
+    onnx_opset: int
+    dtm_path: str
+    mem_source: str
     wall_s: float
     budgeted_s: float
     # roofline: the achieved MAC rate against the device's GEMM peak
@@ -167,7 +179,8 @@ REQUIRED_COLUMNS = (
 #: Columns of the tables derived from the rows, in display order.
 ROW_COLUMNS = (
     "kind", "name", "attention", "impl", "mode", "res", "tokens", "batch", "device", "dtype",
-    "threads", "compile", "channels_last", "params", "macs", "macs_traced", "uncounted_ops",
+    "threads", "compile", "backend", "channels_last", "params", "macs", "macs_traced",
+    "uncounted_ops",
     "throughput_median", "throughput_ci_low", "throughput_ci_high", "latency_ms_p50",
     "latency_ms_p90", "latency_ms_iqr", "cov", "noisy", "n_samples", "peak_mem_bytes",
     "peak_rss_bytes", "max_batch", "mem_limit_bytes", "achieved_macs_per_s", "roofline",

@@ -17,7 +17,8 @@ Schema (every key optional except ``cases``)::
       budget: 5.0                     # seconds of timing per case
       timeout: 1800                   # seconds before an isolated worker is killed
       threads: null                   # CPU threads (null: physical cores)
-      compile: false
+      compile: false                  # = backend: compile
+      backend: eager                  # eager | compile | onnxruntime | openvino | tensorrt
       channels_last: false
       count: true                     # traced MAC count besides the analytic one
       min_effect: 0.1                 # gate: smallest slowdown that fails (also per case)

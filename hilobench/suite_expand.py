@@ -52,6 +52,7 @@ FIELD_ORDER = (
     "device",
     "threads",
     "compile",
+    "backend",
     "channels_last",
     "budget",
     "timeout",

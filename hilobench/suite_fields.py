@@ -115,6 +115,9 @@ def check_value(key: str, v: Any) -> Any:
     if key == "dtype":
         want(v in DTYPES, f"one of {', '.join(DTYPES)}")
         return v
+    if key == "backend":
+        want(v in options.BACKENDS, f"one of {', '.join(options.BACKENDS)}")
+        return v
     if key == "device":
         want(isinstance(v, str) and v.split(":")[0] in ("cpu", "cuda"), "cpu, cuda or cuda:N")
         return v

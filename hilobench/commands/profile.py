@@ -142,6 +142,9 @@ def profile(
     impl: str = typer.Option(DEFAULT_IMPL, help=flags.IMPL_HELP + " Both: side by side."),
     threads: int | None = typer.Option(None, help="CPU threads (default: physical cores)."),
     train: bool = typer.Option(False, "--train", help="Profile forward+backward+step."),
+    backend: str = typer.Option(
+        "eager", help="eager or compile (torch's profiler sees no runtime)."
+    ),
     channels_last: bool = typer.Option(False, "--channels-last", help="NHWC (models)."),
     depth: int = typer.Option(3, help="Module tree depth shown (0: the whole module)."),
     steps: int = typer.Option(
@@ -169,10 +172,15 @@ def profile(
     os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # before torch: no CUDA-less-host noise
     if not (names or attn):
         raise ConfigError("nothing to profile: name a model, or give --attn NAME for a layer")
+    if backend not in ("eager", "compile"):
+        check_choice("backend", backend, list(options.BACKENDS))
+        raise ConfigError(
+            f"profile takes --backend eager or compile; {backend} runs outside torch's profiler"
+        )
     cases: list[Case] = []
     for b in options.parse_batches(batch):  # the list parser `layer` and `model` use
         common = dict(batch=b, device=device, dtype=dtype, impl=impl, threads=threads,
-                      mode="train" if train else "infer")  # fmt: skip
+                      mode="train" if train else "infer", backend=backend)  # fmt: skip
         if names:
             cases += model_cases(
                 ctx, names, attn, res, {**common, "channels_last": channels_last}, knobs

@@ -24,7 +24,7 @@ from hilobench.rundir_io import ROWS, load_rows, read_env, read_json
 #: Case fields that pair two rows of one setting (the suite's compare-group setting).
 CLAIM_PAIR_COLUMNS = (
     "kind", "res", "batch", "device", "dtype", "impl", "mode", "threads", "compile",
-    "channels_last",
+    "backend", "channels_last",
 )  # fmt: skip
 
 Row = dict[str, Any]

@@ -24,6 +24,7 @@ from torchvision.ops import deform_conv2d
 
 from hilobench.errors import ConfigError
 from hilobench.models.blocks import BATCHNORM_MACS, ceil_div, pad_to_multiple, to_map, to_tokens
+from hilobench.models.dtm_sample import deform_conv2d_sampled
 
 DTM_MODES = ("deform", "conv")
 
@@ -37,6 +38,9 @@ class DeformableTokenMerging(nn.Module):
     """
 
     kernel = 2
+    #: how the deformable conv runs: torchvision's kernel ("deform_conv2d"), or its exact
+    #: decomposition into bilinear grid_sample (a runtime backend selects it for export)
+    export_path = "deform_conv2d"
 
     def __init__(
         self, in_dim: int, out_dim: int, mode: str = "deform", pad_odd: bool = False
@@ -83,7 +87,9 @@ class DeformableTokenMerging(nn.Module):
             m = pad_to_multiple(m, self.kernel)
         if self.offset is not None:
             offset = self.offset(m)
-            if m.device.type == "cpu" and m.dtype in (torch.bfloat16, torch.float16):
+            if self.export_path == "grid_sample":
+                m = deform_conv2d_sampled(m, offset, self.conv.weight, self.conv.bias, self.kernel)
+            elif m.device.type == "cpu" and m.dtype in (torch.bfloat16, torch.float16):
                 # torchvision has no reduced-precision CPU kernel for deform_conv2d: run this one
                 # op in float32 (as autocast does for ops it has no low-precision kernel for)
                 w, b = self.conv.weight.float(), self.conv.bias

@@ -16,6 +16,7 @@ from hilobench.report.merge import merge_runs
 from hilobench.report.plots import plot_bars, plot_lines, require_matplotlib
 from hilobench.report.rows import ok_rows
 from hilobench.report.runs import ReportedRun, load_runs, run_class
+from hilobench.report.runtimes import runtime_section
 from hilobench.report.series import (
     Series,
     series_latency_throughput,
@@ -113,7 +114,11 @@ def build_report(
                 "",
             ]
 
-    md += paper_section(rep, rows, out, paper_dir)
+        md += runtime_section(run.rows)  # backends side by side: ratios within one run
+
+    # the paper measured eager PyTorch: compiled and runtime rows have their own section above
+    eager = [r for r in rows if r.get("backend", "eager") == "eager" and not r.get("compile")]
+    md += paper_section(rep, eager, out, paper_dir)
     md += _scaling_section(rep, rows, out)
 
     if len(runs) > 1:

@@ -12,7 +12,7 @@ Series = dict[str, tuple[list[Any], list[float]]]
 
 #: Row fields that tell series apart when they vary (``_run`` is the run's name: two runs are
 #: two series, even of one machine).
-QUALIFIERS = ("impl", "mode", "batch", "dtype", "device", "_run")
+QUALIFIERS = ("impl", "mode", "batch", "dtype", "device", "backend", "_run")
 
 
 def image_side(res: Any) -> float:

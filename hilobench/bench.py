@@ -6,7 +6,6 @@ call :func:`run_case`, so every row is measured the same way.
 
 from __future__ import annotations
 
-import gc
 import time
 import traceback
 from collections.abc import Callable
@@ -23,9 +22,10 @@ from hilobench.dtypes import TORCH_DTYPES, apply_precision, autocast, check_prec
 from hilobench.errors import ConfigError
 from hilobench.measure import energy, memory, stats, timing
 from hilobench.measure.bound import add_bound, reserve_s, skipped, trace_step
-from hilobench.measure.flops import count_macs, warm_tracer
+from hilobench.measure.flops import count_macs
 from hilobench.measure.graphs import capture, check_graphs
 from hilobench.measure.roofline import achieved_fraction
+from hilobench.measure.warm import warm_process
 from hilobench.numfmt import few_samples_message
 from hilobench.row import CI_MIN_SAMPLES, ROW_SCHEMA_VERSION, Row, is_measured
 
@@ -289,27 +289,6 @@ def run_case(
     # what the budget covers, apart from the build and the process's one-off start-up
     row["budgeted_s"] = round(time.perf_counter() - deadline + case.budget, 3)
     return row
-
-
-_DISPATCH_WARM = False
-
-
-def warm_process(*, count: bool = True) -> None:
-    """Pay each process's one-off start-up costs before a case's budget starts: the first trace
-    (fvcore, TorchScript) and the first call under the memory tracker (Python dispatch) each
-    take about a second once, then milliseconds; charging them to the first case of a run
-    would eat a short budget whole. Then the objects alive so far (torch's, the libraries')
-    are frozen out of garbage collection: a full collection, which the memory pass and the
-    timer run between calls, then scans only what the case made (measured: 160 ms → <1 ms)."""
-    global _DISPATCH_WARM
-    if count:
-        warm_tracer()
-    if not _DISPATCH_WARM:
-        x = torch.ones(2, 2)
-        memory.peak_tensor_bytes(lambda: nn.functional.linear(x, x).softmax(-1))
-        _DISPATCH_WARM = True
-    gc.collect()
-    gc.freeze()
 
 
 def add_roofline(row: Row, peak_macs_per_s: float | None) -> None:

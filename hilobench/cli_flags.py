@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from hilobench import __version__, options
-from hilobench.case import expand_impls, parse_hw
+from hilobench.case import expand_impls, parse_batches, parse_hw
 from hilobench.errors import ConfigError, check_choice
 from hilobench.render import console
 
@@ -183,7 +183,7 @@ def parse_batch_option(batch: str | None, max_batch: bool, mem_limit: str | None
         raise ConfigError("--max-batch searches the batch; give it or --batch, not both")
     if mem_limit is not None and not max_batch:
         raise ConfigError("--mem-limit is the limit of --max-batch; add --max-batch")
-    return [1] if max_batch else options.parse_batches(batch if batch is not None else "64")
+    return [1] if max_batch else parse_batches(batch if batch is not None else "64")
 
 
 def knob_parameter(kind: str, knob: options.Knob) -> inspect.Parameter:

@@ -405,27 +405,3 @@ def check_map_knobs(values: dict[str, Any], hw: tuple[int, int], where: str = ""
                 f"{k}={v} is larger than the {hw[0]}x{hw[1]} token map{where}; "
                 f"{k} must be at most {max(hw)}, the map's longer side",
             )
-
-
-#: Largest batch a list may name: far past any real batch, small enough that a typo cannot ask
-#: for a tensor of 2**63 elements.
-MAX_BATCH = 1 << 20
-
-
-def parse_batches(text: str | int) -> list[int]:
-    """``--batch 1,8,64`` → [1, 8, 64]: the one parser of a batch list (``layer``, ``model`` and
-    any command that sweeps batches), as ``--res`` takes a list of resolutions. Repeats are
-    dropped, order is kept; ConfigError naming the bad item and what is allowed otherwise."""
-    items = [p.strip() for p in str(text).split(",")]
-    if not any(items):
-        raise ConfigError(f"bad batch {text!r}; expected integers >= 1, e.g. 64 or 1,8,64")
-    out: list[int] = []
-    for item in items:
-        if not (item.isascii() and item.isdigit()) or not 1 <= int(item) <= MAX_BATCH:
-            raise ConfigError(
-                f"bad batch {item!r} in {str(text)!r}; each batch must be an integer in "
-                f"[1, {MAX_BATCH}], e.g. 64 or 1,8,64"
-            )
-        if int(item) not in out:
-            out.append(int(item))
-    return out

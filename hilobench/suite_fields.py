@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from hilobench import options
-from hilobench.case import DTYPES, IMPLS, MAX_BUDGET_S, SETTING_FIELDS, parse_hw
+from hilobench.case import DTYPES, IMPLS, MAX_BATCH, MAX_BUDGET_S, SETTING_FIELDS, parse_hw
 from hilobench.errors import ConfigError
 
 #: Case fields that map onto :class:`Case` (besides the name and kind).
@@ -95,7 +95,7 @@ def check_value(key: str, v: Any) -> Any:
             raise ValueError(str(e)) from None
         return h if h == w and is_int(v) else f"{h}x{w}"
     if key == "batch":  # the bound of a --batch list (options.parse_batches)
-        want(is_int(v) and 1 <= v <= options.MAX_BATCH, f"an integer in [1, {options.MAX_BATCH}]")
+        want(is_int(v) and 1 <= v <= MAX_BATCH, f"an integer in [1, {MAX_BATCH}]")
         return v
     if key == "threads":
         want(v is None or (is_int(v) and v >= 1), "an integer >= 1 or null")

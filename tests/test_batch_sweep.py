@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hilobench import options
+from hilobench.case import MAX_BATCH, parse_batches
 from hilobench.cli_flags import parse_modes
 from hilobench.errors import ConfigError
 from hilobench.row import is_measured
@@ -26,13 +26,13 @@ TINY = ["layer", "--attn", "msa", "--dim", "32", "--heads", "2", "--tokens", "4x
     [("64", [64]), ("1,8,64", [1, 8, 64]), (" 2 , 1 ", [2, 1]), ("4,4,2", [4, 2]), (3, [3])],
 )
 def test_batch_list_parses(text: str | int, batches: list[int]) -> None:
-    assert options.parse_batches(text) == batches
+    assert parse_batches(text) == batches
 
 
 @pytest.mark.parametrize("text", ["", "0", "-1", "1,,8", "8,x", "1.5", "2097152", "1e3", ",", "１"])
 def test_bad_batch_list(text: str) -> None:
     with pytest.raises(ConfigError, match="batch"):
-        options.parse_batches(text)
+        parse_batches(text)
 
 
 @pytest.mark.parametrize("bad", ["0", "1,x", "8,,16"])
@@ -94,8 +94,6 @@ def test_suite_batch_list_expands_like_the_flag() -> None:
     )
     got = [(sc.case.mode, sc.case.batch) for sc in s.cases]
     # the same order as --mode both --batch 1,8,64: mode, then batch
-    assert got == [
-        (m, b) for m in parse_modes(False, "both") for b in options.parse_batches("1,8,64")
-    ]
+    assert got == [(m, b) for m in parse_modes(False, "both") for b in parse_batches("1,8,64")]
     with pytest.raises(ConfigError, match="batch"):
-        parse_suite({"cases": [{"layer": "msa", "batch": [1, options.MAX_BATCH + 1]}]})
+        parse_suite({"cases": [{"layer": "msa", "batch": [1, MAX_BATCH + 1]}]})

@@ -22,7 +22,7 @@ import typer
 
 from hilobench import cli_flags as flags
 from hilobench import options
-from hilobench.case import DEFAULT_IMPL, Case, expand_impls, parse_hw
+from hilobench.case import DEFAULT_IMPL, Case, expand_impls, parse_batches, parse_hw
 from hilobench.errors import ConfigError, check_choice
 from hilobench.render import FORMATS, console
 
@@ -178,7 +178,7 @@ def profile(
             f"profile takes --backend eager or compile; {backend} runs outside torch's profiler"
         )
     cases: list[Case] = []
-    for b in options.parse_batches(batch):  # the list parser `layer` and `model` use
+    for b in parse_batches(batch):  # the list parser `layer` and `model` use
         common = dict(batch=b, device=device, dtype=dtype, impl=impl, threads=threads,
                       mode="train" if train else "infer", backend=backend)  # fmt: skip
         if names:

@@ -32,7 +32,7 @@ test: $(STAMP)
 # venv of their own; ruff and mypy run in `make test` only.
 $(FSTAMP): pyproject.toml constraints-floor.txt
 	$(PY) -m venv $(FLOOR)
-	$(FLOOR)/bin/pip install -q -c constraints-floor.txt -e '.[plot,dev,slurm]'
+	$(FLOOR)/bin/pip install -q -c constraints-floor.txt setuptools -e '.[plot,dev,slurm]'
 	touch $(FSTAMP)
 
 test-floor: $(FSTAMP)

@@ -396,20 +396,10 @@ def _main(args: list[str]) -> int:
     except (typer.Abort, KeyboardInterrupt):
         err.print("interrupted")
         return EXIT_INTERRUPTED
-    except _usage_error() as e:  # typer's own usage errors (unknown option, bad type)
+    except typer.TyperException as e:  # typer's own usage errors (unknown option, bad type)
         fmt = getattr(e, "format_message", None)
         return _die(fmt() if callable(fmt) else str(e), int(getattr(e, "exit_code", 2) or 2))
     return rv if isinstance(rv, int) else 0
-
-
-def _usage_error() -> type[Exception]:
-    """typer's usage errors: its own class since it carries click inside, click's before."""
-    own = getattr(typer, "TyperException", None)
-    if own is not None:
-        return own
-    import click  # an older typer depends on click and raises its errors
-
-    return click.ClickException
 
 
 def _die(message: str, code: int = EXIT_USAGE) -> int:

@@ -12,7 +12,7 @@ BASE    ?= HEAD
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -c constraints.txt -e '.[plot,dev,slurm]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[plot,dev,slurm,onnx,openvino]'
 	touch $(STAMP)
 
 install: $(STAMP)

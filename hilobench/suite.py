@@ -40,7 +40,7 @@ Schema (every key optional except ``cases``)::
     claims:                           # kept as plain dicts for the regression gate
       - {a: hilo, b: sra, metric: throughput, min_ratio: 1.3}
     gate:                             # regression-gate settings (hilobench gate / compare)
-      min_effect: 0.1                 # also: alpha, budget, confirm_fraction, min_samples
+      min_effect: 0.1                 # also: significance, budget, confirm_fraction, min_samples
     slurm:                            # suite run --executor slurm (options override these)
       partition: [a100, v100]         # one run directory per partition (machine class)
       gpus_per_node: 1                # also: constraint, time, array_parallelism,

@@ -21,6 +21,7 @@ from typing import Any
 from hilobench import options
 from hilobench.case import DEFAULT_IMPL, Case
 from hilobench.errors import ConfigError, SuiteLimitError, did_you_mean
+from hilobench.names import is_glob
 from hilobench.plan import DEFAULT_TIMEOUT_S, SuiteCase
 from hilobench.suite_fields import (
     CASE_KEYS,
@@ -112,17 +113,16 @@ def check_entry(
             f"case {i}", f"field {kind!r}: expected a name or a list of names, got {entry[kind]!r}"
         )
     cid = entry.get("id")
-    if cid is not None:
-        if not isinstance(cid, str) or not cid.strip():
-            raise w.fail(f"case {i}", f"field 'id': expected a non-empty string, got {cid!r}")
-        if len(names) > 1:
-            raise w.fail(
-                case_label(i, cid),
-                f"field 'id': an id needs a single {kind} name, got {len(names)}",
-            )
+    if cid is not None and (not isinstance(cid, str) or not cid.strip()):
+        raise w.fail(f"case {i}", f"field 'id': expected a non-empty string, got {cid!r}")
     where = case_label(i, cid or (names[0] if len(names) == 1 else None))
     # the registry first: plug-ins declare their knobs as they register
     known = attentions() if kind == "layer" else _models_or_fail(w, where)
+    names = _resolve(w, f"{where}: field {kind!r}", kind, names)
+    if cid is not None and len(names) > 1:
+        raise w.fail(
+            case_label(i, cid), f"field 'id': an id needs a single {kind} name, got {len(names)}"
+        )
     knob_names = options.names(kind)
     allowed = ENTRY_KEYS + CASE_KEYS + RUN_KEYS + knob_names
     for k in entry:
@@ -135,19 +135,11 @@ def check_entry(
                 f"allowed: {', '.join(dict.fromkeys(allowed))}",
             )
     for n in names:
-        if kind == "model" and n.startswith("timm:"):
-            continue  # any timm model, resolved by the registry when built
-        if n not in known:
-            raise w.fail(
-                f"{where}: field {kind!r}",
-                f"unknown {'attention' if kind == 'layer' else 'model'} {n!r}"
-                f"{did_you_mean(n, known)}; choose from: {', '.join(known)}",
-            )
-        if kind == "model" and getattr(known[n], "source", "") == "unavailable":
+        row = known.get(n) if isinstance(known, dict) else None  # a model's registry row
+        if getattr(row, "source", "") == "unavailable":
             raise w.fail(
                 f"{where}: field 'model'",
-                f"model {n!r} cannot be built here: "
-                f"{getattr(known[n], 'reason', '') or 'unavailable'}",
+                f"model {n!r} cannot be built here: {getattr(row, 'reason', '') or 'unavailable'}",
             )
     fields = {k: v for k, v in entry.items() if k not in ENTRY_KEYS}
     for k, v in fields.items():
@@ -166,6 +158,20 @@ def check_entry(
             check_field(w, f"{where}: points[{j}]", k, v)
     _check_knobs(w, where, kind, names, fields, points)
     return Entry(i, where, kind, names, cid, knob_names, fields, points, defaults, overrides)
+
+
+def _resolve(w: Where, where: str, kind: str, names: list[str]) -> list[str]:
+    """Names as the CLI takes them (globs, timm's full names), by the registry's resolver."""
+    try:
+        if kind == "layer":
+            from hilobench.attention import resolve_attentions
+
+            return resolve_attentions(names)
+        from hilobench.models import resolve_models
+
+        return resolve_models(names)
+    except ConfigError as e:
+        raise w.fail(where, str(e)) from None
 
 
 def _models_or_fail(w: Where, where: str) -> dict[str, Any]:
@@ -227,6 +233,8 @@ def quick_count(
     names, points = as_list(entry[kind]), entry.get("points", [{}])
     if not names or not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
         return None
+    if any(isinstance(n, str) and is_glob(n) for n in names):
+        return None  # a glob's count depends on the registry
     knobs = options.knobs(kind)
     varies = {k.name for k in knobs if not k.every}
     keys = CASE_KEYS + RUN_KEYS + tuple(k.name for k in knobs)

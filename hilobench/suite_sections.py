@@ -14,6 +14,7 @@ here; the regression gate parses them (:mod:`hilobench.gate.claims`).
 from __future__ import annotations
 
 import fnmatch
+import sys
 from typing import Any
 
 from hilobench.cluster_plan import SLURM_KEYS, check_setting
@@ -22,7 +23,9 @@ from hilobench.plan import CompareGroup, SuiteCase
 from hilobench.suite_fields import Where, is_int, is_num, type_name
 
 #: Settings of the regression gate a suite may tune (see hilobench.gate.policy).
-GATE_KEYS = ("min_effect", "alpha", "budget", "confirm_fraction", "min_samples")
+GATE_KEYS = ("min_effect", "significance", "budget", "confirm_fraction", "min_samples")
+#: The old spelling of ``significance`` (the rank test's level), still taken with a note.
+OLD_SIGNIFICANCE = "alpha"
 COMPARE_KEYS = ("name", "members", "pattern", "reference")
 
 
@@ -157,11 +160,17 @@ def parse_claims(w: Where, raw: Any, ids: set[str]) -> list[dict[str, Any]]:
 
 
 def parse_gate(w: Where, raw: Any) -> dict[str, Any]:
-    """``gate: {min_effect, alpha, budget, confirm_fraction, min_samples}``, all optional."""
+    """``gate: {min_effect, significance, budget, confirm_fraction, min_samples}``, all
+    optional; ``alpha``, the old spelling of ``significance``, is taken with a one-line note."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise w.fail("field 'gate'", f"expected a mapping, got {type_name(raw)}")
+    if OLD_SIGNIFICANCE in raw:
+        if "significance" in raw:
+            raise w.fail("gate", "'alpha' is the old spelling of 'significance'; give one of them")
+        sys.stderr.write(f"hilobench: note: {w.source}: gate: 'alpha' is now 'significance'\n")
+        raw = {("significance" if k == OLD_SIGNIFICANCE else k): v for k, v in raw.items()}
     for k, v in raw.items():
         where = f"gate: field {k!r}"
         if k not in GATE_KEYS:
@@ -169,7 +178,7 @@ def parse_gate(w: Where, raw: Any) -> dict[str, Any]:
         if k == "min_samples":
             if not (is_int(v) and v >= 9):
                 raise w.fail(where, f"expected an integer >= 9, got {v!r}")
-        elif k in ("alpha", "confirm_fraction"):
+        elif k in ("significance", "confirm_fraction"):
             if not (is_num(v) and 0 < v < 1):
                 raise w.fail(where, f"expected a number in (0, 1), got {v!r}")
         elif not (is_num(v) and v > 0):

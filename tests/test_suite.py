@@ -125,6 +125,21 @@ def test_overrides_beat_cases_and_model_default_res() -> None:
     assert s.cases[1].case.res == (384, 384)
 
 
+def test_names_resolve_as_on_the_command_line() -> None:
+    """A suite takes globs and timm's full names, resolved as `hilobench layer/model` does."""
+    from hilobench.attention import resolve_attentions
+    from hilobench.models import resolve_models
+
+    s = parse_suite({"defaults": TINY, "cases": [{"layer": ["*msa", "hilo"]}]})
+    assert [sc.case.name for sc in s.cases] == [*resolve_attentions(["*msa"]), "hilo"]
+    assert {sc.case.name for sc in s.cases} >= {"msa", "swmsa", "tmsa", "wmsa", "hilo"}
+    s = parse_suite({"cases": [{"model": ["convnext_tiny", "litv2_*"]}]})
+    names = [sc.case.name for sc in s.cases]
+    assert names == resolve_models(["convnext_tiny", "litv2_*"])
+    assert names[0] == "convnext_t" and len(names) > 2
+    assert all(n.startswith("litv2_") for n in names[1:])
+
+
 def test_compare_groups_match_settings() -> None:
     base = {"defaults": TINY, "cases": [{"layer": ["hilo", "msa"], "res": [224, 320]}]}
     s = parse_suite({**base, "compare": {"name": "g", "pattern": "*", "reference": "msa"}})
@@ -183,6 +198,8 @@ BROKEN = [
         "cases:\n  - {layer: msa}\nclaims:\n  - {a: msa, b: sra, min_ratio: 1}\n",
         ["claim 1", "field 'b'", "'sra'"],
     ),
+    ("cases:\n  - layer: '*nothing*'\n", ["case 1", "field 'layer'", "'*nothing*'", "matches no"]),
+    ("cases:\n  - {layer: '*msa', id: x}\n", ["case 1 (x)", "an id needs a single layer"]),
     ("cases: [\n", ["invalid YAML"]),
     ("casez:\n  - layer: msa\n", ["unknown top-level field 'casez'"]),
     ("cases: []\n", ["field 'cases'", "non-empty"]),
@@ -230,19 +247,36 @@ def test_suite_list_shows_shipped(capsys: pytest.CaptureFixture[str]) -> None:
         assert name in stdout
 
 
-def test_gate_settings_and_per_case_min_effect(tmp_path: Path) -> None:
+def test_gate_settings_and_per_case_min_effect(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`gate:` tunes the regression gate; a per-case min_effect is kept out of the identity."""
+    from hilobench.gate.policy import SpeedPolicy, suite_policies
 
     p = tmp_path / "g.yaml"
     p.write_text(
-        "gate: {min_effect: 0.15, alpha: 0.02}\n"
+        "gate: {min_effect: 0.15, significance: 0.02}\n"
         "defaults: {dim: 64, heads: 4, batch: 2}\n"
         "cases:\n"
         "  - {layer: hilo, min_effect: 0.3}\n"
         "  - {layer: msa}\n"
     )
     s = load_suite(p)
-    assert s.gate == {"min_effect": 0.15, "alpha": 0.02}
+    assert s.gate == {"min_effect": 0.15, "significance": 0.02}
+    assert capsys.readouterr().err == ""
+    assert suite_policies(s, SpeedPolicy()).default.alpha == 0.02
+    # the old spelling still works, with a one-line note; both at once is refused
+    p.write_text(p.read_text().replace("significance", "alpha"))
+    assert load_suite(p).gate == s.gate
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'alpha' is now 'significance'" in err[0]
+    p.write_text(p.read_text().replace("alpha: 0.02", "alpha: 0.02, significance: 0.02"))
+    with pytest.raises(ConfigError, match="old spelling of 'significance'"):
+        load_suite(p)
+    p.write_text(p.read_text().replace("alpha: 0.02, significance: 0.02", "significance: 2"))
+    with pytest.raises(ConfigError, match=r"gate: field 'significance'.*\(0, 1\)"):
+        load_suite(p)
+    p.write_text(p.read_text().replace("significance: 2", "significance: 0.02"))
     by_id = {sc.id: sc for sc in s.cases}
     assert by_id["hilo"].min_effect == 0.3 and by_id["msa"].min_effect is None
     assert "min_effect" not in by_id["hilo"].case.opts

@@ -47,6 +47,8 @@ class SpeedPolicy:
         """This policy with the gate settings of a suite or a case applied."""
         if not settings:
             return self
+        # a suite's `gate: {significance}` is this policy's alpha (the rank test's level)
+        settings = {("alpha" if k == "significance" else k): v for k, v in settings.items()}
         known = {f.name for f in fields(self)}
         unknown = set(settings) - known - set(OTHER_SETTINGS)
         if unknown:

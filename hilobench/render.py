@@ -27,7 +27,7 @@ from hilobench.columns import (
 )
 from hilobench.columns import COLUMNS as COLUMNS  # what --columns lists
 from hilobench.columns import rows_markdown as columns_markdown
-from hilobench.errors import ConfigError
+from hilobench.errors import ConfigError, unknown
 
 FORMATS = ("table", "json", "csv", "md")
 
@@ -68,12 +68,10 @@ WIDE_HELP = "Show every table column (the default shows what fits 100 columns)."
 def parse_columns(text: str) -> list[str]:
     """``--columns name,img_s,mem`` → those column names; ConfigError listing the allowed
     names for one that is not a column."""
-    names = [p.strip() for p in text.split(",") if p.strip()]
-    bad = [n for n in names if n not in BY_NAME]
-    if bad or not names:
-        raise ConfigError(
-            f"unknown column {(bad or [text])[0]!r}; choose from: {', '.join(BY_NAME)}"
-        )
+    names = [p.strip() for p in text.split(",") if p.strip()] or [text]
+    for n in names:
+        if n not in BY_NAME:
+            raise unknown("column", n, BY_NAME)
     return list(dict.fromkeys(names))
 
 

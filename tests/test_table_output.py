@@ -164,6 +164,10 @@ def test_columns_and_wide_flags(stored_run: Path, cli: CliRunner) -> None:
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1
     assert "'speed'" in err and "img_s" in err and "status" in err
+    code, _, err = cli(["show", str(stored_run), "--columns", "name,stauts"])
+    assert code == 2 and "unknown column 'stauts' (did you mean 'status'?)" in err
+    code, _, err = cli(["show", str(stored_run), "--columns", " , "])
+    assert code == 2 and "unknown column ' , '" in err and len(err.strip().splitlines()) == 1
     code, _, err = cli(["show", str(stored_run), "--wide", "--columns", "name"])
     assert code == 2 and "--wide" in err
 

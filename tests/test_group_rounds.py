@@ -20,6 +20,7 @@ from hilobench.cli import main
 from hilobench.measure.timing import RoundDone, Rounds, time_interleaved
 from hilobench.plan import CompareGroup, SuiteCase, still_to_run
 from hilobench.progress import round_text
+from hilobench.row import MEASURED
 from hilobench.store import load_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +81,11 @@ def test_replace_rows_and_continuation(tmp_path: Path) -> None:
     )
     path = group_rounds.record_path(tmp_path, ["a", "b"])
     group_rounds.write_record(path, rec)
+    # a stop after a few rounds: rows that read few-samples are partial too (resume finishes them)
+    few = [{"status": "few-samples", "samples_s": [1.0]}, {"status": "error", "samples_s": []}]
+    group_rounds.mark_partial(few, "g", 1)
+    assert [r["status"] for r in few] == ["partial", "error"]
+    assert "stopped after 1 round(s)" in few[0]["message"]
     assert group_rounds.read_record(path) == rec and not list(path.parent.glob("*.part"))
     path.write_text("{torn")
     assert group_rounds.read_record(path) is None
@@ -118,7 +124,8 @@ def test_resume_times_again_a_group_the_run_holds_in_part(
     assert code == 0 and "timed again" in err
     got = load_rows(out)
     assert sorted(r["case_id"] for r in got) == ["hilo", "msa", "sra"]
-    assert all(r["status"] == "ok" and r["ratio_to_ref"] is not None for r in got)
+    # measured (a loaded machine may fit fewer than 6 rounds in the budget), each with its ratio
+    assert all(r["status"] in MEASURED and r["ratio_to_ref"] is not None for r in got)
 
 
 @pytest.mark.timeout(600)
@@ -162,6 +169,6 @@ def test_ctrl_c_inside_a_group_keeps_its_rounds_and_resume_finishes(
     for r in done.values():
         old = next(k for k in kept if k["case_id"] == r["case_id"])
         # at least one round more than stored (the budget left decides how many more)
-        assert r["status"] == "ok" and r["ratio_n"] > n and r["ratio_to_ref"] is not None
+        assert r["status"] in MEASURED and r["ratio_n"] > n and r["ratio_to_ref"] is not None
         assert r["samples_s"][:n] == old["samples_s"]  # the stored rounds, continued
     assert not (out / group_rounds.PARTIAL_DIR).exists()  # record and temporary files gone

@@ -23,7 +23,7 @@ Schema (every key optional except ``cases``)::
       count: true                     # traced MAC count besides the analytic one
       min_effect: 0.1                 # gate: smallest slowdown that fails (also per case)
     cases:
-      - layer: hilo                   # or a list of names; or `model: litv2_s`
+      - layer: hilo                   # or a list; globs ('*msa'), timm's names; or `model:`
         id: hilo_a05                  # optional; default: the name (ids must be unique)
         res: [224, 384]               # N or "HxW" (height first); lists expand as a product
         alpha: 0.9                    # any layer knob: dim heads tokens alpha window sr rel_pos

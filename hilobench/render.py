@@ -110,13 +110,15 @@ def rich_table(
 
 def _table(rows: list[dict[str, Any]], title: str, columns: list[str]) -> Table:
     heads, body, text = cells(rows, columns)
-    styles = []
+    styles, least = [], {}
     if "status" in columns:
         styles = [STATUS_STYLE.get(nf.status(r).split(" ")[0], "") for r in rows]
         i = columns.index("status")
         for row, style in zip(body, styles, strict=True):
             row[i] = f"[{style}]{escape(row[i])}[/{style}]" if style else escape(row[i])
-    return grid(title, heads, body, text, markup={columns.index("status")} if styles else None)
+        least[i] = max(len(nf.status(r)) for r in rows)  # `few-samples (noisy)` stays whole
+    marked = {columns.index("status")} if styles else None
+    return grid(title, heads, body, text, markup=marked, min_widths=least)
 
 
 def grid(
@@ -127,11 +129,13 @@ def grid(
     *,
     markup: set[int] | None = None,
     row_styles: Sequence[str | None] | None = None,
+    min_widths: dict[int, int] | None = None,
 ) -> Table:
     """Every terminal table's one style: numbers right-aligned at their full width (never
-    wrapped, never cut), text left-aligned and folded no narrower than :data:`TEXT_MIN_WIDTH`.
-    Cells are plain text (escaped here) except in the ``markup`` columns (by index), which
-    hold markup already; ``row_styles``: one rich style (or None) per row."""
+    wrapped, never cut), text left-aligned and folded no narrower than :data:`TEXT_MIN_WIDTH`
+    (or ``min_widths``, by index). Cells are plain text (escaped here) except in the
+    ``markup`` columns (by index), which hold markup already; ``row_styles``: one rich style
+    (or None) per row."""
     table = Table(title=escape(title) or None, header_style="bold", box=box.SIMPLE_HEAD)
     marked = markup or set()
 
@@ -144,7 +148,9 @@ def grid(
             escape(header),
             justify="left" if is_text else "right",
             no_wrap=not is_text,
-            min_width=min(widest, TEXT_MIN_WIDTH) if is_text else widest,
+            min_width=max(min(widest, TEXT_MIN_WIDTH), (min_widths or {}).get(i, 0))
+            if is_text
+            else widest,
             overflow="fold" if is_text else "ellipsis",
         )
     for j, row in enumerate(body):

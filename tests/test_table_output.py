@@ -105,6 +105,18 @@ def test_default_table_fits_with_every_number_whole(width: int) -> None:
     assert "impl reference" in text.splitlines()[0] and "batch 64" in text
 
 
+def test_runtime_rows_keep_their_status_whole_at_100_columns() -> None:
+    """With the backend column, a status label is never folded (a long message may be)."""
+    rows = layer_rows(4)
+    for r, backend in zip(rows, ["eager", "onnxruntime", "compile", "openvino"], strict=True):
+        r.update(backend=backend, precision_policy="fp32", n_samples=4, noisy=True)
+        r.update(status="few-samples", message="4 samples in --budget 0.3 s")
+    rows[1].update(status="error", message="Failed to convert the exported program to ONNX")
+    text = render(rows, 100)
+    assert max(len(line) for line in text.splitlines()) <= 100 and "…" not in text
+    assert "onnxruntime" in text and text.count("few-samples (noisy)") == 3
+
+
 def test_narrow_terminal_gives_up_columns_not_digits() -> None:
     rows = layer_rows()
     text = render(rows, 60)

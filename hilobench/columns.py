@@ -128,10 +128,11 @@ WIDE: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 
 
 def _relevant(rows: list[dict[str, Any]], name: str) -> bool:
-    """A column that says something for these rows (``tokens`` only for layers, the
-    max-batch columns only where a search ran)."""
+    """A column that says something for these rows (``tokens`` where a layer is among them:
+    beside backbones too, or a ``--tokens`` map would show nowhere; the max-batch columns
+    only where a search ran)."""
     if name == "tokens":
-        return all(r.get("kind") == "layer" for r in rows)
+        return any(r.get("kind") == "layer" for r in rows) or not rows
     if name == "backend":  # only where a runtime ran: eager tables stay as they were
         return any(r.get("backend", "eager") != "eager" for r in rows)
     if name in ("max_batch", "limit"):

@@ -117,6 +117,16 @@ def test_runtime_rows_keep_their_status_whole_at_100_columns() -> None:
     assert "onnxruntime" in text and text.count("few-samples (noisy)") == 3
 
 
+def test_a_token_map_shows_beside_backbones() -> None:
+    """Layers timed at a --tokens map keep it in a table shared with a backbone."""
+    rows = layer_rows(2)
+    for r in rows:
+        r.update(tokens="7x7", options={"tokens": "7x7"})
+    model = {**rows[0], "kind": "model", "name": "convnext_t", "tokens": "", "options": {}}
+    text = render([*rows, {**model, "case_key": "m"}], 100)
+    assert "tokens" in text and text.count("7x7") == 2, text
+
+
 def test_narrow_terminal_gives_up_columns_not_digits() -> None:
     rows = layer_rows()
     text = render(rows, 60)

@@ -240,11 +240,19 @@ def test_bad_set_and_filter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert code == 2 and "matches no case" in stderr
 
 
-def test_suite_list_shows_shipped(capsys: pytest.CaptureFixture[str]) -> None:
+def test_suite_list_shows_shipped(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
     code, stdout, _ = run_cli(["suite", "list", "--dir", str(SUITES)], capsys)
     assert code == 0
     for name in ("ci_smoke", "attention_layers", "paper_imagenet"):
         assert name in stdout
+    # the one table style (a rule under the header, no box), within 100 columns
+    assert "─" in stdout and "┃" not in stdout and "│" not in stdout
+    assert max(len(line) for line in stdout.splitlines()) <= 100
+    code, stdout, _ = run_cli(["suite", "validate", "ci_smoke", "--cases"], capsys)
+    assert code == 0 and "hilo/reference 224 b4 float32 infer" in stdout and "│" not in stdout
 
 
 def test_gate_settings_and_per_case_min_effect(

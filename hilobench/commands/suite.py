@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from hilobench.cli_flags import parse_sets
 from hilobench.errors import ConfigError, SuiteLimitError, check_choice
 from hilobench.fileio import write_text_atomic
-from hilobench.render import FORMATS, console, print_fitted, print_rows
+from hilobench.render import FORMATS, console, grid, print_fitted, print_rows
 from hilobench.resume import hint_on_stop, resume_command
 from hilobench.row import is_measured
 from hilobench.runlock import RunLock, describe
@@ -338,19 +337,19 @@ def suite_list(
     if directory is not None and not directory.is_dir():
         what = "is not a directory" if directory.exists() else "does not exist"
         raise ConfigError(f"--dir {str(directory)!r} {what}; give a directory of suite files")
-    table = Table(title="suites", header_style="bold")
-    for c in ("name", "file", "cases", "compare", "claims", "description"):
-        table.add_column(c)
+    body = []
     for p in shipped_suites(directory):
         try:
             s = load_suite(p)
-            n, groups, claims, desc = str(len(s.cases)), len(s.compare), len(s.claims), s.name
-            table.add_row(desc, p.name, n, str(groups), str(claims), s.description)
+            n, groups, claims = str(len(s.cases)), str(len(s.compare)), str(len(s.claims))
+            body.append([s.name, p.name, n, groups, claims, escape(s.description)])
         except SuiteLimitError:
             raise  # not a suite anyone wrote by hand: one line and exit 2, not a table row
         except ConfigError as e:
-            table.add_row(p.stem, p.name, "-", "-", "-", f"[red]invalid:[/red] {escape(str(e))}")
-    console().print(table)
+            body.append([p.stem, p.name, "-", "-", "-", f"[red]invalid:[/red] {escape(str(e))}"])
+    heads = ["name", "file", "cases", "compare", "claims", "description"]
+    text = [True, True, False, False, False, True]
+    print_fitted(console(), grid("suites", heads, body, text, markup={5}))
 
 
 @suite_app.command("validate")
@@ -376,14 +375,12 @@ def suite_validate(
             soft_wrap=True,
         )
         if cases:
-            table = Table(title=s.name, header_style="bold")
-            for c in ("#", "id", "case", "key", "group"):
-                table.add_column(c)
+            body = []
             for i, sc in enumerate(s.cases, 1):
                 g = s.group_of(sc.id)
-                label = escape(sc.case.label())
-                table.add_row(str(i), sc.id, label, sc.case.key, g.name if g else "")
-            console().print(table)
+                body.append([str(i), sc.id, sc.case.label(), sc.case.key, g.name if g else ""])
+            heads, text = ["#", "id", "case", "key", "group"], [False, True, True, True, True]
+            print_fitted(console(), grid(s.name, heads, body, text))
 
 
 def register(app: typer.Typer) -> None:

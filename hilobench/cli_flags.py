@@ -14,12 +14,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from hilobench import __version__, options
 from hilobench.case import expand_impls, parse_batches, parse_hw
 from hilobench.errors import ConfigError, check_choice
-from hilobench.render import console
+from hilobench.render import console, grid, print_fitted
 
 if TYPE_CHECKING:  # the model registry imports torch
     from hilobench.models import ModelEntry
@@ -241,10 +240,10 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 def print_models(entries: list[ModelEntry]) -> None:
     """``model --list``: every row, with where it comes from and timm's own name (which
     reaches the row too) or why it is unavailable."""
-    table = Table(title="models", header_style="bold")
-    for c in ("name", "paper name", "family", "source", "res", "note"):
-        table.add_column(c)
+    body = []
     for e in entries:
         note = e.reason if e.source == "unavailable" else (e.timm_name or "")
-        table.add_row(e.name, e.display, e.family, e.source, str(e.default_res), note)
-    console().print(table)
+        body.append([e.name, e.display, e.family, e.source, str(e.default_res), note])
+    heads = ["name", "paper name", "family", "source", "res", "note"]
+    text = [True, True, True, True, False, True]
+    print_fitted(console(), grid("models", heads, body, text))

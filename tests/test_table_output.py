@@ -317,11 +317,19 @@ def test_every_table_fits_100_columns_without_cutting_a_number() -> None:
                         base_median_s=0.0398765, cand_median_s=0.0415432)  # fmt: skip
     case = CaseResult("k", "hilo/reference 224 b64 float32 infer [tokens=14x14]", "borderline",
                       speed=speed)  # fmt: skip
+    # a wide interval (a loaded machine, few builds): whole percents, and the row still fits
+    wide = SpeedResult("pass", -0.2204, (-0.8163, 1.9034), 0.54, 9, 9, unit="builds",
+                       base_median_s=0.0111, cand_median_s=0.0112, first=speed)  # fmt: skip
+    wide_case = CaseResult("w", "sra/reference 224 b4 float32 infer", "pass", speed=wide)
     verdict = Verdict("runs/base-2026-12-07", "runs/candidate-2026-12-07", cases=[case])
+    verdict.cases.append(wide_case)
     for t, numbers in [
         (table, cells),
         (claims_table(results), ["1.2", "1.0–1.4"]),
-        (verdict_tables(verdict)[0], ["39.9", "41.5", "+4.1%", "-1.2 to +9.8%", "0.021", "22"]),
+        (
+            verdict_tables(verdict)[0],
+            ["39.9", "41.5", "+4.1%", "-1.2 to +9.8%", "0.021", "22", "-22%", "-82 to +190%"],
+        ),
     ]:
         text = render_to_text(t, 100)
         assert max(len(line) for line in text.splitlines()) <= 100, text

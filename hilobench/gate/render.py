@@ -21,8 +21,16 @@ CASE_HEADER = ["case", "counts", "base ms", "cand ms", "change", "95% CI", "p", 
 CLAIM_HEADER = ["claim", "rows", "ratio", "95% CI", "method", "verdict"]
 
 
-def _pct(x: float | None) -> str:
-    return nf.EMPTY if x is None or math.isnan(x) else f"{x:+.1%}"
+#: Width (a fraction) of a change's interval from which the change shows whole percents: the
+#: tenths of a point inside an interval 20 points wide are noise (and widen the table).
+WHOLE_PCT_WIDTH = 0.2
+
+
+def _pct(x: float | None, ci: tuple[float, float] | None = None) -> str:
+    if x is None or math.isnan(x):
+        return nf.EMPTY
+    whole = ci is not None and ci[1] - ci[0] >= WHOLE_PCT_WIDTH
+    return f"{x:+.0%}" if whole else f"{x:+.1%}"
 
 
 def _ms(x: float | None, ci: tuple[float, float] | None = None) -> str:
@@ -54,13 +62,13 @@ def case_cells(c: CaseResult) -> list[str]:
         verdict += " (re-measured)"
     if c.verdict == "borderline" and s and "not re-measured" in s.note:
         verdict += " (not re-measured)"
-    ci = f"{_pct(s.ci[0]).rstrip('%')} to {_pct(s.ci[1])}" if s and s.ci else nf.EMPTY
+    ci = f"{_pct(s.ci[0], s.ci).rstrip('%')} to {_pct(s.ci[1], s.ci)}" if s and s.ci else nf.EMPTY
     return [
         c.label,
         counts,
         _ms(s.base_median_s, s.ci) if s else nf.EMPTY,
         _ms(s.cand_median_s, s.ci) if s else nf.EMPTY,
-        _pct(s.change) if s else nf.EMPTY,
+        _pct(s.change, s.ci) if s else nf.EMPTY,
         ci,
         _p(s.p_value) if s else nf.EMPTY,
         _n(s) if s and s.n_base else nf.EMPTY,

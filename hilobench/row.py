@@ -114,6 +114,10 @@ class Row(TypedDict, total=False):
     suite: str
     suite_hash: str
     case_id: str
+    # cluster runs: the scheduler job that measured, its node and the CPUs it was allocated
+    job_id: str
+    job_node: str
+    job_cpus: int | None
     # the regression gate: both revisions measured in blocks of turns
     round_group: str
     blocks: int

@@ -49,6 +49,15 @@ class WorkerFailed(Exception):
     """A worker process ended without a result (crash, kill, non-zero exit, timeout)."""
 
 
+class WorkerInterrupted(KeyboardInterrupt):
+    """A worker was stopped by a signal from outside (``scancel``, preemption, ``kill``): the
+    case was interrupted, not failed, so it gets no row and stays open for ``--resume``."""
+
+
+#: Signals that stop a worker from outside; SIGKILL is not one (the out-of-memory killer's).
+OUTSIDE_STOPS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 def _signal_name(code: int) -> str:
     try:
         return signal.Signals(-code).name
@@ -109,6 +118,10 @@ def call_worker(job: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
             return json.loads(out_path.read_text(encoding="utf-8"))["rows"]
         tail = [ln for ln in (stderr or "").strip().splitlines() if ln.strip()]
         why = f": {tail[-1].strip()}" if tail else ""
+        if proc.returncode in [-int(s) for s in OUTSIDE_STOPS]:
+            if _stop is not None and _stop.signum is None:
+                _stop.signum = -proc.returncode  # the run stops as if it had the signal itself
+            raise WorkerInterrupted(f"worker stopped by {_signal_name(proc.returncode)}")
         if proc.returncode < 0:
             sig = _signal_name(proc.returncode)
             hint = " (likely the out-of-memory killer)" if sig == "SIGKILL" else ""

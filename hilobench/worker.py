@@ -28,7 +28,8 @@ Test-only fault injection (for the runner's own tests; never set it for real run
 ``HILOBENCH_TEST_FAULT="KIND:MATCH[,KIND:MATCH...]"`` where MATCH is a case id, a case name
 or a case key and KIND is ``oom`` (raise torch.OutOfMemoryError while measuring the case),
 ``error`` (raise RuntimeError), ``exit`` (the worker process exits at once with code 70 and
-no result) or ``hang`` (the worker sleeps until it is killed). ``exit`` and ``hang`` act only
+no result), ``hang`` (the worker sleeps until it is killed) or ``term`` (the worker is stopped
+by SIGTERM, as ``scancel`` or a preemption stops it). ``exit``, ``hang`` and ``term`` act only
 inside a worker process; ``jobexit`` ends a whole scheduler job (:mod:`hilobench.cluster_job`).
 """
 
@@ -51,7 +52,7 @@ from hilobench.row import Row, Status
 # runner does, in its own process) stays light.
 
 FAULT_ENV = "HILOBENCH_TEST_FAULT"
-FAULT_KINDS = ("oom", "error", "exit", "hang", "jobexit")
+FAULT_KINDS = ("oom", "error", "exit", "hang", "term", "jobexit")
 EXIT_FAULT = 70
 
 
@@ -291,6 +292,8 @@ def _worker_fault(job: dict[str, Any]) -> None:
         kind = fault_for(c, cid)
         if kind == "exit":
             os._exit(EXIT_FAULT)
+        if kind == "term":
+            os.kill(os.getpid(), signal.SIGTERM)
         if kind == "hang":
             while True:
                 time.sleep(60)

@@ -19,7 +19,7 @@ import numpy as np
 
 from hilobench.errors import ConfigError
 from hilobench.gate.claim_terms import CLAIM_DEVICES, CLAIM_KEYS, CLAIM_METRICS, SPEED_METRICS
-from hilobench.gate.runs import row_context, row_id, row_label
+from hilobench.gate.row_ids import row_context, row_id, row_label
 from hilobench.gate.speed import bootstrap_ratio_ci, same_rounds
 from hilobench.measure import stats
 

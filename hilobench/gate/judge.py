@@ -17,12 +17,12 @@ from typing import Any
 
 from hilobench.gate.claims import Claim, check_claims
 from hilobench.gate.policy import DETERMINISTIC, Policies, SpeedPolicy
+from hilobench.gate.row_ids import row_label
 from hilobench.gate.runs import (
     JudgedRun,
     env_differences,
     env_info_differences,
     machine_of,
-    row_label,
 )
 from hilobench.gate.speed import Timings, judge_speed
 from hilobench.gate.verdict import CaseResult, FieldCheck, Verdict

@@ -24,8 +24,8 @@ from typing import IO, Any, Protocol
 
 from hilobench.case import Case
 from hilobench.errors import ConfigError
+from hilobench.gate.errors import GateError
 from hilobench.gate.side import HELLO, PROTOCOL, SLOWDOWN_ENV, GateSide, parse_slowdown
-from hilobench.gate.verdict import GateError
 from hilobench.measure import procenv
 
 HELLO_TIMEOUT_S = 180.0

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from hilobench.gate.policy import SpeedPolicy
-from hilobench.gate.runs import row_context
+from hilobench.gate.row_ids import row_context
 from hilobench.measure import stats
 
 #: Seed of the bootstrap, so a stored comparison always gives the same interval.

@@ -1,7 +1,6 @@
-"""The judged result: per-case verdicts, the whole verdict, and the exit codes they map to.
-
-Exit codes: 0 pass, 1 regression (or a failed claim), 2 usage error, 3 missing or
-incompatible baseline. A definite regression outranks a gap: the gate fails on evidence.
+"""The judged result: per-case verdicts, the whole verdict, and the exit code it maps to
+(:mod:`hilobench.gate.errors` holds the codes). A definite regression outranks a gap: the gate
+fails on evidence.
 """
 
 from __future__ import annotations
@@ -9,33 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hilobench.errors import EXIT_USAGE as EXIT_USAGE  # re-exported: all exit codes here
+from hilobench.gate.errors import EXIT_BASELINE, EXIT_PASS, EXIT_REGRESSION
 from hilobench.gate.policy import SpeedPolicy
 
 if TYPE_CHECKING:
     from hilobench.gate.claims import ClaimResult
     from hilobench.gate.speed import SpeedResult
-
-EXIT_PASS = 0
-EXIT_REGRESSION = 1
-EXIT_BASELINE = 3
-
-
-class BaselineError(Exception):
-    """The baseline is missing or cannot be compared with the candidate (exit code 3)."""
-
-
-class GateError(Exception):
-    """A side cannot be measured: the base (unknown revision, too old, not a checkout: exit
-    3) or the candidate (its code does not start: exit 1). ``role`` names the side."""
-
-    def __init__(self, message: str, side: str = "base"):
-        super().__init__(message)
-        self.role = side
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_REGRESSION if self.role == "candidate" else EXIT_BASELINE
 
 
 @dataclass

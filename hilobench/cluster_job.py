@@ -19,24 +19,20 @@ A job spec is plain JSON: ``{"dir": ..., "units": [...], "isolate": bool, "roofl
 "suite": name, "suite_hash": hex}`` with units as :func:`hilobench.cluster_plan.unit_to_json`
 writes them.
 
-Test-only fault (see :mod:`hilobench.worker`): ``HILOBENCH_TEST_FAULT=jobexit:MATCH`` makes
-the job process exit with code :data:`JOB_EXIT_FAULT` just before the unit holding a case that
-MATCH names, leaving the units before it measured, so tests can fail a whole job.
+Tests fail a whole job through :mod:`hilobench.testhooks` (``jobexit``).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
 from hilobench.cluster_plan import unit_from_json, without
 from hilobench.fileio import write_text_atomic
-from hilobench.worker import fault_for
+from hilobench.testhooks import job_fault
 
-JOB_EXIT_FAULT = 75
 #: File in a job's directory that says its last submission was stopped from outside.
 INTERRUPTED = "interrupted"
 
@@ -74,18 +70,10 @@ def job_columns(env: dict[str, str] | None = None) -> dict[str, Any]:
     }
 
 
-def _fault_exit(unit: dict[str, Any]) -> None:
-    for item in unit["items"]:
-        if fault_for(item["case"], item["id"]) == "jobexit":
-            sys.stderr.write("hilobench job: exiting on purpose (test fault jobexit)\n")
-            sys.stderr.flush()
-            os._exit(JOB_EXIT_FAULT)
-
-
 def run_packed(spec: dict[str, Any]) -> dict[str, Any]:
     """Measure a job's units on this node; return how many rows it wrote and where."""
     if spec["units"]:
-        _fault_exit(spec["units"][0])  # before the imports: a failing job fails fast
+        job_fault(spec["units"][0])  # before the imports: a failing job fails fast
     # torch (~1.5 s) through the runner's measuring code: this runs on the node only
     from hilobench.measure.env import env_id, fingerprint
     from hilobench.measure.timing import set_threads
@@ -116,7 +104,7 @@ def run_packed(spec: dict[str, Any]) -> dict[str, Any]:
             left = without(unit, done)
             if left is None:
                 continue
-            _fault_exit(left)
+            job_fault(left)
             runner.run_units([unit_from_json(left)])
     except KeyboardInterrupt as e:  # a signal from outside: the launcher submits the rest again
         why = str(e) or "stopped by a signal"

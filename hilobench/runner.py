@@ -40,6 +40,7 @@ from hilobench.progress import Reporter
 from hilobench.rundir_io import repair_torn_tail
 from hilobench.store import RunDir
 from hilobench.worker import failure_row, run_job
+from hilobench.worker_jobs import Job, JobResult, job_to_json
 
 #: Seconds a worker gets to end after SIGTERM before it is killed.
 STOP_GRACE_S = 2.0
@@ -85,7 +86,7 @@ def end_worker(proc: subprocess.Popen[str], grace: float = STOP_GRACE_S) -> None
             f.close()
 
 
-def call_worker(job: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
+def call_worker(job: Job | dict[str, Any], timeout: float) -> list[dict[str, Any]]:
     """Run ``job`` in a fresh ``python -m hilobench.worker`` process and return its rows.
 
     The worker gets a session of its own, so a Ctrl-C in the terminal reaches only the runner,
@@ -94,7 +95,8 @@ def call_worker(job: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
     """
     with tempfile.TemporaryDirectory(prefix="hilobench-job-") as tmp:
         job_path, out_path = Path(tmp) / "job.json", Path(tmp) / "rows.json"
-        job_path.write_text(json.dumps(job, default=str), encoding="utf-8")
+        data = job if isinstance(job, dict) else job_to_json(job)
+        job_path.write_text(json.dumps(data, default=str), encoding="utf-8")
         cmd = [sys.executable, "-m", "hilobench.worker", str(job_path), str(out_path)]
         proc = subprocess.Popen(
             cmd,
@@ -115,7 +117,7 @@ def call_worker(job: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
         if _stop is not None and _stop.signum is not None:
             raise KeyboardInterrupt  # the worker ended because the run is stopping
         if proc.returncode == 0 and out_path.is_file():
-            return json.loads(out_path.read_text(encoding="utf-8"))["rows"]
+            return JobResult.from_json(json.loads(out_path.read_text(encoding="utf-8"))).rows
         tail = [ln for ln in (stderr or "").strip().splitlines() if ln.strip()]
         why = f": {tail[-1].strip()}" if tail else ""
         if proc.returncode in [-int(s) for s in OUTSIDE_STOPS]:

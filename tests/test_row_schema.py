@@ -165,7 +165,8 @@ def test_group_and_failure_rows_obey_the_schema(
     from hilobench.plan import CompareGroup, SuiteCase, plan
     from hilobench.runner import Runner
     from hilobench.store import RunDir
-    from hilobench.worker import FAULT_ENV, failure_row
+    from hilobench.testhooks import FAULT_ENV
+    from hilobench.worker import failure_row
 
     opts = (("dim", 32), ("heads", 2), ("tokens", "8x8"))
     cases = [

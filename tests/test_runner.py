@@ -17,7 +17,7 @@ import torch
 from hilobench.cli import main
 from hilobench.errors import EXIT_CASES_FAILED
 from hilobench.store import load_rows
-from hilobench.worker import FAULT_ENV
+from hilobench.testhooks import FAULT_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "  batch: 2\n  dim: 64\n  heads: 4\n  budget: 0.2\n"

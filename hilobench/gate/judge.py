@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from hilobench.gate.claim_terms import CaseVerdict
 from hilobench.gate.claims import Claim, check_claims
 from hilobench.gate.policy import DETERMINISTIC, Policies, SpeedPolicy
 from hilobench.gate.row_ids import row_label
@@ -56,22 +57,22 @@ def judge_case(
     """Judge one case: deterministic figures, status, then speed (re-measuring borderlines)."""
     label = row_label(cand)
     if base is None:
-        return CaseResult(key, label, "missing_base", notes=["case not in the baseline"])
-    res = CaseResult(key, label, "pass", checks=deterministic_checks(base, cand))
+        return CaseResult(key, label, CaseVerdict.MISSING_BASE, notes=["case not in the baseline"])
+    res = CaseResult(key, label, CaseVerdict.PASS, checks=deterministic_checks(base, cand))
     b_ok, c_ok = base.get("status", "ok") == "ok", cand.get("status", "ok") == "ok"
     if b_ok and not c_ok:
-        res.verdict = "regression"
+        res.verdict = CaseVerdict.REGRESSION
         msg = cand.get("message") or ""
         res.notes.append(f"candidate {cand.get('status')}: {msg}".strip(": "))
     elif not b_ok:
         res.notes.append(f"base {base.get('status')}: speed not compared")
     if res.mismatches:
-        res.verdict = "regression"
+        res.verdict = CaseVerdict.REGRESSION
     if not speed or not (b_ok and c_ok):
         return res
     first = judge_speed(Timings.of_rows(base, cand), policy)
     res.speed = first
-    if first.verdict == "borderline":
+    if first.verdict == CaseVerdict.BORDERLINE:
         again = remeasure(key) if remeasure is not None else None
         if again is None:
             first.note += "; not re-measured (stored results; re-run with `hilobench gate`)"
@@ -79,7 +80,7 @@ def judge_case(
             second = judge_speed(again, policy, confirming=True)
             second.first = first
             res.speed = second
-    if res.verdict == "pass":
+    if res.verdict == CaseVerdict.PASS:
         res.verdict = res.speed.verdict
     return res
 

@@ -9,6 +9,7 @@ import math
 
 from rich.table import Table
 
+from hilobench.gate.claim_terms import CaseVerdict, ClaimStatus
 from hilobench.gate.claims import ClaimResult
 from hilobench.gate.policy import DETERMINISTIC
 from hilobench.gate.verdict import CaseResult, Verdict
@@ -41,10 +42,10 @@ def case_cells(c: CaseResult) -> list[str]:
             for m in c.mismatches
         )
     s = c.speed
-    verdict = c.verdict
+    verdict = str(c.verdict)
     if s and s.first is not None:
         verdict += " (re-measured)"
-    if c.verdict == "borderline" and s and "not re-measured" in s.note:
+    if c.verdict == CaseVerdict.BORDERLINE and s and "not re-measured" in s.note:
         verdict += " (not re-measured)"
     ci = f"{_pct(s.ci[0])}…{_pct(s.ci[1])}" if s and s.ci else "-"
     return [
@@ -98,14 +99,15 @@ def verdict_markdown(verdict: Verdict, title: str = "hilobench gate") -> str:
     if verdict.refused:
         return "\n".join(lines) + "\n"
     lines += ["", _policy_line(verdict), ""]
-    order = {"regression": 0, "borderline": 1, "missing_base": 2, "unjudged": 3}
+    V = CaseVerdict
+    order = {V.REGRESSION: 0, V.BORDERLINE: 1, V.MISSING_BASE: 2, V.UNJUDGED: 3}
     cases = sorted(verdict.cases, key=lambda c: order.get(c.verdict, 9))
     if cases:
         lines.append("| " + " | ".join(CASE_HEADER) + " |")
         lines.append("|" + "|".join("---" for _ in CASE_HEADER) + "|")
         for c in cases:
             cells = [x.replace("|", "\\|") for x in case_cells(c)]
-            if c.verdict in ("regression", "borderline"):
+            if c.verdict in (CaseVerdict.REGRESSION, CaseVerdict.BORDERLINE):
                 cells[-1] = f"**{cells[-1]}**"
             lines.append("| " + " | ".join(cells) + " |")
         notes = [(c.label, n) for c in cases for n in c.notes]
@@ -129,7 +131,8 @@ def claims_table(claims: list[ClaimResult]) -> Table:
         ct.add_column(h, justify="right" if h in ("ratio", "95% CI") else "left")
     for c in claims:
         cells = claim_cells(c)
-        color = {"pass": "green", "fail": "red", "inconclusive": "yellow"}.get(c.status)
+        color = {ClaimStatus.PASS: "green", ClaimStatus.FAIL: "red",
+                 ClaimStatus.INCONCLUSIVE: "yellow"}.get(c.status)  # fmt: skip
         if color:
             cells[-1] = f"[{color}]{cells[-1]}[/{color}]"
         ct.add_row(*cells)
@@ -138,7 +141,8 @@ def claims_table(claims: list[ClaimResult]) -> Table:
 
 def verdict_tables(verdict: Verdict) -> list[Table]:
     """Terminal view: the cases table and, when there are claims, the claims table."""
-    style = {"regression": "red", "borderline": "yellow", "improved": "green"}
+    style = {CaseVerdict.REGRESSION: "red", CaseVerdict.BORDERLINE: "yellow",
+             CaseVerdict.IMPROVED: "green"}  # fmt: skip
     t = Table(title=verdict.headline, header_style="bold")
     for h in CASE_HEADER:
         t.add_column(h, justify="left" if h in ("case", "counts", "verdict") else "right")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hilobench.gate.claim_terms import CaseVerdict, ClaimStatus
 from hilobench.gate.errors import EXIT_BASELINE, EXIT_PASS, EXIT_REGRESSION
 from hilobench.gate.policy import SpeedPolicy
 
@@ -35,7 +36,7 @@ class CaseResult:
 
     key: str
     label: str
-    verdict: str  # pass | regression | borderline | improved | unjudged | missing_base
+    verdict: CaseVerdict
     checks: list[FieldCheck] = field(default_factory=list)
     speed: SpeedResult | None = None
     notes: list[str] = field(default_factory=list)
@@ -71,12 +72,12 @@ class Verdict:
     notes: list[str] = field(default_factory=list)
     borderline_fails: bool = True
 
-    def count(self, verdict: str) -> int:
+    def count(self, verdict: CaseVerdict) -> int:
         return sum(1 for c in self.cases if c.verdict == verdict)
 
     @property
     def failed_claims(self) -> list[ClaimResult]:
-        return [c for c in self.claims if c.status == "fail"]
+        return [c for c in self.claims if c.status == ClaimStatus.FAIL]
 
     @property
     def exit_code(self) -> int:
@@ -84,13 +85,13 @@ class Verdict:
         claim that could not be judged; else 0. A definite regression outranks a gap."""
         if self.refused:
             return EXIT_BASELINE
-        bad = self.count("regression") + len(self.failed_claims)
+        bad = self.count(CaseVerdict.REGRESSION) + len(self.failed_claims)
         if self.borderline_fails:
-            bad += self.count("borderline")
+            bad += self.count(CaseVerdict.BORDERLINE)
         if bad:
             return EXIT_REGRESSION
-        gaps = self.count("missing_base") + self.count("unjudged")
-        gaps += sum(1 for c in self.claims if c.status == "missing")
+        gaps = self.count(CaseVerdict.MISSING_BASE) + self.count(CaseVerdict.UNJUDGED)
+        gaps += sum(1 for c in self.claims if c.status == ClaimStatus.MISSING)
         return EXIT_BASELINE if gaps else EXIT_PASS
 
     @property
@@ -99,11 +100,11 @@ class Verdict:
             return f"REFUSED: {self.refused}"
         parts = []
         for v, word in (
-            ("regression", "regression"),
-            ("borderline", "borderline"),
-            ("missing_base", "not in baseline"),
-            ("unjudged", "unjudged"),
-            ("improved", "improved"),
+            (CaseVerdict.REGRESSION, "regression"),
+            (CaseVerdict.BORDERLINE, "borderline"),
+            (CaseVerdict.MISSING_BASE, "not in baseline"),
+            (CaseVerdict.UNJUDGED, "unjudged"),
+            (CaseVerdict.IMPROVED, "improved"),
         ):
             n = self.count(v)
             if n:

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 err = Console(stderr=True)
 
 PLUGIN_HELP = (
-    "A Python file to import first (repeatable): attentions it registers with "
-    "@register_attention can be named in the suite, with their knobs."
+    "A Python file to import first (repeatable): attentions (@register_attention) and "
+    "models (register_model) it registers can be named in the suite, with their knobs."
 )
 
 
@@ -42,7 +42,7 @@ def _load_plugins(paths: list[Path]) -> None:
     """Import the ``--plugin`` files (``hilobench.cli.main`` has already, before building the
     commands; loading is idempotent). One line and exit 2, naming the file, if one fails."""
     if paths:
-        from hilobench.attention.registry import load_plugin_file  # torch ~1.5 s
+        from hilobench.plugins import load_plugin_file  # the files themselves import torch
 
         for path in paths:
             load_plugin_file(path)

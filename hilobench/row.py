@@ -11,14 +11,23 @@ so a comparison never judges rows of another schema.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict, get_args
+from enum import StrEnum
+from typing import Any, TypedDict
 
 #: Version of the row columns; rows of another version are never compared.
 ROW_SCHEMA_VERSION = 1
 
-#: How a measurement ended: measured, out of memory, or any other failure (``message`` says).
-Status = Literal["ok", "OOM", "error"]
-STATUSES: tuple[str, ...] = get_args(Status)
+
+class Status(StrEnum):
+    """How a measurement ended: measured, out of memory, or any other failure (``message``
+    says). String-valued: a row on disk holds the plain word."""
+
+    OK = "ok"
+    OOM = "OOM"
+    ERROR = "error"
+
+
+STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
 
 
 class Row(TypedDict, total=False):

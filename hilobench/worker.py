@@ -62,7 +62,7 @@ from hilobench.worker_jobs import (
 
 
 def failure_row(
-    case_json: dict[str, Any], message: str, *, status: Status = "error", env_id: str = ""
+    case_json: dict[str, Any], message: str, *, status: Status = Status.ERROR, env_id: str = ""
 ) -> Row:
     """A row for a case that produced no measurement: identity, status and why."""
     from hilobench.bench import base_row  # torch ~1.5 s
@@ -77,7 +77,7 @@ def failure_row(
 def _record_failure(row: Row, exc: BaseException) -> None:
     from hilobench.measure.memory import is_oom  # torch ~1.5 s
 
-    row["status"] = "OOM" if is_oom(exc) else "error"
+    row["status"] = Status.OOM if is_oom(exc) else Status.ERROR
     msg = str(exc).strip().splitlines()
     row["message"] = (msg[0] if msg else type(exc).__name__)[:300]
     row["traceback"] = traceback.format_exc(limit=3)[-2000:]

@@ -3,6 +3,8 @@ bad job is refused by name, and the test hooks find a case's fault."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from hilobench import testhooks
@@ -77,3 +79,18 @@ def test_test_hooks_match_a_case_by_id_name_or_key(monkeypatch: pytest.MonkeyPat
     with pytest.raises(RuntimeError, match="injected"):
         monkeypatch.setenv(testhooks.FAULT_ENV, "error:msa")
         testhooks.raise_fault(case)
+
+
+def test_row_status_is_an_enum_that_stored_rows_spell_as_words() -> None:
+    from hilobench.errors import ConfigError
+    from hilobench.row import STATUSES, Status
+    from hilobench.rundir_io import check_row
+    from hilobench.worker import failure_row
+
+    assert STATUSES == ("ok", "OOM", "error") and Status("OOM") is Status.OOM
+    row = dict(failure_row(CASE.to_json(), "why"))
+    assert row["status"] is Status.ERROR and json.loads(json.dumps(row))["status"] == "error"
+    stored = json.loads(json.dumps(row))
+    assert check_row(stored, "r")["status"] == Status.ERROR
+    with pytest.raises(ConfigError, match="status"):
+        check_row({**stored, "status": "broken"}, "r")

@@ -23,7 +23,7 @@ DB_PASS=hilobench-local
 export SLURM_CONF=$ETC/slurm.conf
 
 need() { command -v "$1" >/dev/null || { echo "local_slurm: $1 not found; apt-get install $2" >&2; exit 2; }; }
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+alive() { local pid; pid=$(cat "$1" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
 wait_for() {  # wait_for SECONDS WHAT COMMAND...
     local t=$1 what=$2; shift 2
     for _ in $(seq "$((t * 5))"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
@@ -31,9 +31,11 @@ wait_for() {  # wait_for SECONDS WHAT COMMAND...
 }
 
 stop_one() {  # stop_one NAME PIDFILE
+    local pid
     if alive "$2"; then
-        kill "$(cat "$2")"
-        for _ in $(seq 50); do alive "$2" || break; sleep 0.2; done
+        pid=$(cat "$2")
+        kill "$pid"
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
         echo "stopped $1"
     fi
     rm -f "$2"

@@ -141,3 +141,35 @@ def test_slurm_without_sbatch_is_refused_before_anything_is_written(
     )
     assert code == 2 and "sbatch and srun not found" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_jobs_ask_for_the_whole_node_or_exactly_their_threads() -> None:
+    from hilobench.cluster_plan import job_cpus
+
+    spec = {"units": [{"items": [{"case": {"threads": 2}}, {"case": {"threads": 4}}]}]}
+    whole = settings_from({}, {})
+    assert whole.exclusive and slurm_parameters(whole, "p")["exclusive"] is True
+    assert "cpus_per_task" not in slurm_parameters(whole, "p")
+    shared = settings_from({"exclusive": False}, {})
+    assert job_cpus(spec, shared) == 4  # the most threads any case of the job uses
+    params = slurm_parameters(shared, "p", job_cpus(spec, shared))
+    assert params["cpus_per_task"] == 4 and "exclusive" not in params
+    assert job_cpus(spec, settings_from({"exclusive": False, "cpus_per_task": 8}, {})) == 8
+    assert job_cpus({"units": [{"items": [{"case": {"threads": None}}]}]}, shared) is None
+    with pytest.raises(ConfigError, match="exclusive"):
+        settings_from({"exclusive": "no"}, {})
+
+
+def test_no_exclusive_needs_threads_on_every_case(
+    tmp_path: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fake_slurm import install
+
+    p = tmp_path / "s.yaml"
+    p.write_text("name: s\ncases:\n  - layer: msa\n    id: solo\n")
+    for k, v in install(tmp_path / "bin", tmp_path / "state").items():
+        monkeypatch.setenv(k, v)
+    code, _, err = cli(["suite", "run", str(p), "--executor", "slurm", "--no-exclusive",
+                        "--out", str(tmp_path / "r")])  # fmt: skip
+    assert code == 2 and "'solo'" in err and "threads" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()

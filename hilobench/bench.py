@@ -394,7 +394,7 @@ def timing_columns(case: Case, subject: Subject, tm: timing.Timing) -> Row:
         **stats.summarize(samples, case.batch),
     }
     if len(samples) < CI_MIN_SAMPLES:  # no 95% interval: say so, and why
-        cols["status"] = "few-samples"
+        cols["status"] = Status.FEW_SAMPLES
         cols["message"] = few_samples_message(
             len(samples), max(tm.samples_s) * tm.calls_per_sample, tm.calls_per_sample, case.budget
         )

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from hilobench.fileio import make_dir, write_bytes_atomic
-from hilobench.row import Row
+from hilobench.row import Row, Status, is_measured
 
 PARTIAL_DIR = "partial"
 #: Status of a row built from an interrupted group's rounds (``--resume`` completes it).
@@ -109,7 +109,7 @@ def partial_rows(rec: dict[str, Any] | None) -> list[dict[str, Any]]:
 def mark_partial(rows: list[Row], group: str, n: int) -> None:
     """Turn a group's rows as timed so far into rows of an interrupted group."""
     for r in rows:
-        if r.get("status") == "ok" and r.get("samples_s"):
+        if is_measured(r) and r.get("samples_s"):
             r["status"] = PARTIAL
             r["message"] = (
                 f"compare {group}: stopped after {n} round(s); `--resume` completes the group"

@@ -85,7 +85,7 @@ class Row(TypedDict, total=False):
     git_dirty: bool | None
     isolated: bool
     # outcome
-    status: str  # a Status value
+    status: Status
     message: str
     traceback: str
     # counts

@@ -28,7 +28,7 @@ from hilobench.row import Row, Status, is_measured
 
 PARTIAL_DIR = "partial"
 #: Status of a row built from an interrupted group's rounds (``--resume`` completes it).
-PARTIAL: Final = "partial"
+PARTIAL: Final = Status.PARTIAL
 VERSION = 1
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from hilobench.row import is_measured
 from hilobench.store import load_rows
 from tests.test_cluster_local import FAST, CliRunner, _suite
 
@@ -67,7 +68,7 @@ def test_exclusive_job_on_real_slurm_records_job_node_and_cpus(
     node, cpus = _node_cpus()
     rows = load_rows(run)
     assert {r["case_id"] for r in rows} == {"msa", "hilo", "lone"}
-    assert all(r["status"] == "ok" for r in rows)
+    assert all(is_measured(r) for r in rows)
     (ids,) = _ledger_ids(run)
     assert {r["job_id"] for r in rows} == {ids[-1]}
     assert {r["job_node"] for r in rows} == {node}
@@ -89,7 +90,7 @@ def test_no_exclusive_asks_for_exactly_the_threads(
     (script,) = _scripts(run)
     assert "#SBATCH --cpus-per-task=1\n" in script and "--exclusive" not in script
     rows = load_rows(run)
-    assert len(rows) == 3 and all(r["status"] == "ok" and r["threads"] == 1 for r in rows)
+    assert len(rows) == 3 and all(is_measured(r) and r["threads"] == 1 for r in rows)
     assert {r["job_cpus"] for r in rows} == {1}
 
 
@@ -145,7 +146,7 @@ def test_scancel_of_a_running_job_resubmits_it_and_every_case_ends_ok(tmp_path: 
     assert re.search(r"stopped from outside \(CANCELLED", text), text
     rows = load_rows(run)
     assert len(rows) == 4 and len({r["case_key"] for r in rows}) == 4
-    assert all(r["status"] == "ok" for r in rows), [r.get("message") for r in rows]
+    assert all(is_measured(r) for r in rows), [r.get("message") for r in rows]
     (ids,) = _ledger_ids(run)
     assert ids[0] == job and len(ids) == 2  # cancelled once, submitted again once
     (first,) = json.loads((run / "jobs.json").read_text())["jobs"]

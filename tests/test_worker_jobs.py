@@ -9,6 +9,7 @@ import pytest
 
 from hilobench import testhooks
 from hilobench.case import Case
+from hilobench.row import is_measured
 from hilobench.worker import RUNNERS, run_job
 from hilobench.worker_jobs import (
     JOB_TYPES,
@@ -65,7 +66,7 @@ def test_run_job_runs_a_case_job_and_its_json_form_alike() -> None:
     job = CaseJob(CASE.to_json(), timed=False, count=False)
     (a,) = run_job(job)
     (b,) = run_job(job_to_json(job))
-    assert a["status"] == b["status"] == "ok" and a["case_key"] == b["case_key"] == CASE.key
+    assert is_measured(a) and is_measured(b) and a["case_key"] == b["case_key"] == CASE.key
 
 
 def test_test_hooks_match_a_case_by_id_name_or_key(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,7 +88,7 @@ def test_row_status_is_an_enum_that_stored_rows_spell_as_words() -> None:
     from hilobench.rundir_io import check_row
     from hilobench.worker import failure_row
 
-    assert STATUSES == ("ok", "OOM", "error") and Status("OOM") is Status.OOM
+    assert "ok" in STATUSES and "few-samples" in STATUSES and Status("OOM") is Status.OOM
     row = dict(failure_row(CASE.to_json(), "why"))
     assert row["status"] is Status.ERROR and json.loads(json.dumps(row))["status"] == "error"
     stored = json.loads(json.dumps(row))

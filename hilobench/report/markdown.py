@@ -4,7 +4,6 @@ the paper, scaling plots, the cross-machine table and the failures, in that orde
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from hilobench.measure.env import informational_differences, machine_class_label
 from hilobench.report.merge import merge_runs
 from hilobench.report.plots import plot_bars, plot_lines, require_matplotlib
 from hilobench.report.rows import ok_rows
+from hilobench.report.run_report import RunReport
 from hilobench.report.runs import ReportedRun, load_runs, run_class
 from hilobench.report.runtimes import runtime_section
 from hilobench.report.series import (
@@ -28,15 +28,6 @@ from hilobench.report.series import (
 from hilobench.report.side_by_side import paper_section
 from hilobench.report.tables import compare_table, markdown_table, results_table
 from hilobench.row import is_measured
-
-
-@dataclass
-class RunReport:
-    """What :func:`build_report` wrote: the Markdown file, each figure's series, each table."""
-
-    path: Path
-    figures: dict[str, Series] = field(default_factory=dict)
-    tables: dict[str, Frame] = field(default_factory=dict)
 
 
 def _same_class_notes(runs: list[ReportedRun]) -> list[str]:

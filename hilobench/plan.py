@@ -33,6 +33,18 @@ class SuiteCase:
     count: bool = True
     #: this case's smallest slowdown that the gate fails on (None: the suite's or the default)
     min_effect: float | None = None
+    #: a suite's ``max_batch: {mem_limit: ...}``: search the largest batch within this many
+    #: bytes instead of timing (:mod:`hilobench.maxbatch`); None: time the case
+    max_batch: int | None = None
+
+    @property
+    def row_key(self) -> str:
+        """The ``case_key`` of this case's row: a search's row has a key of its own."""
+        if self.max_batch is None:
+            return self.case.key
+        from hilobench.maxbatch import search_key  # light: no torch
+
+        return search_key(self.case, self.max_batch)
 
     def context(self) -> tuple[Any, ...]:
         """The setting a compare group matches members on."""
@@ -70,7 +82,7 @@ def plan(cases: list[SuiteCase], groups: list[CompareGroup] | None = None) -> li
     units: list[Unit] = []
     by_ctx: dict[tuple[str, tuple[Any, ...]], Unit] = {}
     for sc in cases:
-        g = owner.get(sc.id)
+        g = owner.get(sc.id) if sc.max_batch is None else None  # a search is never timed
         if g is None:
             units.append(Unit([sc]))
             continue

@@ -200,7 +200,7 @@ def suite_run(
                 )
 
         done = done_keys(run) if resume else set()
-        todo = [sc for sc in chosen if sc.case.key not in done]
+        todo = [sc for sc in chosen if sc.row_key not in done]
         run.create({**env, "env_id": eid})
         if path.is_file() and not (target / "suite.yaml").exists():
             write_bytes_atomic(target / "suite.yaml", read_bytes(path, "suite"))
@@ -216,7 +216,7 @@ def suite_run(
             markup=False,  # the suite's name comes from its file
             highlight=False,
         )
-        keys = {sc.case.key for sc in chosen}
+        keys = {sc.row_key for sc in chosen}
         for line in emulation_warnings(sc.case for sc in todo):
             err.print(line, markup=False, highlight=False, soft_wrap=True)
         units = plan(todo, s.compare)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from hilobench.fileio import make_dir, write_text_atomic
 from hilobench.measure.env import informational_differences, machine_class_label
+from hilobench.report.ablation import ablation_markdown, ablation_table
 from hilobench.report.dense import dense_side_by_side
 from hilobench.report.labels import for_people
 from hilobench.report.merge import merge_runs
@@ -113,6 +114,10 @@ def build_report(
             ]
 
     md += _paper_section(rep, rows, out, paper_dir)
+    ablation = ablation_table(rows)
+    if ablation is not None:
+        rep.tables["ablation"] = ablation
+        md += ablation_markdown(ablation)
     md += _scaling_section(rep, rows, out)
 
     if len({run.label for run in runs}) > 1:

@@ -127,3 +127,14 @@ def test_swapped_backbones_run_forward():
         assert lit(torch.randn(1, 3, 64, 64)).shape == (1, 10)
         assert pvt(torch.randn(2, 3, 64, 64)).shape == (2, 10)
     assert count_macs(pvt, torch.randn(1, 3, 64, 64), count_norms=True).total == pvt.macs(64, 64)
+
+
+def test_a_case_passes_layer_knobs_to_the_swapped_layers():
+    """The measuring path: a Case's options become builder arguments (sr → sr_ratio)."""
+    from hilobench.bench import build_subject
+    from hilobench.case import Case
+
+    case = Case("model", "pvt_s", res=224, batch=1, options=(("attn", "gsa"), ("sr", 2)))
+    with torch.device("meta"):
+        net = build_subject(case).module
+    assert [s[0].attn.sr_ratio for s in net.stages] == [2, 2, 2, 1]

@@ -179,6 +179,7 @@ def test_model_kinds_and_depth(tmp_path: Path, cli: CliRunner) -> None:
         (["--attn", "nosuch"], "nosuch"),
         ([], "nothing to profile"),
         (["--attn", "hilo", "--batch", "1,0"], "batch"),
+        (["litv2_s", "--attn", "msa", "--sr", "4"], "msa takes no sr=4"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

@@ -53,3 +53,15 @@ def test_backbone_and_layer_ratios_to_msa_side_by_side() -> None:
 
 def test_no_backbone_rows_no_table() -> None:
     assert ablation_table([layer("msa", 1.0)]) is None
+
+
+def test_interleaved_rows_give_per_round_ratios_and_win_over_rows_timed_alone() -> None:
+    msa = {**backbone("msa", 10.0), "case_key": "k_msa", "interleaved": True, "ratio_to_ref": 1.0}
+    ratio = {"ratio_to_ref": 1.3, "ratio_ci_low": 1.2, "ratio_ci_high": 1.4, "ref_key": "k_msa"}
+    hilo = {**backbone("hilo", 11.0), "case_key": "k_hilo", "interleaved": True, **ratio}
+    alone = {**backbone("hilo", 50.0), "case_key": "k_alone"}  # timed apart: loses
+    t = ablation_table([msa, alone, hilo])
+    assert t is not None
+    row = t.set_index("attention").loc["hilo"]
+    assert row["backbone_x_msa"] == 1.3 and row["backbone_ci"] == "1.20–1.40"
+    assert row["img_s"] == 11.0

@@ -46,26 +46,57 @@ def _is_stage3_layer(row: dict[str, Any]) -> bool:
     return row.get("kind") == "layer" and shape and at_stage3 and row.get("mode") == "infer"
 
 
+def _keep(have: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    """Whether ``new`` replaces ``have`` for one setting: a row timed interleaved with MSA
+    beats one timed alone (its ratio is per round, immune to the machine's drift)."""
+    return have is None or bool(new.get("interleaved")) >= bool(have.get("interleaved"))
+
+
+def _ratio(
+    row: dict[str, Any] | None, ref: dict[str, Any] | None, by_key: dict[str, Any], attn: Any
+) -> tuple[float | None, str]:
+    """Speed over MSA and its interval: the per-round ratio when the row was timed in a
+    group whose reference is MSA, else the ratio of the two medians (no interval)."""
+    if row is None or ref is None:
+        return None, ""
+    group_ref = by_key.get(str(row.get("ref_key")))
+    if (
+        row.get("ratio_to_ref") is not None
+        and group_ref is not None
+        and attn(group_ref) == REFERENCE
+    ):
+        lo, hi = row.get("ratio_ci_low"), row.get("ratio_ci_high")
+        ci = f"{lo:.2f}–{hi:.2f}" if lo is not None and hi is not None else ""
+        return float(row["ratio_to_ref"]), ci
+    return float(row["throughput_median"]) / float(ref["throughput_median"]), ""
+
+
 def ablation_table(rows: list[dict[str, Any]]) -> pd.DataFrame | None:
     """One record per (resolution, attention) with a LITv2-S inference row; None when the rows
     hold none. Training columns are empty where no training row was measured."""
     good = [r for r in ok_rows(rows) if r.get("impl", "reference") == "reference"]
+    by_key = {str(r.get("case_key")): r for r in good}
     backbone: dict[tuple[str, str, str], dict[str, Any]] = {}
-    layer: dict[tuple[str, str], float] = {}
+    layer: dict[tuple[str, str], dict[str, Any]] = {}
     for r in good:
         if _is_backbone(r):
-            backbone[(str(r["res"]), _attn(r), str(r["mode"]))] = r
+            k = (str(r["res"]), _attn(r), str(r["mode"]))
+            if _keep(backbone.get(k), r):
+                backbone[k] = r
         elif _is_stage3_layer(r):
-            layer[(str(r["res"]), str(r.get("attention")))] = float(r["throughput_median"])
+            lk = (str(r["res"]), str(r.get("attention")))
+            if _keep(layer.get(lk), r):
+                layer[lk] = r
     keys = sorted({(res, a) for res, a, mode in backbone if mode == "infer"})
     if not keys:
         return None
     out = []
     for res, a in keys:
         inf, train = backbone[(res, a, "infer")], backbone.get((res, a, "train"))
-        ref = backbone.get((res, REFERENCE, "infer"))
-        ref_layer = layer.get((res, REFERENCE))
-        own_layer = layer.get((res, a))
+        x_net, ci_net = _ratio(inf, backbone.get((res, REFERENCE, "infer")), by_key, _attn)
+        x_layer, ci_layer = _ratio(
+            layer.get((res, a)), layer.get((res, REFERENCE)), by_key, lambda r: r.get("attention")
+        )
         out.append(
             {
                 "res": res,
@@ -75,15 +106,14 @@ def ablation_table(rows: list[dict[str, Any]]) -> pd.DataFrame | None:
                 "params_m": div(inf.get("params"), 1e6),
                 "gmacs": div(inf.get("macs"), 1e9),
                 "img_s": inf["throughput_median"],
-                "ci_low": inf.get("throughput_ci_low"),
-                "ci_high": inf.get("throughput_ci_high"),
+                "samples": len(inf.get("samples_s") or []),
                 "train_img_s": train.get("throughput_median") if train else None,
                 "test_mem_mib": div(inf.get("peak_mem_bytes"), MIB),
                 "train_mem_mib": div(train.get("peak_mem_bytes"), MIB) if train else None,
-                "backbone_x_msa": inf["throughput_median"] / ref["throughput_median"]
-                if ref
-                else None,
-                "layer_x_msa": own_layer / ref_layer if own_layer and ref_layer else None,
+                "backbone_x_msa": x_net,
+                "backbone_ci": ci_net,
+                "layer_x_msa": x_layer,
+                "layer_ci": ci_layer,
             }
         )
     return pd.DataFrame(out)
@@ -99,13 +129,14 @@ def ablation_markdown(table: pd.DataFrame) -> list[str]:
             "params_m": "params (M)",
             "gmacs": "GMACs",
             "img_s": "infer img/s",
-            "ci_low": "CI low",
-            "ci_high": "CI high",
+            "samples": "samples",
             "train_img_s": "train img/s",
             "test_mem_mib": "infer mem (MiB)",
             "train_mem_mib": "train mem (MiB)",
             "backbone_x_msa": "backbone × MSA",
+            "backbone_ci": "95% CI",
             "layer_x_msa": "layer × MSA",
+            "layer_ci": "95% CI ",
         }
     )
     return [
@@ -114,11 +145,13 @@ def ablation_markdown(table: pd.DataFrame) -> list[str]:
         "Each row is LITv2-S with that attention in stage 3 (stage 4 stays global MSA). "
         "`backbone × MSA` is its inference speed over LITv2-S with MSA in stage 3; `layer × "
         "MSA` the same ratio of the attention alone at the stage-3 shape (1/16 map, 384 "
-        "channels, 12 heads), measured in the same run. The closer the two, the more of a "
-        "layer's speed-up survives inside the network. `paper row` names the paper's own "
-        "ablation rows; their published figures (one GPU, batch 64) are not stored in "
-        "`hilobench/data/paper/`, so no published column is shown. An attention missing at a "
-        "resolution was refused there (see the suite file for why).",
+        "channels, 12 heads). Where the members were timed interleaved (a compare group with "
+        "MSA as reference) the ratio is the median of per-round ratios with its 95% interval;"
+        " otherwise it is the ratio of two medians timed apart, with no interval. The closer "
+        "the two, the more of a layer's speed-up survives inside the network. `paper row` "
+        "names the paper's own ablation rows; their published figures (one GPU, batch 64) are"
+        " not stored in `hilobench/data/paper/`, so no published column is shown. An "
+        "attention missing at a resolution was refused there (see the suite file for why).",
         "",
         markdown_table(shown),
         "",

@@ -186,15 +186,7 @@ BUILTIN: tuple[Knob, ...] = (
     Knob(
         "attn",
         "str",
-        "LITv2: the stage-3 attention; PVT: of stages 1-3 (any registered one, e.g. msa); "
-        "the other layer options reach the swapped layers.",
-        kinds=("model",),
-        choices=_attention_names,
-    ),
-    Knob(
-        "attn4",
-        "str",
-        "LITv2 / PVT: the stage-4 attention (default: global MSA, as both papers).",
+        "LITv2: the stage-3 attention; PVT: of stages 1-3 (layer options reach them).",
         kinds=("model",),
         choices=_attention_names,
     ),
@@ -245,11 +237,8 @@ def knobs(kind: str | None = None) -> list[Knob]:
 
 def of_kind(knob: Knob, kind: str) -> bool:
     """Whether ``knob`` is set on a ``kind``: its own kinds, and for a model every layer knob
-    but dim / heads / tokens too, which a model that swaps its attention (``attn``) passes on
-    to the swapped layers (``--attn cswin --split-size 7``)."""
-    if kind in knob.kinds:
-        return True
-    return kind == "model" and "layer" in knob.kinds and not knob.every
+    but dim / heads / tokens, for its swapped layers (``--attn cswin --split-size 7``)."""
+    return kind in knob.kinds or (kind == "model" and "layer" in knob.kinds and not knob.every)
 
 
 def names(kind: str | None = None) -> tuple[str, ...]:
@@ -283,11 +272,8 @@ def takes(kind: str, taker: str, name: str) -> bool:
     knob = _KNOBS.get(name)
     if knob is None or not of_kind(knob, kind):
         return False
-    taken = _TAKERS[kind].get(taker, {})
-    if knob.every or name in taken:
-        return True
-    # a layer knob reaches a model's swapped layers
-    return kind == "model" and "layer" in knob.kinds and "attn" in taken
+    taken = _TAKERS[kind].get(taker, {})  # a layer knob reaches a model's swapped layers:
+    return knob.every or name in taken or (kind not in knob.kinds and "attn" in taken)
 
 
 def takers(kind: str, name: str) -> list[str]:

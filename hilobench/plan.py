@@ -9,6 +9,7 @@ cases that are timed together; :func:`plan` turns both into :class:`Unit` s, one
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,13 @@ DEFAULT_TIMEOUT_S = 1800.0
 OVERHEAD_S = 4.0
 #: Case fields that define a compare group's setting, besides the ``tokens`` option.
 CONTEXT_FIELDS = ("kind", *SETTING_FIELDS)
+
+
+def search_key(case: Case, limit: int) -> str:
+    """The row's ``case_key``: what was searched (the case at any batch) and under which
+    limit, so it never matches a timed row of the same case."""
+    ident = case.with_(batch=1).key
+    return hashlib.sha1(f"{ident}/max_batch/{limit}".encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -42,8 +50,6 @@ class SuiteCase:
         """The ``case_key`` of this case's row: a search's row has a key of its own."""
         if self.max_batch is None:
             return self.case.key
-        from hilobench.maxbatch import search_key  # light: no torch
-
         return search_key(self.case, self.max_batch)
 
     def context(self) -> tuple[Any, ...]:

@@ -129,11 +129,15 @@ class Runner:
         suite: str | None = None,
         suite_hash: str | None = None,
         roofline: bool = True,
+        searcher: Callable[[SuiteCase, str], dict[str, Any]] | None = None,
     ):
         self.run = run
         self.env_id = env_id
         self.isolate = isolate
         self.roofline = roofline
+        #: a suite case's max_batch search (``maxbatch.search_suite_case``), given by the
+        #: command that builds the runner: the search's probes call this module's workers
+        self.searcher = searcher
         self.reporter = reporter or Reporter()
         self.suite = suite
         self.suite_hash = suite_hash
@@ -208,7 +212,11 @@ class Runner:
     def _unit(self, unit: Unit) -> list[dict[str, Any]]:
         if unit.group is None:
             sc = unit.items[0]
-            return [self._search(sc) if sc.max_batch is not None else self._one(sc, timed=True)]
+            if sc.max_batch is None:
+                return [self._one(sc, timed=True)]
+            if self.searcher is None:  # pragma: no cover - the suite commands give one
+                raise RuntimeError(f"{sc.id}: this runner has no max_batch search")
+            return [self.searcher(sc, self.env_id)]
         pre = [self._one(sc, timed=False) for sc in unit.items]
         if not any(r.get("status") == "ok" for r in pre):
             return pre
@@ -251,17 +259,6 @@ class Runner:
         except WorkerFailed as e:
             row = dict(failure_row(job["case"], str(e), env_id=self.env_id))
         return row
-
-    def _search(self, sc: SuiteCase) -> dict[str, Any]:
-        """The row of a suite case with ``max_batch``: the largest batch within its limit,
-        each probe in a fresh worker, as ``--max-batch`` on the command line."""
-        from hilobench.bench import base_row  # torch ~1.5 s: a search's row needs its columns
-        from hilobench.maxbatch import search_max_batch, search_row, worker_probe
-
-        assert sc.max_batch is not None
-        found = search_max_batch(worker_probe(sc.case, self.env_id, sc.timeout), sc.max_batch)
-        base = dict(base_row(sc.case.with_(batch=max(1, found.best))))
-        return search_row(sc.case, found, base)
 
     def _job(self, job: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
         if self.isolate:

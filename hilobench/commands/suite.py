@@ -2,8 +2,7 @@
 only; the work lives in suite.py (loading), runner.py (measuring) and store.py (the rows).
 
 The CLI imports this module at start-up, so what loads pandas, torch or yaml is imported inside
-the command that needs it.
-"""
+the command that needs it."""
 
 from __future__ import annotations
 
@@ -317,9 +316,9 @@ def _run(
 ) -> list[dict[str, Any]]:
     """Measure ``units``; on Ctrl-C or SIGTERM end the worker, keep every finished row, write
     the tables for them and exit 130 (143 for SIGTERM) with the command that finishes the run."""
-    # pandas (~0.25 s, the runner's store) and rich.progress (~7 ms)
-    from hilobench.progress import BarReporter
-    from hilobench.runner import Runner, done_keys, elapsed, stop_on_signals
+    from hilobench.maxbatch import search_suite_case  # light: no torch until a search runs
+    from hilobench.progress import BarReporter  # rich.progress (~7 ms)
+    from hilobench.runner import Runner, done_keys, elapsed, stop_on_signals  # pandas ~0.25 s
 
     runner = Runner(
         run,
@@ -329,6 +328,7 @@ def _run(
         suite=name,
         suite_hash=digest,
         roofline=roofline,
+        searcher=search_suite_case,
     )
     t0 = time.perf_counter()
     with stop_on_signals() as stop:

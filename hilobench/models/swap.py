@@ -19,6 +19,17 @@ from hilobench import options
 from hilobench.attention import Attention, build_attention
 from hilobench.errors import ConfigError
 
+#: The stage-4 attention: a model knob declared with the code that uses it.
+ATTN4 = options.declare(
+    options.Knob(
+        "attn4",
+        "str",
+        "LITv2 / PVT: the stage-4 attention (default: global MSA, as in both papers).",
+        kinds=("model",),
+        choices=options.get("attn").choices,
+    )
+)
+
 #: The paper's block-wise alternations in LITv2's ablation: Swin alternates W-MSA and shifted
 #: W-MSA, Twins-SVT its locally-grouped and global sub-sampled attention (even block, odd block).
 ALTERNATING: dict[str, tuple[str, str]] = {"swmsa": ("wmsa", "swmsa"), "tmsa": ("lsa", "gsa")}

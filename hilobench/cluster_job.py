@@ -75,6 +75,7 @@ def run_packed(spec: dict[str, Any]) -> dict[str, Any]:
     if spec["units"]:
         job_fault(spec["units"][0])  # before the imports: a failing job fails fast
     # torch (~1.5 s) through the runner's measuring code: this runs on the node only
+    from hilobench.maxbatch import search_suite_case
     from hilobench.measure.env import env_id, fingerprint
     from hilobench.measure.timing import set_threads
     from hilobench.runner import Runner, done_keys, repair_tail
@@ -96,6 +97,7 @@ def run_packed(spec: dict[str, Any]) -> dict[str, Any]:
         suite=spec.get("suite"),
         suite_hash=spec.get("suite_hash"),
         roofline=bool(spec.get("roofline", True)),
+        searcher=search_suite_case,
     )
     columns = job_columns()
     runner.provenance.update(columns)

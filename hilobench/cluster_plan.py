@@ -179,6 +179,7 @@ def unit_to_json(u: Unit) -> dict[str, Any]:
                 "id": sc.id,
                 "timeout": sc.timeout,
                 "count": sc.count,
+                "max_batch": sc.max_batch,
             }
             for sc in u.items
         ],
@@ -191,22 +192,28 @@ def unit_to_json(u: Unit) -> dict[str, Any]:
 
 def unit_from_json(d: dict[str, Any]) -> Unit:
     """The inverse of :func:`unit_to_json`."""
-    from hilobench.case import Case
 
-    items = [
-        SuiteCase(Case.from_json(i["case"]), i["id"], timeout=i["timeout"], count=i["count"])
-        for i in d["items"]
-    ]
+    items = [_item(i) for i in d["items"]]
     g = d.get("group")
     group = None if g is None else CompareGroup(g["name"], tuple(g["members"]), g["ref"])
     return Unit(items, group, d.get("ref"))
 
 
-def unit_keys(d: dict[str, Any]) -> list[str]:
-    """Case keys of a unit in its JSON form."""
+def _item(i: dict[str, Any]) -> SuiteCase:
     from hilobench.case import Case
 
-    return [Case.from_json(i["case"]).key for i in d["items"]]
+    return SuiteCase(
+        Case.from_json(i["case"]),
+        i["id"],
+        timeout=i["timeout"],
+        count=i["count"],
+        max_batch=i.get("max_batch"),
+    )
+
+
+def unit_keys(d: dict[str, Any]) -> list[str]:
+    """The row keys of a unit in its JSON form (a max_batch search's row has its own)."""
+    return [_item(i).row_key for i in d["items"]]
 
 
 def without(d: dict[str, Any], done: set[str]) -> dict[str, Any] | None:

@@ -104,6 +104,7 @@ class Row(TypedDict, total=False):
     det_per_img: int | None
     macs_parts: dict[str, int]
     macs_ignored_ops: list[str]
+    macs_analytic: int | None
     # memory
     peak_mem_bytes: int
     peak_rss_bytes: int | None

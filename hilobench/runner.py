@@ -169,11 +169,15 @@ class Runner:
         suite: str | None = None,
         suite_hash: str | None = None,
         roofline: bool = True,
+        searcher: Callable[[SuiteCase, str], dict[str, Any]] | None = None,
     ):
         self.run = run
         self.env_id = env_id
         self.isolate = isolate
         self.roofline = roofline
+        #: a suite case's max_batch search (``maxbatch.search_suite_case``), given by the
+        #: command that builds the runner: the search's probes call this module's workers
+        self.searcher = searcher
         self.reporter = reporter or Reporter()
         self.suite = suite
         self.suite_hash = suite_hash
@@ -284,7 +288,11 @@ class Runner:
     def _unit(self, unit: Unit) -> list[dict[str, Any]]:
         if unit.group is None:
             sc = unit.items[0]
-            return [self._one(sc, timed=True)]
+            if sc.max_batch is None:
+                return [self._one(sc, timed=True)]
+            if self.searcher is None:  # pragma: no cover - the suite commands give one
+                raise RuntimeError(f"{sc.id}: this runner has no max_batch search")
+            return [self.searcher(sc, self.env_id)]
         pre = [self._one(sc, timed=False) for sc in unit.items]
         if not any(r.get("status") == "ok" for r in pre):
             return pre

@@ -27,8 +27,11 @@ Schema (every key optional except ``cases``)::
         id: hilo_a05                  # optional; default: the name (ids must be unique)
         res: [224, 384]               # N or "HxW" (height first); lists expand as a product
         alpha: 0.9                    # any layer knob: dim heads tokens alpha window sr rel_pos
-      - model: [litv2_s, resnet50]    # any model knob: alpha window attn dtm
-        mode: [infer, train]
+      - model: [litv2_s, resnet50]    # any model knob: attn attn4 dtm head, and the layer
+        mode: [infer, train]          #   knobs, for the swapped attention (models/swap.py)
+      - model: litv2_s
+        max_batch: {mem_limit: 8GiB}  # the largest batch within the limit, one row per case
+                                      #   (as --max-batch; then no batch field)
       - layer: [msa, sra]
         points:                       # settings that vary together (zipped, not crossed)
           - {res: [224, 384]}

@@ -20,7 +20,7 @@ from hilobench.cluster_plan import (
     without,
 )
 from hilobench.errors import ConfigError
-from hilobench.plan import CompareGroup, SuiteCase, plan
+from hilobench.plan import CompareGroup, SuiteCase, Unit, plan
 
 CliRunner = Callable[[list[str]], tuple[int, str, str]]
 
@@ -64,6 +64,14 @@ def test_a_unit_survives_json_and_loses_only_finished_cases() -> None:
     rest = without(d, {unit.items[0].case.key})
     assert rest is not None and len(rest["items"]) == 1 and rest["ref"] is None
     assert without(d, {sc.case.key for sc in unit.items}) is None
+
+
+def test_a_max_batch_search_survives_json_under_its_own_key() -> None:
+    sc = SuiteCase(Case("layer", "msa", batch=1), "msa", max_batch=2**30)
+    d = unit_to_json(Unit([sc]))
+    (back,) = unit_from_json(d).items
+    assert back.max_batch == 2**30 and back.row_key == sc.row_key != sc.case.key
+    assert without(d, {sc.case.key}) is not None and without(d, {sc.row_key}) is None
 
 
 @pytest.mark.parametrize(

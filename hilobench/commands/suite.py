@@ -2,8 +2,7 @@
 only; the work lives in suite.py (loading), runner.py (measuring) and store.py (the rows).
 
 The CLI imports this module at start-up, so what loads torch or yaml is imported inside
-the command that needs it.
-"""
+the command that needs it."""
 
 from __future__ import annotations
 
@@ -209,7 +208,7 @@ def suite_run(
             markup=False,  # the suite's name comes from its file
             highlight=False,
         )
-        keys = {sc.case.key for sc in chosen}
+        keys = {sc.row_key for sc in chosen}
         for line in [*regrouped, *emulation_warnings(sc.case for sc in todo)]:
             err.print(line, markup=False, highlight=False, soft_wrap=True)
         units = plan(todo, s.compare)
@@ -276,8 +275,8 @@ def _run(
 ) -> list[dict[str, Any]]:
     """Measure ``units``; on Ctrl-C or SIGTERM end the worker, keep every finished row, write
     the tables for them and exit 130 (143 for SIGTERM) with the command that finishes the run."""
-    # the runner and rich.progress (~7 ms)
-    from hilobench.progress import BarReporter
+    from hilobench.maxbatch import search_suite_case  # light: no torch until a search runs
+    from hilobench.progress import BarReporter  # rich.progress (~7 ms)
     from hilobench.runner import Runner, done_keys, elapsed, stop_on_signals
 
     runner = Runner(
@@ -288,6 +287,7 @@ def _run(
         suite=name,
         suite_hash=digest,
         roofline=roofline,
+        searcher=search_suite_case,
     )
     t0 = time.perf_counter()
     with stop_on_signals() as stop:

@@ -182,10 +182,12 @@ def build_model(
         raise ConfigError(f"num_classes must be an integer >= 0, got {num_classes!r}")
     kwargs: dict[str, Any] = {}
     for key, value in options.items():
-        if key not in knobs.names("model"):
+        # a knob's name, or the builder argument it feeds (``sr_ratio``, from a Case's options)
+        knob = knobs.get(key) if key in knobs.names("model") else knobs.by_arg("model", key)
+        if knob is None:
             known = ", ".join(knobs.names("model"))
             raise ConfigError(f"unknown model option {key!r}; known: {known}")
-        knob = knobs.get(key)
+        key = knob.name
         if value is None:
             continue
         if not knobs.takes("model", entry.name, key):

@@ -11,6 +11,7 @@ from hilobench.fileio import make_dir, write_text_atomic
 from hilobench.frame import Frame
 from hilobench.group_rounds import PARTIAL
 from hilobench.measure.env import informational_differences, machine_class_label
+from hilobench.report.ablation import ablation_markdown, ablation_table
 from hilobench.report.merge import merge_runs
 from hilobench.report.plots import plot_bars, plot_lines, require_matplotlib
 from hilobench.report.rows import ok_rows
@@ -110,6 +111,10 @@ def build_report(
     # the paper measured eager PyTorch: compiled and runtime rows have their own section above
     eager = [r for r in rows if r.get("backend", "eager") == "eager" and not r.get("compile")]
     md += paper_section(rep, eager, out, paper_dir)
+    ablation = ablation_table(rows)
+    if ablation is not None:
+        rep.tables["ablation"] = ablation
+        md += ablation_markdown(ablation)
     md += _scaling_section(rep, rows, out)
 
     if len(runs) > 1:

@@ -274,7 +274,7 @@ def test_report_runtime_table_and_claims() -> None:
 
 def test_claims_pair_rows_of_one_backend_only() -> None:
     from hilobench.bench import base_row
-    from hilobench.gate.runs import row_context
+    from hilobench.gate.row_ids import row_context
 
     rows = [
         base_row(Case("layer", n, backend=b)) for n in ("hilo", "sra") for b in options.BACKENDS

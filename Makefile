@@ -38,6 +38,13 @@ $(FSTAMP): pyproject.toml constraints-floor.txt
 test-floor: $(FSTAMP)
 	$(FLOOR)/bin/python -m pytest
 
+# The cluster executor against a real single-node SLURM started here (needs root and Debian's
+# slurm-wlm, slurmdbd, munge and mariadb-server; see docs/cluster.md). Opt-in: CI uses a fake.
+.PHONY: test-slurm
+test-slurm: $(STAMP)
+	benchmarks/local_slurm.sh
+	HILOBENCH_REAL_SLURM=1 $(BIN)/python -m pytest -m slurm tests/test_cluster_slurm.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check hilobench tests benchmarks
 	$(BIN)/ruff format --check hilobench tests benchmarks

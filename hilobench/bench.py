@@ -27,7 +27,7 @@ from hilobench.measure.graphs import capture, check_graphs
 from hilobench.measure.roofline import achieved_fraction
 from hilobench.measure.warm import warm_process
 from hilobench.numfmt import few_samples_message
-from hilobench.row import CI_MIN_SAMPLES, ROW_SCHEMA_VERSION, Row, is_measured
+from hilobench.row import CI_MIN_SAMPLES, ROW_SCHEMA_VERSION, Row, Status, is_measured
 
 #: Shortest timed sample: below ~20 ms, timer resolution and scheduler jitter dominate, so short
 #: calls are repeated inside one sample (the row reports per-call time and calls_per_sample).
@@ -270,14 +270,14 @@ def run_case(
         mc = count_macs(subject.module, subject.make_inputs("cpu", 1), count_norms=True)
         row["macs_traced"] = mc.total // lpc
         row["uncounted_ops"] = list(mc.uncounted)
-    row["status"] = "ok"
+    row["status"] = Status.OK
     row["message"] = ""
     try:
         _measure(case, subject, row, timed=timed, deadline=deadline)
     except Exception as exc:  # a failed measurement is a row, never a lost run
         if isinstance(exc, ConfigError):
             raise
-        row["status"] = getattr(exc, "status", "OOM" if memory.is_oom(exc) else "error")
+        row["status"] = getattr(exc, "status", Status.OOM if memory.is_oom(exc) else Status.ERROR)
         msg = str(exc).strip().splitlines()
         row["message"] = (msg[0] if msg else type(exc).__name__)[:300]
         row["traceback"] = traceback.format_exc(limit=3)[-2000:]
@@ -394,7 +394,7 @@ def timing_columns(case: Case, subject: Subject, tm: timing.Timing) -> Row:
         **stats.summarize(samples, case.batch),
     }
     if len(samples) < CI_MIN_SAMPLES:  # no 95% interval: say so, and why
-        cols["status"] = "few-samples"
+        cols["status"] = Status.FEW_SAMPLES
         cols["message"] = few_samples_message(
             len(samples), max(tm.samples_s) * tm.calls_per_sample, tm.calls_per_sample, case.budget
         )

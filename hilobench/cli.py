@@ -166,7 +166,7 @@ def load_plugins(paths: Iterable[str | Path]) -> None:
     """Import each plug-in file (one line and exit 2, naming the file, if one fails)."""
     paths = list(paths)
     if paths:
-        from hilobench.attention.registry import load_plugin_file  # torch ~1.5 s
+        from hilobench.plugins import load_plugin_file  # the files themselves import torch
 
         for path in paths:
             load_plugin_file(path)
@@ -278,11 +278,13 @@ def model(
     fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
     columns: str | None = typer.Option(None, "--columns", help=COLUMNS_HELP),
     wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
+    plugin: list[Path] = typer.Option([], "--plugin", metavar="FILE", help=flags.PLUGIN_HELP),
     **knobs: Any,
 ) -> None:
     """Benchmark full backbones: LITv2 / LITv1 / PVT built here, the paper's others from timm."""
     from hilobench.models import available_models, get_model, impls_for, resolve_models
 
+    load_plugins(plugin)  # loaded already when run through main(), before the flags were built
     if list_:
         flags.print_models(available_models())
         return

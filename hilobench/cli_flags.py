@@ -53,8 +53,8 @@ ROOFLINE_HELP = (
     "--no-roofline skips it."
 )
 PLUGIN_HELP = (
-    "A Python file to import first (repeatable): attentions it registers with "
-    "@register_attention can be named, with their knobs' flags."
+    "A Python file to import first (repeatable): attentions (@register_attention) and "
+    "models (register_model) it registers can be named, with their knobs' flags."
 )
 
 

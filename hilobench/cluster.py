@@ -14,7 +14,10 @@ jobs running as well; the next launcher waits for them by process id.
 A job that ends without all its rows (a crash, the time limit, a node failure) is submitted
 again for the missing cases once; after that each missing case becomes a row with status
 ``error`` and the scheduler's state and reason in ``message``, so a failed job costs its cases,
-never the run.
+never the run. A job stopped from outside (``scancel``, preemption: state CANCELLED or
+PREEMPTED, or the job's ``interrupted`` marker) did not fail: it is submitted again without
+counting, up to :data:`MAX_INTERRUPTS` times per launcher, after which its cases stay open (no
+rows) for ``--resume``.
 
 submitit is an optional dependency (``hilobench[slurm]``), imported only here.
 """
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from hilobench.cluster_ledger import MAX_ATTEMPTS, SUBMITIT_DIR, JobRecord, Ledger, RowStream
-from hilobench.cluster_plan import ClusterSettings, without
+from hilobench.cluster_plan import ClusterSettings, job_cpus, without
 from hilobench.errors import ConfigError
 from hilobench.store import RunDir
 
@@ -37,6 +40,11 @@ EXECUTORS = ("runner", "local", "slurm")
 POLL_S = {"local": 0.2, "slurm": 10.0}
 #: Seconds a stopped local job gets to end before it is killed.
 STOP_WAIT_S = 15.0
+#: Submissions of one job stopped from outside that a launcher replaces before it leaves the
+#: job's cases open for ``--resume`` (a job cancelled on purpose is not fought forever).
+MAX_INTERRUPTS = 3
+#: Scheduler states of a job stopped from outside rather than failed.
+INTERRUPTED_STATES = ("CANCELLED", "PREEMPTED", "REQUEUED")
 
 
 def require_submitit() -> Any:
@@ -51,10 +59,18 @@ def require_submitit() -> Any:
     return submitit
 
 
-def slurm_parameters(s: ClusterSettings, partition: str | None) -> dict[str, Any]:
+def slurm_parameters(
+    s: ClusterSettings, partition: str | None, cpus: int | None = None
+) -> dict[str, Any]:
     """``SlurmExecutor.update_parameters`` arguments for one machine class: one task on one
-    node (a compare group must share a node), the time limit, GPUs and the constraint."""
+    node (a compare group must share a node), the time limit, GPUs and the constraint, and the
+    CPUs it measures with: the whole node (``--exclusive``), or ``cpus`` (the job's threads)
+    when the settings opt out, so a timed thread never shares a core with another job."""
     params: dict[str, Any] = {"nodes": 1, "ntasks_per_node": 1, "time": s.time_min}
+    if s.exclusive:
+        params["exclusive"] = True
+    elif cpus:
+        params["cpus_per_task"] = cpus
     if partition:
         params["partition"] = partition
     if s.gpus_per_node:
@@ -106,7 +122,12 @@ class Launcher:
         self.run = run
         self.say = say
         self.ledger = ledger
+        self.settings = settings
         self.kind = ledger.executor
+        self.interrupts: dict[str, int] = {}  # job name -> submissions stopped from outside
+        for job in ledger.jobs:
+            if job.state == "open":  # left open by an earlier launcher: --resume runs it
+                job.state = "pending"
         self.folder = run.path / SUBMITIT_DIR
         self.executor = make_executor(self.kind, self.folder, settings, ledger.partition)
         self.parallel = settings.array_parallelism or (1 if self.kind == "local" else 10**6)
@@ -132,6 +153,11 @@ class Launcher:
         if waiting and running < self.parallel:
             self._submit(waiting[: self.parallel - running])
         return any(j.state in ("pending", "submitted") for j in self.ledger.jobs)
+
+    @property
+    def open_cases(self) -> int:
+        """Cases of jobs stopped from outside too often, left without rows for ``--resume``."""
+        return sum(len(self.stream.missing(j)) for j in self.ledger.jobs if j.state == "open")
 
     def _pull(self, job: JobRecord) -> None:
         rows = self.stream.pull(job)
@@ -182,9 +208,21 @@ class Launcher:
     def _settle(self, job: JobRecord, state: str, detail: str) -> None:
         self.live.pop(job.name, None)
         missing = self.stream.missing(job)
-        stopped = bool(job.attempts and job.attempts[-1].get("stopped"))
         why = f"{state}: {detail}" if detail else state
         where = f"{self._where}{job.name} (job {job.job_id})"
+        if missing and self._interrupted(job, state):
+            job.attempts[-1]["stopped"] = True  # not a failure: it does not count
+            n = self.interrupts[job.name] = self.interrupts.get(job.name, 0) + 1
+            if n <= MAX_INTERRUPTS:
+                job.state, job.reason = "pending", why
+                self.say(f"{where} was stopped from outside ({why}); submitting it again")
+            else:
+                job.state, job.reason = "open", why
+                self.say(f"{where} was stopped from outside {n} times: {len(missing)} case(s) "
+                         "left open for --resume")  # fmt: skip
+            self.ledger.save()
+            return
+        stopped = bool(job.attempts and job.attempts[-1].get("stopped"))
         if not missing:
             job.state, job.reason = "done", ""
             self.say(f"{where} done")
@@ -197,6 +235,13 @@ class Launcher:
             self.say(f"{where} failed again ({why}): {len(missing)} case(s) become error rows")
             self._failure_rows(job, f"{self.kind} job {job.job_id} failed twice ({why})")
         self.ledger.save()
+
+    def _interrupted(self, job: JobRecord, state: str) -> bool:
+        """Whether the job's last submission was stopped from outside (see the docstring)."""
+        from hilobench.cluster_job import INTERRUPTED
+
+        marker = self.ledger.job_dir(job) / INTERRUPTED
+        return state.upper().startswith(INTERRUPTED_STATES) or marker.is_file()
 
     @property
     def _where(self) -> str:
@@ -215,6 +260,7 @@ class Launcher:
         for key in self.stream.missing(job):
             row = dict(failure_row(items[key]["case"], message, env_id=env_id))
             row.update(prov, suite=self.ledger.suite, case_id=items[key]["id"])
+            row["job_id"] = str(job.job_id)
             if self.ledger.suite_hash is not None:
                 row["suite_hash"] = self.ledger.suite_hash
             if groups.get(key):
@@ -226,21 +272,30 @@ class Launcher:
 
     # -- submitting ------------------------------------------------------------------------
     def _submit(self, jobs: list[JobRecord]) -> None:
-        from hilobench.cluster_job import run_packed
+        from hilobench.cluster_job import INTERRUPTED, run_packed
         from hilobench.runner import deferred_signals
 
-        specs = []
+        # one array per CPU request: without --exclusive a job asks for its own threads
+        batches: dict[int | None, list[tuple[JobRecord, dict[str, Any]]]] = {}
         for job in jobs:
             spec = self.ledger.spec(job)
             units = [u for u in (without(u, self.stream.done) for u in spec["units"]) if u]
-            specs.append({**spec, "units": units})
+            spec = {**spec, "units": units}
+            cpus = None if self.settings.exclusive else job_cpus(spec, self.settings)
+            batches.setdefault(cpus, []).append((job, spec))
             self.stream.repair(job)
+            (self.ledger.job_dir(job) / INTERRUPTED).unlink(missing_ok=True)
         with deferred_signals():  # a job id is on disk before a stop signal is acted on
-            submitted = self.executor.map_array(run_packed, specs)
-            for job, sj in zip(jobs, submitted, strict=True):
-                job.attempts.append({"job_id": str(sj.job_id), "at": time.time()})
-                job.state = "submitted"
-                self.live[job.name] = sj
+            for cpus, batch in batches.items():
+                if self.kind == "slurm":
+                    self.executor.update_parameters(
+                        **slurm_parameters(self.settings, self.ledger.partition, cpus)
+                    )
+                submitted = self.executor.map_array(run_packed, [spec for _, spec in batch])
+                for (job, _), sj in zip(batch, submitted, strict=True):
+                    job.attempts.append({"job_id": str(sj.job_id), "at": time.time()})
+                    job.state = "submitted"
+                    self.live[job.name] = sj
             self.ledger.save()
         for job in jobs:
             self.say(f"{self._where}{job.name} submitted (job {job.job_id})")

@@ -8,44 +8,77 @@ directory, appended and synced as each unit finishes; the launcher streams them 
 directory, of which it is the only writer. The node's environment goes beside them in
 ``env.json``, so the run directory describes the machine that measured, not the launcher.
 
+Every row records the scheduler's allocation (:func:`job_columns`: ``job_id``, ``job_node``,
+``job_cpus``), so a table shows where and on how many CPUs it was measured. A job stopped from
+outside (``scancel``, preemption: its worker ends on SIGTERM) leaves an ``interrupted`` marker
+in its job directory and no row for the case it was measuring; the launcher submits it again
+rather than counting a failure, and a job run again (SLURM's requeue too) skips every case it
+already wrote.
+
 A job spec is plain JSON: ``{"dir": ..., "units": [...], "isolate": bool, "roofline": bool,
 "suite": name, "suite_hash": hex}`` with units as :func:`hilobench.cluster_plan.unit_to_json`
 writes them.
 
-Test-only fault (see :mod:`hilobench.worker`): ``HILOBENCH_TEST_FAULT=jobexit:MATCH`` makes
-the job process exit with code :data:`JOB_EXIT_FAULT` just before the unit holding a case that
-MATCH names, leaving the units before it measured, so tests can fail a whole job.
+Tests fail a whole job through :mod:`hilobench.testhooks` (``jobexit``).
 """
 
 from __future__ import annotations
 
 import os
-import sys
+import socket
 from pathlib import Path
 from typing import Any
 
-from hilobench.cluster_plan import unit_from_json
-from hilobench.worker import fault_for
+from hilobench.cluster_plan import unit_from_json, without
+from hilobench.fileio import write_text_atomic
+from hilobench.testhooks import job_fault
 
-JOB_EXIT_FAULT = 75
+#: File in a job's directory that says its last submission was stopped from outside.
+INTERRUPTED = "interrupted"
 
 
-def _fault_exit(unit: dict[str, Any]) -> None:
-    for item in unit["items"]:
-        if fault_for(item["case"], item["id"]) == "jobexit":
-            sys.stderr.write("hilobench job: exiting on purpose (test fault jobexit)\n")
-            sys.stderr.flush()
-            os._exit(JOB_EXIT_FAULT)
+class JobInterrupted(Exception):
+    """The job was stopped from outside while it measured (see the module docstring)."""
+
+
+def _first_int(text: str | None) -> int | None:
+    """The leading count of a SLURM CPU list like ``4`` or ``4(x2),2``; None if there is none."""
+    digits = ""
+    for ch in (text or "").strip():
+        if not ch.isdigit():
+            break
+        digits += ch
+    return int(digits) if digits else None
+
+
+def job_columns(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The row columns that say which job measured, on which node, with how many CPUs
+    allocated: SLURM's variables in a SLURM job, this process's own otherwise (local jobs)."""
+    env = dict(os.environ if env is None else env)
+    if "SLURM_JOB_ID" in env:
+        arr, task = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
+        return {
+            "job_id": f"{arr}_{task}" if arr and task else env["SLURM_JOB_ID"],
+            "job_node": env.get("SLURMD_NODENAME") or socket.gethostname(),
+            "job_cpus": _first_int(env.get("SLURM_CPUS_ON_NODE"))
+            or _first_int(env.get("SLURM_JOB_CPUS_PER_NODE")),
+        }
+    return {
+        "job_id": env.get("SUBMITIT_LOCAL_JOB_ID") or str(os.getpid()),
+        "job_node": socket.gethostname(),
+        "job_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+    }
 
 
 def run_packed(spec: dict[str, Any]) -> dict[str, Any]:
     """Measure a job's units on this node; return how many rows it wrote and where."""
     if spec["units"]:
-        _fault_exit(spec["units"][0])  # before the imports: a failing job fails fast
+        job_fault(spec["units"][0])  # before the imports: a failing job fails fast
     # torch (~1.5 s) through the runner's measuring code: this runs on the node only
+    from hilobench.maxbatch import search_suite_case
     from hilobench.measure.env import env_id, fingerprint
     from hilobench.measure.timing import set_threads
-    from hilobench.runner import Runner
+    from hilobench.runner import Runner, done_keys, repair_tail
     from hilobench.store import RunDir
 
     units = spec["units"]
@@ -55,6 +88,8 @@ def run_packed(spec: dict[str, Any]) -> dict[str, Any]:
     env = fingerprint(first.device, set_threads(first.threads))
     eid = env_id(env)
     run = RunDir(Path(spec["dir"])).create({**env, "env_id": eid})
+    repair_tail(run)  # a row torn when an earlier run of this job was killed
+    done = done_keys(run)  # what an earlier run of this job (a requeue) already measured
     runner = Runner(
         run,
         env_id=eid,
@@ -62,8 +97,19 @@ def run_packed(spec: dict[str, Any]) -> dict[str, Any]:
         suite=spec.get("suite"),
         suite_hash=spec.get("suite_hash"),
         roofline=bool(spec.get("roofline", True)),
+        searcher=search_suite_case,
     )
-    for unit in units:
-        _fault_exit(unit)
-        runner.run_units([unit_from_json(unit)])
+    columns = job_columns()
+    runner.provenance.update(columns)
+    try:
+        for unit in units:
+            left = without(unit, done)
+            if left is None:
+                continue
+            job_fault(left)
+            runner.run_units([unit_from_json(left)])
+    except KeyboardInterrupt as e:  # a signal from outside: the launcher submits the rest again
+        why = str(e) or "stopped by a signal"
+        write_text_atomic(run.path / INTERRUPTED, f"{columns['job_id']}: {why}\n")
+        raise JobInterrupted(f"job {columns['job_id']} interrupted ({why})") from None
     return {"rows": len(runner.rows), "dir": spec["dir"], "env_id": eid}

@@ -27,6 +27,7 @@ SLURM_KEYS = (
     "array_parallelism",
     "units_per_job",
     "cpus_per_task",
+    "exclusive",
 )
 #: A job is packed to at most this share of its time limit: start-up, imports and the GEMM peak
 #: come on top of the estimate, and an estimate is only an estimate.
@@ -51,6 +52,9 @@ class ClusterSettings:
     array_parallelism: int | None = None
     units_per_job: int | None = None
     cpus_per_task: int | None = None
+    #: The whole node for each job (SLURM ``--exclusive``); without it a job asks for exactly
+    #: its cases' threads as CPUs, so a benchmark never shares the cores it measures on.
+    exclusive: bool = True
 
     def for_partition(self, partition: str | None) -> ClusterSettings:
         return replace(self, partitions=(partition,) if partition else ())
@@ -100,6 +104,10 @@ def check_setting(key: str, v: Any) -> Any:
         if minutes > MAX_TIME_MIN:
             raise ValueError(f"expected at most {MAX_TIME_MIN} minutes, got {v!r}")
         return minutes
+    if key == "exclusive":
+        if not isinstance(v, bool):
+            raise ValueError(f"expected true or false, got {v!r}")
+        return v
     if key in ("gpus_per_node",):
         if not (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 64):
             raise ValueError(f"expected an integer in [0, 64], got {v!r}")
@@ -128,6 +136,7 @@ def settings_from(block: dict[str, Any], overrides: dict[str, Any]) -> ClusterSe
         array_parallelism=values.get("array_parallelism"),
         units_per_job=values.get("units_per_job"),
         cpus_per_task=values.get("cpus_per_task"),
+        exclusive=values.get("exclusive", True),
     )
 
 
@@ -149,6 +158,18 @@ def pack(units: list[Unit], settings: ClusterSettings) -> list[list[Unit]]:
     return jobs
 
 
+def job_cpus(spec: dict[str, Any], settings: ClusterSettings) -> int | None:
+    """CPUs a job asks for when it does not take the whole node: ``cpus_per_task`` if set, else
+    the most threads any of its cases measures with (None: a case leaves threads to the
+    machine, which only the whole node answers)."""
+    if settings.cpus_per_task:
+        return settings.cpus_per_task
+    threads = [i["case"].get("threads") for u in spec["units"] for i in u["items"]]
+    if not threads or any(t is None for t in threads):
+        return None
+    return max(int(t) for t in threads)
+
+
 def unit_to_json(u: Unit) -> dict[str, Any]:
     """A unit as a job spec carries it (plain JSON, so a job needs no suite file)."""
     return {
@@ -158,6 +179,7 @@ def unit_to_json(u: Unit) -> dict[str, Any]:
                 "id": sc.id,
                 "timeout": sc.timeout,
                 "count": sc.count,
+                "max_batch": sc.max_batch,
             }
             for sc in u.items
         ],
@@ -170,22 +192,28 @@ def unit_to_json(u: Unit) -> dict[str, Any]:
 
 def unit_from_json(d: dict[str, Any]) -> Unit:
     """The inverse of :func:`unit_to_json`."""
-    from hilobench.case import Case
 
-    items = [
-        SuiteCase(Case.from_json(i["case"]), i["id"], timeout=i["timeout"], count=i["count"])
-        for i in d["items"]
-    ]
+    items = [_item(i) for i in d["items"]]
     g = d.get("group")
     group = None if g is None else CompareGroup(g["name"], tuple(g["members"]), g["ref"])
     return Unit(items, group, d.get("ref"))
 
 
-def unit_keys(d: dict[str, Any]) -> list[str]:
-    """Case keys of a unit in its JSON form."""
+def _item(i: dict[str, Any]) -> SuiteCase:
     from hilobench.case import Case
 
-    return [Case.from_json(i["case"]).key for i in d["items"]]
+    return SuiteCase(
+        Case.from_json(i["case"]),
+        i["id"],
+        timeout=i["timeout"],
+        count=i["count"],
+        max_batch=i.get("max_batch"),
+    )
+
+
+def unit_keys(d: dict[str, Any]) -> list[str]:
+    """The row keys of a unit in its JSON form (a max_batch search's row has its own)."""
+    return [_item(i).row_key for i in d["items"]]
 
 
 def without(d: dict[str, Any], done: set[str]) -> dict[str, Any] | None:

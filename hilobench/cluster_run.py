@@ -19,7 +19,7 @@ from typing import Any
 from hilobench.cluster import POLL_S, Launcher, require_submitit
 from hilobench.cluster_ledger import LEDGER, create_ledger, load_ledger
 from hilobench.cluster_plan import ClusterSettings, pack, settings_from, unit_keys, unit_to_json
-from hilobench.errors import ConfigError
+from hilobench.errors import EXIT_INCOMPLETE, ConfigError
 from hilobench.fileio import write_bytes_atomic
 from hilobench.plan import SuiteCase, plan
 from hilobench.rundir_io import read_bytes
@@ -34,6 +34,8 @@ class ClusterRun:
     base: Path
     runs: list[RunDir] = field(default_factory=list)
     landed: list[list[dict[str, Any]]] = field(default_factory=list)
+    #: Cases left without a row because their job was stopped from outside too often.
+    open_cases: int = 0
 
 
 @dataclass
@@ -73,6 +75,33 @@ def local_gpus(req: Request, settings: ClusterSettings) -> ClusterSettings:
     import torch  # already loaded by `suite run`; device_count creates no CUDA context
 
     return replace(settings, gpus_per_node=torch.cuda.device_count())
+
+
+def scheduler_args(options: dict[str, Any]) -> list[str]:
+    """The scheduler options as a command line spells them (``--time=10``, ``--no-exclusive``),
+    for the command that resumes a run."""
+    out = []
+    for key, value in options.items():
+        name = key.replace("_", "-")
+        if isinstance(value, bool):
+            out.append(f"--{name}" if value else f"--no-{name}")
+        elif value is not None:
+            out.append(f"--{name}={value}")
+    return out
+
+
+def check_cpus(req: Request, settings: ClusterSettings) -> None:
+    """Without the whole node a job asks for its cases' threads as CPUs, so each case must say
+    how many it uses (or ``cpus_per_task`` must): one line naming the case otherwise."""
+    if req.executor != "slurm" or settings.exclusive or settings.cpus_per_task:
+        return
+    for sc in req.cases:
+        if sc.case.threads is None:
+            raise ConfigError(
+                f"--no-exclusive: case {sc.id!r} leaves its threads to the machine, so a job "
+                "cannot ask for exactly its CPUs; set threads (e.g. --set threads=2) or "
+                "cpus_per_task in the suite's slurm block, or keep --exclusive"
+            )
 
 
 def targets(req: Request, settings: ClusterSettings) -> tuple[Path, list[tuple[str | None, Path]]]:
@@ -178,6 +207,7 @@ def run_on_cluster(
             "that submits SLURM jobs, or use --executor local"
         )
     settings = local_gpus(req, settings_from(req.suite.slurm, req.options))
+    check_cpus(req, settings)
     base, pairs = targets(req, settings)
     for _, t in pairs:
         check_writable(t)
@@ -209,4 +239,27 @@ def run_on_cluster(
             la.run.write_tables()
             out.runs.append(la.run)
             out.landed.append(la.landed)
+            out.open_cases += la.open_cases
+    if out.open_cases:
+        say(f"{out.open_cases} case(s) left open; finish with `{again(base)}`")
     return out
+
+
+def finish_on_cluster(
+    req: Request,
+    say: Callable[[str], None],
+    again: Callable[[Path], str],
+    finish: Callable[[RunDir, list[dict[str, Any]]], int],
+) -> int:
+    """Run :func:`run_on_cluster` under the stop signals and ``finish`` each run directory;
+    the exit code: 130/143 when stopped, :data:`~hilobench.errors.EXIT_INCOMPLETE` when cases
+    were left open, else the worst of ``finish``'s codes."""
+    from hilobench.runner import stop_on_signals
+
+    with stop_on_signals() as stop:
+        try:
+            done = run_on_cluster(req, say, again)
+        except KeyboardInterrupt:
+            return stop.exit_code
+    codes = [finish(run, rows) for run, rows in zip(done.runs, done.landed, strict=True)]
+    return EXIT_INCOMPLETE if done.open_cases else max(codes, default=0)

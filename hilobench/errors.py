@@ -5,6 +5,10 @@ from collections.abc import Iterable
 
 #: A bad setting or usage.
 EXIT_USAGE = 2
+#: A run finished, but some of its cases ended as ``error`` rows (``OOM`` rows are results).
+EXIT_CASES_FAILED = 4
+#: A run ended with cases left open (no row: stopped from outside too often); ``--resume``.
+EXIT_INCOMPLETE = 5
 #: Ctrl-C (128 + SIGINT), as a shell reports it.
 EXIT_INTERRUPTED = 130
 #: Stopped by SIGTERM (128 + 15, as shells report it).

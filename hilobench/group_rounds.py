@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from hilobench.fileio import make_dir, write_bytes_atomic
-from hilobench.row import MEASURED, Row
+from hilobench.row import Row, Status, is_measured
 
 PARTIAL_DIR = "partial"
 #: Status of a row built from an interrupted group's rounds (``--resume`` completes it).
-PARTIAL: Final = "partial"
+PARTIAL: Final = Status.PARTIAL
 VERSION = 1
 
 
@@ -110,7 +110,7 @@ def mark_partial(rows: list[Row], group: str, n: int) -> None:
     """Turn a group's rows as timed so far into rows of an interrupted group (after a few
     rounds they read ``few-samples``: partial too, or ``--resume`` would take them as done)."""
     for r in rows:
-        if r.get("status") in MEASURED and r.get("samples_s"):
+        if is_measured(r) and r.get("samples_s"):
             r["status"] = PARTIAL
             r["message"] = (
                 f"compare {group}: stopped after {n} round(s); `--resume` completes the group"

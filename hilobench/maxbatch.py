@@ -15,7 +15,6 @@ replace with a model of memory (``peak = a * batch + b``) or one that runs out o
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from hilobench.case import Case
 from hilobench.errors import ConfigError
+from hilobench.plan import search_key
 
 if TYPE_CHECKING:  # the runner imports the store
+    from hilobench.plan import SuiteCase
     from hilobench.runner import Runner
 
 #: Largest batch the search tries, and most probes it makes: doubling to 2**16 takes 17
@@ -145,13 +146,6 @@ def search_max_batch(
             s.first_fail = mid
     s.stop = "found"
     return s
-
-
-def search_key(case: Case, limit: int) -> str:
-    """The row's ``case_key``: what was searched (the case at any batch) and under which
-    limit, so it never matches a timed row of the same case."""
-    ident = case.with_(batch=1).key
-    return hashlib.sha1(f"{ident}/max_batch/{limit}".encode()).hexdigest()[:12]
 
 
 def search_row(case: Case, s: Search, base: dict[str, Any]) -> dict[str, Any]:
@@ -280,3 +274,13 @@ def run_searches(
         runner.append(SuiteCase(case, case.name), row)
         say(f"  {row['message']} ({len(found.probes)} probes)")
     return list(runner.rows)
+
+
+def search_suite_case(sc: SuiteCase, env_id: str) -> dict[str, Any]:
+    """The row of a suite case with ``max_batch``: the largest batch within its limit, each
+    probe in a fresh worker, as ``--max-batch`` on the command line (a runner's searcher)."""
+    from hilobench.bench import base_row  # torch ~1.5 s: a search's row needs its columns
+
+    assert sc.max_batch is not None
+    found = search_max_batch(worker_probe(sc.case, env_id, sc.timeout), sc.max_batch)
+    return search_row(sc.case, found, dict(base_row(sc.case.with_(batch=max(1, found.best)))))

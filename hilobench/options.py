@@ -186,7 +186,7 @@ BUILTIN: tuple[Knob, ...] = (
     Knob(
         "attn",
         "str",
-        "LITv2: the stage-3 attention, e.g. msa.",
+        "LITv2: the stage-3 attention; PVT: of stages 1-3 (layer options reach them).",
         kinds=("model",),
         choices=_attention_names,
     ),
@@ -269,7 +269,13 @@ def get(name: str) -> Knob:
 
 def knobs(kind: str | None = None) -> list[Knob]:
     """Knobs of ``kind`` (all when None), in declaration order."""
-    return [k for k in _KNOBS.values() if kind is None or kind in k.kinds]
+    return [k for k in _KNOBS.values() if kind is None or of_kind(k, kind)]
+
+
+def of_kind(knob: Knob, kind: str) -> bool:
+    """Whether ``knob`` is set on a ``kind``: its own kinds, and for a model every layer knob
+    but dim / heads / tokens, for its swapped layers (``--attn cswin --split-size 7``)."""
+    return kind in knob.kinds or (kind == "model" and "layer" in knob.kinds and not knob.every)
 
 
 def names(kind: str | None = None) -> tuple[str, ...]:
@@ -288,7 +294,7 @@ def take(kind: Kind, taker: str, given: Mapping[str | Knob, Any]) -> dict[str, A
     taken: dict[str, Any] = {}
     for key, default in given.items():
         knob = declare(key) if isinstance(key, Knob) else _KNOBS.get(key)
-        if knob is None or kind not in knob.kinds:
+        if knob is None or not of_kind(knob, kind):
             known = ", ".join(k.name for k in knobs(kind) if not k.every)
             raise ValueError(f"{NOUNS[kind]} {taker!r}: unknown knob {key!r}; known: {known}")
         if knob.every:
@@ -301,14 +307,15 @@ def take(kind: Kind, taker: str, given: Mapping[str | Knob, Any]) -> dict[str, A
 def takes(kind: str, taker: str, name: str) -> bool:
     """Whether ``taker`` takes knob ``name`` (every attention takes dim, heads and tokens)."""
     knob = _KNOBS.get(name)
-    if knob is None or kind not in knob.kinds:
+    if knob is None or not of_kind(knob, kind):
         return False
-    return knob.every or name in _TAKERS[kind].get(taker, {})
+    taken = _TAKERS[kind].get(taker, {})  # a layer knob reaches a model's swapped layers:
+    return knob.every or name in taken or (kind not in knob.kinds and "attn" in taken)
 
 
 def takers(kind: str, name: str) -> list[str]:
     """Who takes knob ``name``, of those registered so far, sorted."""
-    return sorted(t for t, taken in _TAKERS[kind].items() if name in taken)
+    return sorted(t for t in _TAKERS[kind] if takes(kind, t, name) and not _KNOBS[name].every)
 
 
 def not_taken(kind: str, who: Sequence[str], name: str, shown: str | None = None) -> KnobError:
@@ -367,7 +374,7 @@ def builder_kwargs(kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in values.items():
         knob = _KNOBS.get(name)
-        if knob is None or kind not in knob.kinds:
+        if knob is None or not of_kind(knob, kind):
             raise ConfigError(f"unknown {kind} option {name!r}; known: {', '.join(names(kind))}")
         if value is not None and knob.arg is not None:
             out[knob.arg] = value
@@ -388,7 +395,7 @@ def help_text(kind: str, knob: Knob) -> str:
         return knob.help
     shown = []
     for t in takers(kind, knob.name):
-        d = _TAKERS[kind][t][knob.name]
+        d = _TAKERS[kind][t].get(knob.name)
         shown.append(t if d is None or isinstance(d, bool) else f"{t} {d}")
     return knob.help + (f" Taken by: {', '.join(shown)}." if shown else "")
 

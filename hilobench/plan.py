@@ -9,6 +9,7 @@ cases that are timed together; :func:`plan` turns both into :class:`Unit` s, one
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,13 @@ OVERHEAD_S = 4.0
 CONTEXT_FIELDS = ("kind", *SETTING_FIELDS)
 
 
+def search_key(case: Case, limit: int) -> str:
+    """The row's ``case_key``: what was searched (the case at any batch) and under which
+    limit, so it never matches a timed row of the same case."""
+    ident = case.with_(batch=1).key
+    return hashlib.sha1(f"{ident}/max_batch/{limit}".encode()).hexdigest()[:12]
+
+
 @dataclass(frozen=True)
 class SuiteCase:
     """One expanded case plus where it came from and how to run it."""
@@ -33,6 +41,16 @@ class SuiteCase:
     count: bool = True
     #: this case's smallest slowdown that the gate fails on (None: the suite's or the default)
     min_effect: float | None = None
+    #: a suite's ``max_batch: {mem_limit: ...}``: search the largest batch within this many
+    #: bytes instead of timing (:mod:`hilobench.maxbatch`); None: time the case
+    max_batch: int | None = None
+
+    @property
+    def row_key(self) -> str:
+        """The ``case_key`` of this case's row: a search's row has a key of its own."""
+        if self.max_batch is None:
+            return self.case.key
+        return search_key(self.case, self.max_batch)
 
     def context(self) -> tuple[Any, ...]:
         """The setting a compare group matches members on."""
@@ -70,7 +88,7 @@ def plan(cases: list[SuiteCase], groups: list[CompareGroup] | None = None) -> li
     units: list[Unit] = []
     by_ctx: dict[tuple[str, tuple[Any, ...]], Unit] = {}
     for sc in cases:
-        g = owner.get(sc.id)
+        g = owner.get(sc.id) if sc.max_batch is None else None  # a search is never timed
         if g is None:
             units.append(Unit([sc]))
             continue
@@ -98,11 +116,11 @@ def still_to_run(
     todo: set[int] = set()
     notes = []
     for u in plan(cases, groups):
-        missing = [sc for sc in u.items if sc.case.key not in done]
+        missing = [sc for sc in u.items if sc.row_key not in done]
         if not missing:
             continue
         todo |= {id(sc) for sc in (u.items if u.group is not None else missing)}
-        again = [sc.id for sc in u.items if sc.case.key in done]
+        again = [sc.id for sc in u.items if sc.row_key in done]
         if u.group is not None and again:
             notes.append(
                 f"compare {u.group.name}: {', '.join(again)} timed again with "

@@ -12,24 +12,40 @@ so a comparison never judges rows of another schema.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, TypedDict, get_args
+from enum import StrEnum
+from typing import Any, TypedDict
 
 #: Version of the row columns; rows of another version are never compared.
 ROW_SCHEMA_VERSION = 1
 
-#: How a measurement ended: measured; measured with too few samples for a confidence interval
-#: (``few-samples``: real numbers, not certain ones; ``message`` says why); out of memory; any
-#: other failure (``message`` says); ``partial``: a compare group stopped after some rounds
-#: (``n_samples`` of them), which ``suite run --resume`` completes; a runtime backend's output
-#: off eager's (``mismatch``); an operation the backend cannot run (``unsupported``, the
-#: message names it).
-Status = Literal["ok", "few-samples", "OOM", "error", "partial", "mismatch", "unsupported"]
-STATUSES: tuple[str, ...] = get_args(Status)
+
+class Status(StrEnum):
+    """How a measurement ended. String-valued: a row on disk holds the plain word."""
+
+    #: measured
+    OK = "ok"
+    #: measured with too few samples for a confidence interval: real numbers, not certain
+    #: ones (``message`` says why)
+    FEW_SAMPLES = "few-samples"
+    #: out of memory (a result, not a failure)
+    OOM = "OOM"
+    #: any other failure (``message`` says)
+    ERROR = "error"
+    #: a compare group stopped after some rounds (``n_samples`` of them), which
+    #: ``suite run --resume`` completes
+    PARTIAL = "partial"
+    #: a runtime backend's output off eager's beyond the dtype's tolerance
+    MISMATCH = "mismatch"
+    #: an operation the backend cannot run (``message`` names it)
+    UNSUPPORTED = "unsupported"
+
+
+STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
 #: Samples a 95% interval of the median needs (:func:`hilobench.measure.stats.ci_min_samples`,
 #: kept here as a number so that reading rows never imports NumPy): fewer give ``few-samples``.
 CI_MIN_SAMPLES = 6
 #: Statuses whose rows hold measured numbers: counted as results, never as failures.
-MEASURED: tuple[str, ...] = ("ok", "few-samples")
+MEASURED: tuple[str, ...] = (Status.OK, Status.FEW_SAMPLES)
 
 
 def is_measured(row: Mapping[str, Any], default: str = "") -> bool:
@@ -88,6 +104,7 @@ class Row(TypedDict, total=False):
     det_per_img: int | None
     macs_parts: dict[str, int]
     macs_ignored_ops: list[str]
+    macs_analytic: int | None
     # memory
     peak_mem_bytes: int
     peak_rss_bytes: int | None
@@ -160,6 +177,10 @@ class Row(TypedDict, total=False):
     suite: str
     suite_hash: str
     case_id: str
+    # cluster runs: the scheduler job that measured, its node and the CPUs it was allocated
+    job_id: str
+    job_node: str
+    job_cpus: int | None
     # the regression gate: both revisions measured in blocks of turns
     round_group: str
     blocks: int

@@ -17,6 +17,7 @@ cut by a kill) is skipped, and a note says so; a bad line anywhere else is an er
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import stat
@@ -167,6 +168,8 @@ def _is(value: Any, tp: Any) -> bool:
         return True
     if origin is typing.Literal:
         return value in args
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):  # a string-valued enum (Status)
+        return value in {m.value for m in tp}
     if origin in (types.UnionType, typing.Union):
         return any(_is(value, a) for a in args)
     if origin is list:

@@ -46,6 +46,7 @@ from hilobench.stopsig import current_stop, deferred_signals
 from hilobench.stopsig import stop_on_signals as stop_on_signals
 from hilobench.store import RunDir
 from hilobench.worker import failure_row, run_job
+from hilobench.worker_jobs import Job, JobResult, job_to_json
 
 #: Seconds a worker gets to end after SIGTERM before it is killed.
 STOP_GRACE_S = 2.0
@@ -55,6 +56,15 @@ POLL_S = 0.5
 
 class WorkerFailed(Exception):
     """A worker process ended without a result (crash, kill, non-zero exit, timeout)."""
+
+
+class WorkerInterrupted(KeyboardInterrupt):
+    """A worker was stopped by a signal from outside (``scancel``, preemption, ``kill``): the
+    case was interrupted, not failed, so it gets no row and stays open for ``--resume``."""
+
+
+#: Signals that stop a worker from outside; SIGKILL is not one (the out-of-memory killer's).
+OUTSIDE_STOPS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def _signal_name(code: int) -> str:
@@ -85,7 +95,7 @@ def end_worker(proc: subprocess.Popen[str], grace: float = STOP_GRACE_S) -> None
 
 
 def call_worker(
-    job: dict[str, Any], timeout: float, on_poll: Callable[[], None] | None = None
+    job: Job | dict[str, Any], timeout: float, on_poll: Callable[[], None] | None = None
 ) -> list[dict[str, Any]]:
     """Run ``job`` in a fresh ``python -m hilobench.worker`` process and return its rows.
 
@@ -97,7 +107,8 @@ def call_worker(
     sweep_once()  # job directories of runs killed before they could remove theirs
     with job_dir() as tmp:
         job_path, out_path = Path(tmp) / "job.json", Path(tmp) / "rows.json"
-        job_path.write_text(json.dumps(job, default=str), encoding="utf-8")
+        data = job if isinstance(job, dict) else job_to_json(job)
+        job_path.write_text(json.dumps(data, default=str), encoding="utf-8")
         cmd = [sys.executable, "-m", "hilobench.worker", str(job_path), str(out_path)]
         proc = subprocess.Popen(
             cmd,
@@ -131,9 +142,13 @@ def call_worker(
         if stop is not None and stop.signum is not None:
             raise KeyboardInterrupt  # the worker ended because the run is stopping
         if proc.returncode == 0 and out_path.is_file():
-            return json.loads(out_path.read_text(encoding="utf-8"))["rows"]
+            return JobResult.from_json(json.loads(out_path.read_text(encoding="utf-8"))).rows
         tail = [ln for ln in (stderr or "").strip().splitlines() if ln.strip()]
         why = f": {tail[-1].strip()}" if tail else ""
+        if proc.returncode in [-int(s) for s in OUTSIDE_STOPS]:
+            if stop is not None and stop.signum is None:
+                stop.signum = -proc.returncode  # the run stops as if it had the signal itself
+            raise WorkerInterrupted(f"worker stopped by {_signal_name(proc.returncode)}")
         if proc.returncode < 0:
             sig = _signal_name(proc.returncode)
             hint = " (likely the out-of-memory killer)" if sig == "SIGKILL" else ""
@@ -154,11 +169,15 @@ class Runner:
         suite: str | None = None,
         suite_hash: str | None = None,
         roofline: bool = True,
+        searcher: Callable[[SuiteCase, str], dict[str, Any]] | None = None,
     ):
         self.run = run
         self.env_id = env_id
         self.isolate = isolate
         self.roofline = roofline
+        #: a suite case's max_batch search (``maxbatch.search_suite_case``), given by the
+        #: command that builds the runner: the search's probes call this module's workers
+        self.searcher = searcher
         self.reporter = reporter or Reporter()
         self.suite = suite
         self.suite_hash = suite_hash
@@ -269,7 +288,11 @@ class Runner:
     def _unit(self, unit: Unit) -> list[dict[str, Any]]:
         if unit.group is None:
             sc = unit.items[0]
-            return [self._one(sc, timed=True)]
+            if sc.max_batch is None:
+                return [self._one(sc, timed=True)]
+            if self.searcher is None:  # pragma: no cover - the suite commands give one
+                raise RuntimeError(f"{sc.id}: this runner has no max_batch search")
+            return [self.searcher(sc, self.env_id)]
         pre = [self._one(sc, timed=False) for sc in unit.items]
         if not any(r.get("status") == "ok" for r in pre):
             return pre

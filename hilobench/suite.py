@@ -27,8 +27,11 @@ Schema (every key optional except ``cases``)::
         id: hilo_a05                  # optional; default: the name (ids must be unique)
         res: [224, 384]               # N or "HxW" (height first); lists expand as a product
         alpha: 0.9                    # any layer knob: dim heads tokens alpha window sr rel_pos
-      - model: [litv2_s, resnet50]    # any model knob: alpha window attn dtm
-        mode: [infer, train]
+      - model: [litv2_s, resnet50]    # any model knob: attn attn4 dtm head, and the layer
+        mode: [infer, train]          #   knobs, for the swapped attention (models/swap.py)
+      - model: litv2_s
+        max_batch: {mem_limit: 8GiB}  # the largest batch within the limit, one row per case
+                                      #   (as --max-batch; then no batch field)
       - layer: [msa, sra]
         points:                       # settings that vary together (zipped, not crossed)
           - {res: [224, 384]}
@@ -138,7 +141,7 @@ def load_plugins(w: Where, plugins: Any, source: str) -> None:
         return
     if not isinstance(plugins, list) or not all(isinstance(f, str) and f for f in plugins):
         raise w.fail("field 'plugins'", f"expected a list of Python file paths, got {plugins!r}")
-    from hilobench.attention.registry import load_plugin_file  # torch ~1.5 s: plug-ins only
+    from hilobench.plugins import load_plugin_file  # the files import torch: plug-ins only
 
     base = Path(source).parent if Path(source).is_file() else Path.cwd()
     for f in plugins:

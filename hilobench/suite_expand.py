@@ -32,6 +32,7 @@ from hilobench.suite_fields import (
     attentions,
     case_label,
     check_field,
+    check_value,
     expand_values,
     model_entries,
     takes,
@@ -59,6 +60,7 @@ FIELD_ORDER = (
     "timeout",
     "count",
     "min_effect",
+    "max_batch",
 )
 
 
@@ -298,6 +300,11 @@ def _make_case(
     where = case_label(i, cid)
     case_kw = {k: values[k] for k in CASE_KEYS if k in values}
     case_kw.setdefault("impl", DEFAULT_IMPL)  # a suite's default is the command line's
+    limit = check_value("max_batch", values["max_batch"]) if "max_batch" in values else None
+    if limit is not None:  # the search picks the batch, as --max-batch does
+        if "batch" in values:
+            raise w.fail(f"{where}: field 'max_batch'", "searches the batch; give it or batch")
+        case_kw["batch"] = 1
     opts = {k: v for k, v in values.items() if k not in CASE_KEYS + RUN_KEYS}
     try:
         options.check_together(kind, opts)
@@ -317,4 +324,5 @@ def _make_case(
         timeout=float(values.get("timeout", DEFAULT_TIMEOUT_S)),
         count=bool(values.get("count", True)),
         min_effect=values.get("min_effect"),
+        max_batch=limit,
     )

@@ -19,7 +19,7 @@ from hilobench.errors import ConfigError
 #: Case fields that map onto :class:`Case` (besides the name and kind).
 CASE_KEYS = (*SETTING_FIELDS, "budget")
 #: Run settings that are not part of a measurement's identity.
-RUN_KEYS = ("timeout", "count", "min_effect")
+RUN_KEYS = ("timeout", "count", "min_effect", "max_batch")
 #: Keys of a ``cases:`` entry that are not settings.
 ENTRY_KEYS = ("layer", "model", "id", "points")
 
@@ -109,6 +109,20 @@ def check_value(key: str, v: Any) -> Any:
     if key == "min_effect":
         want(is_num(v) and 0 < v < 10, "a relative slowdown > 0, e.g. 0.1 for 10%")
         return float(v)
+    if key == "max_batch":  # the search of --max-batch; a suite says its limit
+        want(
+            isinstance(v, dict)
+            and set(v) == {"mem_limit"}
+            and isinstance(v["mem_limit"], str | int)
+            and not isinstance(v["mem_limit"], bool),
+            "a mapping {mem_limit: SIZE}, e.g. {mem_limit: 8GiB}",
+        )
+        from hilobench.maxbatch import parse_mem_limit  # light: no torch
+
+        try:
+            return parse_mem_limit(str(v["mem_limit"]))
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
     if key in ("compile", "channels_last", "count"):
         want(isinstance(v, bool), "true or false")
         return v

@@ -6,7 +6,7 @@ next. A job is a JSON object, the result ``{"rows": [...]}`` is written atomical
 worker that crashes or is killed leaves no half-written result: the runner notices the
 missing file and records the failure as a row.
 
-Jobs::
+Jobs (:mod:`hilobench.worker_jobs`)::
 
     {"kind": "case", "case": {...}, "env_id": "...", "count": true, "timed": true}
     {"kind": "group", "group": "name", "cases": [{...}, ...], "rows": [{...}, ...],
@@ -24,12 +24,9 @@ Case and group jobs may carry ``peak_macs_per_s`` (measured once per run) for th
 A group job gets each member's row of counts and memory (measured beforehand, one process per
 member) and adds timings measured round by round, plus per-round ratios to ``ref``.
 
-Test-only fault injection (for the runner's own tests; never set it for real runs):
-``HILOBENCH_TEST_FAULT="KIND:MATCH[,KIND:MATCH...]"`` where MATCH is a case id, a case name
-or a case key and KIND is ``oom`` (raise torch.OutOfMemoryError while measuring the case),
-``error`` (raise RuntimeError), ``exit`` (the worker process exits at once with code 70 and
-no result) or ``hang`` (the worker sleeps until it is killed). ``exit`` and ``hang`` act only
-inside a worker process; ``jobexit`` ends a whole scheduler job (:mod:`hilobench.cluster_job`).
+Jobs and results travel as JSON and are :mod:`hilobench.worker_jobs` dataclasses here; one
+table (:data:`RUNNERS`) says which function runs each kind. Faults for the runner's own tests
+come from :mod:`hilobench.testhooks`, never from a real run.
 """
 
 from __future__ import annotations
@@ -45,50 +42,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hilobench import testhooks
 from hilobench.case import Case
 from hilobench.row import Row, Status
+from hilobench.worker_jobs import (
+    CaseJob,
+    FreeJob,
+    GateJob,
+    GroupJob,
+    Job,
+    JobResult,
+    PeakJob,
+    job_from_json,
+    job_to_json,
+)
 
 # What imports torch (~1.5 s) is imported where it is used, so that importing this module (the
 # runner does, in its own process) stays light.
 
-FAULT_ENV = "HILOBENCH_TEST_FAULT"
-FAULT_KINDS = ("oom", "error", "exit", "hang", "jobexit")
-EXIT_FAULT = 70
-
-
-def _faults() -> list[tuple[str, str]]:
-    spec = os.environ.get(FAULT_ENV, "")
-    out = []
-    for part in spec.split(","):
-        kind, sep, match = part.strip().partition(":")
-        if sep and kind in FAULT_KINDS and match:
-            out.append((kind, match))
-    return out
-
-
-def fault_for(case_json: dict[str, Any], case_id: str | None = None) -> str | None:
-    """The injected fault (test only) that applies to a case, if any."""
-    faults = _faults()
-    if not faults:
-        return None
-    key = Case.from_json(case_json).key
-    for kind, match in faults:
-        if match in (case_id, case_json.get("name"), key):
-            return kind
-    return None
-
-
-def _raise_fault(kind: str | None) -> None:
-    if kind == "oom":
-        import torch  # torch ~1.5 s
-
-        raise torch.OutOfMemoryError("injected out of memory (test fault)")
-    if kind == "error":
-        raise RuntimeError("injected failure (test fault)")
-
 
 def failure_row(
-    case_json: dict[str, Any], message: str, *, status: Status = "error", env_id: str = ""
+    case_json: dict[str, Any], message: str, *, status: Status = Status.ERROR, env_id: str = ""
 ) -> Row:
     """A row for a case that produced no measurement: identity, status and why."""
     from hilobench.bench import base_row  # torch ~1.5 s
@@ -103,7 +77,7 @@ def failure_row(
 def _record_failure(row: Row, exc: BaseException) -> None:
     from hilobench.measure.memory import is_oom  # torch ~1.5 s
 
-    row["status"] = "OOM" if is_oom(exc) else "error"
+    row["status"] = Status.OOM if is_oom(exc) else Status.ERROR
     msg = str(exc).strip().splitlines()
     row["message"] = (msg[0] if msg else type(exc).__name__)[:300]
     row["traceback"] = traceback.format_exc(limit=3)[-2000:]
@@ -122,7 +96,7 @@ def measure_case(
     from hilobench.bench import run_case  # torch ~1.5 s
 
     try:
-        _raise_fault(fault_for(case_json, case_id))
+        testhooks.raise_fault(case_json, case_id)
         case = Case.from_json(case_json)
         return run_case(
             case, env_id=env_id, count=count, timed=timed, peak_macs_per_s=peak_macs_per_s
@@ -187,7 +161,7 @@ def measure_group(
         if row.get("status") != "ok":
             continue
         try:
-            _raise_fault(fault_for(cases_json[i], ids[i]))
+            testhooks.raise_fault(cases_json[i], ids[i])
             timing.set_threads(case.threads)
             subject = build_subject(case)
             step, _ = prepare_step(case, subject, row)
@@ -293,48 +267,72 @@ class _GroupRows:
         return rows
 
 
-def run_job(
-    job: dict[str, Any], on_round: Callable[[dict[str, Any]], None] | None = None
-) -> list[dict[str, Any]]:
-    """Run a job (see the module docstring) in this process and return its rows; a group job
-    tells ``on_round`` its record after each round."""
-    if job["kind"] == "case":
-        row = measure_case(
-            job["case"],
-            env_id=job.get("env_id", ""),
-            count=job.get("count", True),
-            timed=job.get("timed", True),
-            case_id=job.get("case_id"),
-            peak_macs_per_s=job.get("peak_macs_per_s"),
-        )
-        return [dict(row)]
-    if job["kind"] == "group":
-        rows = measure_group(
-            job["cases"],
-            job["rows"],
-            ref=job.get("ref"),
-            group=job.get("group", ""),
-            case_ids=job.get("case_ids"),
-            peak_macs_per_s=job.get("peak_macs_per_s"),
-            partial_path=job.get("partial_path"),
-            resume=job.get("resume"),
-            stamp=job.get("stamp"),
-            on_round=on_round,
-        )
-        return [dict(r) for r in rows]
-    if job["kind"] == "gate":
-        from hilobench.gate.side import run_side  # torch ~1.5 s
+def _case(job: CaseJob, on_round: OnRound | None = None) -> list[dict[str, Any]]:
+    row = measure_case(
+        job.case,
+        env_id=job.env_id,
+        count=job.count,
+        timed=job.timed,
+        case_id=job.case_id,
+        peak_macs_per_s=job.peak_macs_per_s,
+    )
+    return [dict(row)]
 
-        return run_side(job)
-    if job["kind"] == "peak":
-        from hilobench.measure.roofline import peak_macs_per_s  # torch ~1.5 s
 
-        return [{"peak_macs_per_s": peak_macs_per_s(job["device"], job["dtype"])}]
-    if job["kind"] == "free":
-        from hilobench.measure.memory import available_bytes  # torch ~1.5 s
+def _group(job: GroupJob, on_round: OnRound | None = None) -> list[dict[str, Any]]:
+    rows = measure_group(
+        job.cases,
+        job.rows,
+        ref=job.ref,
+        group=job.group,
+        case_ids=job.case_ids,
+        peak_macs_per_s=job.peak_macs_per_s,
+        partial_path=job.partial_path,
+        resume=job.resume,
+        stamp=job.stamp,
+        on_round=on_round,
+    )
+    return [dict(r) for r in rows]
 
-        return [{"free_bytes": available_bytes(job["device"])}]
-    raise ValueError(f"unknown job kind {job['kind']!r}")
+
+def _gate(job: GateJob, on_round: OnRound | None = None) -> list[dict[str, Any]]:
+    from hilobench.gate.side import run_side  # torch ~1.5 s
+
+    return run_side(job_to_json(job))
+
+
+def _peak(job: PeakJob, on_round: OnRound | None = None) -> list[dict[str, Any]]:
+    from hilobench.measure.roofline import peak_macs_per_s  # torch ~1.5 s
+
+    return [{"peak_macs_per_s": peak_macs_per_s(job.device, job.dtype)}]
+
+
+def _free(job: FreeJob, on_round: OnRound | None = None) -> list[dict[str, Any]]:
+    from hilobench.measure.memory import available_bytes  # torch ~1.5 s
+
+    return [{"free_bytes": available_bytes(job.device)}]
+
+
+#: Told a group's record after each round (the in-process runner keeps it).
+OnRound = Callable[[dict[str, Any]], None]
+
+#: Which function runs each kind of job (a group job tells ``on_round`` its record after each
+#: round; the others take no notice of it).
+RUNNERS: dict[type, Callable[[Any, OnRound | None], list[dict[str, Any]]]] = {
+    CaseJob: _case,
+    GroupJob: _group,
+    GateJob: _gate,
+    PeakJob: _peak,
+    FreeJob: _free,
+}
+
+
+def run_job(job: Job | dict[str, Any], on_round: OnRound | None = None) -> list[dict[str, Any]]:
+    """Run a job (a :mod:`hilobench.worker_jobs` dataclass, or its JSON form) in this process
+    and return its rows; ValueError for a job of no known kind."""
+    if isinstance(job, dict):
+        job = job_from_json(job)
+    return RUNNERS[type(job)](job, on_round)
 
 
 def _die_with_parent() -> None:
@@ -351,18 +349,13 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker_fault(job: dict[str, Any]) -> None:
-    if job["kind"] not in ("case", "group"):
-        return
-    cases = [job["case"]] if job["kind"] == "case" else job["cases"]
-    ids = [job.get("case_id")] if job["kind"] == "case" else job.get("case_ids")
-    for c, cid in zip(cases, ids or [None] * len(cases), strict=True):
-        kind = fault_for(c, cid)
-        if kind == "exit":
-            os._exit(EXIT_FAULT)
-        if kind == "hang":
-            while True:
-                time.sleep(60)
+def _process_fault(job: Job) -> None:
+    """The test hooks' ``exit``, ``hang`` and ``term`` faults act on a worker process only."""
+    if isinstance(job, CaseJob):
+        testhooks.process_fault([job.case], [job.case_id])
+    elif isinstance(job, GroupJob):
+        ids: list[str | None] = [*job.case_ids] if job.case_ids else [None] * len(job.cases)
+        testhooks.process_fault(job.cases, ids)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -372,12 +365,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("usage: python -m hilobench.worker JOB.json OUT.json\n")
         return 2
     _die_with_parent()
-    job = json.loads(Path(args[0]).read_text(encoding="utf-8"))
-    _worker_fault(job)
-    rows = run_job(job)
+    job = job_from_json(json.loads(Path(args[0]).read_text(encoding="utf-8")))
+    _process_fault(job)
+    result = JobResult(run_job(job))
     out = Path(args[1])
     tmp = out.with_name(out.name + ".part")
-    tmp.write_text(json.dumps({"rows": rows}, default=str), encoding="utf-8")
+    tmp.write_text(json.dumps(result.to_json(), default=str), encoding="utf-8")
     os.replace(tmp, out)
     return 0
 

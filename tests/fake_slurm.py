@@ -61,7 +61,8 @@ def _run(script: str, tasks: list[str]) -> int:
         job, _, index = t.partition("_")
         env = {**os.environ, "SLURM_JOB_ID": job, "SLURM_NTASKS": "1", "SLURM_JOB_NUM_NODES": "1",
                "SLURM_NODEID": "0", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
-               "SLURM_JOB_NODELIST": "node1"}  # fmt: skip
+               "SLURM_JOB_NODELIST": "node1", "SLURMD_NODENAME": "node1",
+               "SLURM_CPUS_ON_NODE": "3", "SLURM_JOB_CPUS_PER_NODE": "3"}  # fmt: skip
         if index:
             env.update(SLURM_ARRAY_JOB_ID=job, SLURM_ARRAY_TASK_ID=index)
         (state / f"task.{t}").write_text("RUNNING")

@@ -129,6 +129,36 @@ def test_focal_surroundings():
     assert layer_macs(m, 14, 14).total == m.macs(14, 14)
 
 
+@pytest.mark.parametrize("hw", [(7, 7), (5, 5), (7, 12)])
+def test_focal_drops_its_surroundings_on_a_map_within_the_window(hw):
+    """The authors' rule: min(H, W) <= window means expand_size 0, so the default layer equals
+    one built without surroundings (same weights) there, and its counts say so."""
+    torch.manual_seed(0)
+    default = FocalAttention(64, 4).eval()
+    bare = FocalAttention(64, 4, expand_size=0).eval()
+    state = {k: v for k, v in default.state_dict().items() if k != "surrounding_bias"}
+    bare.load_state_dict(state, strict=False)
+    H, W = hw
+    x = torch.randn(2, H * W, 64)
+    with torch.no_grad():
+        assert (default(x, H, W) - bare(x, H, W)).abs().max() <= 1e-5
+    assert default.expand_at(H, W) == 0 and default.n_keys(H, W) == 49 + 9
+    assert default.macs(H, W) == bare.macs(H, W) == layer_macs(default, H, W).total
+    assert default.score_elements(H, W) == bare.score_elements(H, W)
+
+
+def test_focal_keeps_its_surroundings_on_a_map_larger_than_the_window():
+    torch.manual_seed(0)
+    default = FocalAttention(64, 4).eval()
+    bare = FocalAttention(64, 4, expand_size=0).eval()
+    state = {k: v for k, v in default.state_dict().items() if k != "surrounding_bias"}
+    bare.load_state_dict(state, strict=False)
+    x = torch.randn(1, 8 * 8, 64)
+    with torch.no_grad():
+        assert (default(x, 8, 8) - bare(x, 8, 8)).abs().max() > 1e-3
+    assert default.expand_at(8, 8) == 3 and default.macs(8, 8) == layer_macs(default, 8, 8).total
+
+
 def test_focal_pooled_neighbours_beyond_the_map_are_masked():
     """A 7x7 map is one window: of its 3x3 pooled neighbourhood only the centre is real, so
     moving the (zero) outside keys' bias does not change the output."""

@@ -20,6 +20,7 @@ from hilobench.case import Case
 from hilobench.errors import ConfigError
 from hilobench.models.dtm import DeformableTokenMerging
 from hilobench.models.dtm_sample import deform_conv2d_sampled
+from hilobench.row import is_measured
 from hilobench.suite import parse_suite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,7 +126,7 @@ def test_parity_beyond_tolerance_is_a_mismatch(monkeypatch: pytest.MonkeyPatch) 
         backends._REGISTRY, "onnxruntime", lambda *a: Prepared(lambda: x, backends.tensors_of, {})
     )
     prepare_case(case, torch.nn.Identity(), (x,), lambda: x, row)
-    assert row["status"] == "ok" and row["backend_max_rel_err"] == 0.0
+    assert is_measured(row) and row["backend_max_rel_err"] == 0.0
     row = {"status": "ok"}
     assert prepare_case(Case("layer", "msa"), torch.nn.Identity(), (x,), lambda: x, row)() is x
     assert row["prepare_s"] == 0.0 and row["backend_max_rel_err"] == 0.0  # eager: the reference
@@ -173,7 +174,7 @@ def test_onnxruntime_exports_deformable_merging_exactly() -> None:
     case = Case("layer", "msa", backend="onnxruntime", threads=1)
     with torch.inference_mode():
         step = prepare_case(case, dtm, (x, 6, 6), lambda: dtm(x, 6, 6), row)
-    assert row["status"] == "ok" and row["backend_max_rel_err"] <= 1e-4
+    assert is_measured(row) and row["backend_max_rel_err"] <= 1e-4
     assert row["dtm_path"].startswith("grid_sample") and row["onnx_opset"] >= 18
     assert step()[0].shape == (1, 9, 6)
     with exact_paths(dtm):
@@ -192,7 +193,7 @@ def test_runtime_rows_measured_with_parity(cli: Any, tmp_path: Path) -> None:
     assert len({r["case_key"] for r in rows}) == 3
     assert rows[0]["prepare_s"] == 0.0 and rows[0]["backend_max_rel_err"] == 0.0  # reference
     for r in rows[1:]:
-        assert r["status"] == "ok", r["message"]
+        assert is_measured(r), r["message"]
         assert r["backend_max_rel_err"] <= 1e-4 and r["prepare_s"] > 0
         assert r["n_samples"] >= 1 and r["throughput_median"] > 0
         # the export is outside the timed step: no sample comes near it
@@ -217,7 +218,7 @@ def test_unsupported_op_is_a_row_and_the_next_case_runs(tmp_path: Path) -> None:
     assert probe["status"] == "unsupported"
     assert probe["message"].startswith("unsupported: torchvision::deform_conv2d")
     assert "under onnxruntime" in probe["message"]
-    assert msa["status"] == "ok" and msa["backend_max_rel_err"] <= 1e-4
+    assert is_measured(msa) and msa["backend_max_rel_err"] <= 1e-4
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -226,7 +227,7 @@ def test_tensorrt_row_on_cuda(cli: Any, tmp_path: Path) -> None:
     args = ["layer", "--attn", "msa", *TINY, "--device", "cuda", "--backend", "tensorrt"]
     code, out, _ = cli([*args, "--out", str(tmp_path)])
     (row,) = json.loads(out)
-    assert code == 0 and row["status"] == "ok" and row["backend_max_rel_err"] <= 1e-4
+    assert code == 0 and is_measured(row) and row["backend_max_rel_err"] <= 1e-4
     assert row["mem_source"] == "cuda_used"
 
 
@@ -273,7 +274,7 @@ def test_report_runtime_table_and_claims() -> None:
 
 def test_claims_pair_rows_of_one_backend_only() -> None:
     from hilobench.bench import base_row
-    from hilobench.gate.runs import row_context
+    from hilobench.gate.row_ids import row_context
 
     rows = [
         base_row(Case("layer", n, backend=b)) for n in ("hilo", "sra") for b in options.BACKENDS

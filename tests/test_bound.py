@@ -12,6 +12,7 @@ import torch
 from hilobench import bench
 from hilobench.case import Case
 from hilobench.measure import bandwidth, bound
+from hilobench.row import is_measured
 
 
 @pytest.mark.parametrize(
@@ -92,7 +93,7 @@ def test_a_short_budget_skips_the_diagnosis_and_says_so(monkeypatch) -> None:  #
     monkeypatch.setattr(bound, "MAX_BUDGET_SHARE", 0.0)  # nothing fits
     case = Case(kind="layer", name="msa", batch=1, budget=0.3, options=(("tokens", "4x4"),))
     row = bench.run_case(case, count=False, peak_macs_per_s=1e10)
-    assert row["status"] == "ok" and "not traced" in row["bound_note"]
+    assert is_measured(row) and "not traced" in row["bound_note"]
     assert "bound_busy" not in row and row.get("bound") is None
 
 
@@ -114,7 +115,7 @@ def test_cpu_rows_carry_the_bound(monkeypatch) -> None:  # type: ignore[no-untyp
     opts = (("dim", 32), ("heads", 2), ("tokens", "8x8"))  # small: its calls fit any budget
     case = Case(kind="layer", name="msa", batch=2, budget=2.0, options=opts)
     row = bench.run_case(case, count=False, peak_macs_per_s=1e10)
-    assert row["status"] == "ok"
+    assert is_measured(row)
     assert row.get("bound") in bound.BOUNDS, row.get("bound_note")
     assert 0.0 < row["bound_busy"] <= 1.0
     assert row["traced_bytes"] > 2 * 2 * 64 * 32 * 4  # at least the input and the output

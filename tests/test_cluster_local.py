@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from hilobench.cluster import _local_alive
+from hilobench.errors import EXIT_CASES_FAILED
 from hilobench.row import is_measured
 from hilobench.runlock import LOCK_NAME
 from hilobench.store import load_rows
@@ -69,7 +70,7 @@ def test_a_failed_job_becomes_failure_rows_and_groups_stay_in_one_job(
     run = tmp_path / "run"
     code, _, err = cli(["suite", "run", str(_suite(tmp_path)), "--executor", "local",
                         "--units-per-job", "2", "--out", str(run), *FAST])  # fmt: skip
-    assert code == 0, err
+    assert code == EXIT_CASES_FAILED, err  # a run with an error row says so
     rows = {r["case_id"]: r for r in load_rows(run)}
     assert set(rows) == {"msa", "hilo", "lone"}
     assert is_measured(rows["msa"]) and is_measured(rows["hilo"])
@@ -148,12 +149,55 @@ def test_slurm_executor_against_a_fake_slurm(
     code, _, err = cli(["suite", "run", str(_suite(tmp_path)), "--executor", "slurm",
                         "--partition", "p1,p2", "--units-per-job", "1", "--time", "10",
                         "--out", str(out), *FAST])  # fmt: skip
-    assert code == 0, err
+    assert code == EXIT_CASES_FAILED, err
     scripts = [p.read_text() for p in sorted(state.glob("*.sbatch"))]
     assert len(scripts) == 4  # per partition: an array of two jobs, then the lone case again
     for part in ("p1", "p2"):
         rows = {r["case_id"]: r for r in load_rows(out / part)}
         assert is_measured(rows["msa"]) and is_measured(rows["hilo"])
         assert rows["lone"]["status"] == "error" and "FAILED" in rows["lone"]["message"]
+        ledger = json.loads((out / part / "jobs.json").read_text())["jobs"]
+        assert rows["msa"]["job_id"] == ledger[0]["attempts"][0]["job_id"]
+        assert rows["msa"]["job_node"] == "node1" and rows["msa"]["job_cpus"] == 3
+        assert rows["lone"]["job_id"] == ledger[1]["attempts"][-1]["job_id"]
         assert sum(f"--partition={part}\n" in s and "--array=0-1%2" in s for s in scripts) == 1
     assert all("#SBATCH --time=10\n" in s and "--nodes=1" in s for s in scripts)
+    assert all("#SBATCH --exclusive\n" in s and "cpus-per-task" not in s for s in scripts)
+
+
+@pytest.mark.slow
+def test_a_job_stopped_from_outside_is_resubmitted_then_left_open_for_resume(
+    tmp_path: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hilobench.cluster import MAX_INTERRUPTS
+    from hilobench.errors import EXIT_INCOMPLETE
+
+    # the lone case's worker is stopped by SIGTERM in every submission: never an error row
+    monkeypatch.setenv("HILOBENCH_TEST_FAULT", "term:lone")
+    run = tmp_path / "run"
+    args = ["suite", "run", str(_suite(tmp_path)), "--executor", "local",
+            "--units-per-job", "1", "--out", str(run), *FAST[1:]]  # fmt: skip
+    code, _, err = cli(args)
+    assert code == EXIT_INCOMPLETE, err
+    rows = {r["case_id"]: r for r in load_rows(run)}
+    assert set(rows) == {"msa", "hilo"} and all(is_measured(r) for r in rows.values())
+    lone = json.loads((run / "jobs.json").read_text())["jobs"][1]
+    assert lone["state"] == "open" and len(lone["attempts"]) == MAX_INTERRUPTS + 1
+    assert all(a.get("stopped") for a in lone["attempts"])
+    assert "stopped from outside" in err and "left open" in err and "--resume" in err
+    monkeypatch.delenv("HILOBENCH_TEST_FAULT")
+    code, _, err = cli([*args, "--resume"])
+    assert code == 0, err
+    rows = {r["case_id"]: r for r in load_rows(run)}
+    assert is_measured(rows["lone"]) and len(rows) == 3
+
+
+def test_job_columns_from_slurm_and_local_environments() -> None:
+    from hilobench.cluster_job import job_columns
+
+    slurm = {"SLURM_JOB_ID": "41", "SLURM_ARRAY_JOB_ID": "40", "SLURM_ARRAY_TASK_ID": "1",
+             "SLURMD_NODENAME": "gpu7", "SLURM_JOB_CPUS_PER_NODE": "16(x2)"}  # fmt: skip
+    assert job_columns(slurm) == {"job_id": "40_1", "job_node": "gpu7", "job_cpus": 16}
+    assert job_columns({"SLURM_JOB_ID": "9", "SLURM_CPUS_ON_NODE": "4"})["job_cpus"] == 4
+    local = job_columns({"SUBMITIT_LOCAL_JOB_ID": "123"})
+    assert local["job_id"] == "123" and local["job_cpus"] == len(os.sched_getaffinity(0))

@@ -20,7 +20,7 @@ from hilobench.cluster_plan import (
     without,
 )
 from hilobench.errors import ConfigError
-from hilobench.plan import CompareGroup, SuiteCase, plan
+from hilobench.plan import CompareGroup, SuiteCase, Unit, plan
 
 CliRunner = Callable[[list[str]], tuple[int, str, str]]
 
@@ -64,6 +64,14 @@ def test_a_unit_survives_json_and_loses_only_finished_cases() -> None:
     rest = without(d, {unit.items[0].case.key})
     assert rest is not None and len(rest["items"]) == 1 and rest["ref"] is None
     assert without(d, {sc.case.key for sc in unit.items}) is None
+
+
+def test_a_max_batch_search_survives_json_under_its_own_key() -> None:
+    sc = SuiteCase(Case("layer", "msa", batch=1), "msa", max_batch=2**30)
+    d = unit_to_json(Unit([sc]))
+    (back,) = unit_from_json(d).items
+    assert back.max_batch == 2**30 and back.row_key == sc.row_key != sc.case.key
+    assert without(d, {sc.case.key}) is not None and without(d, {sc.row_key}) is None
 
 
 @pytest.mark.parametrize(
@@ -140,4 +148,36 @@ def test_slurm_without_sbatch_is_refused_before_anything_is_written(
         ["suite", "run", str(p), "--executor", "slurm", "--out", str(tmp_path / "r")]
     )
     assert code == 2 and "sbatch and srun not found" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_jobs_ask_for_the_whole_node_or_exactly_their_threads() -> None:
+    from hilobench.cluster_plan import job_cpus
+
+    spec = {"units": [{"items": [{"case": {"threads": 2}}, {"case": {"threads": 4}}]}]}
+    whole = settings_from({}, {})
+    assert whole.exclusive and slurm_parameters(whole, "p")["exclusive"] is True
+    assert "cpus_per_task" not in slurm_parameters(whole, "p")
+    shared = settings_from({"exclusive": False}, {})
+    assert job_cpus(spec, shared) == 4  # the most threads any case of the job uses
+    params = slurm_parameters(shared, "p", job_cpus(spec, shared))
+    assert params["cpus_per_task"] == 4 and "exclusive" not in params
+    assert job_cpus(spec, settings_from({"exclusive": False, "cpus_per_task": 8}, {})) == 8
+    assert job_cpus({"units": [{"items": [{"case": {"threads": None}}]}]}, shared) is None
+    with pytest.raises(ConfigError, match="exclusive"):
+        settings_from({"exclusive": "no"}, {})
+
+
+def test_no_exclusive_needs_threads_on_every_case(
+    tmp_path: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fake_slurm import install
+
+    p = tmp_path / "s.yaml"
+    p.write_text("name: s\ncases:\n  - layer: msa\n    id: solo\n")
+    for k, v in install(tmp_path / "bin", tmp_path / "state").items():
+        monkeypatch.setenv(k, v)
+    code, _, err = cli(["suite", "run", str(p), "--executor", "slurm", "--no-exclusive",
+                        "--out", str(tmp_path / "r")])  # fmt: skip
+    assert code == 2 and "'solo'" in err and "threads" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()

@@ -14,7 +14,7 @@ from hilobench.bench import build_subject, run_case, validate_case
 from hilobench.case import Case
 from hilobench.errors import ConfigError
 from hilobench.models.dense import HEADS, build_dense
-from hilobench.models.dense_count import SCRIPTED, count_dense
+from hilobench.models.dense_count import SCRIPTED, analytic_dense, count_dense
 from hilobench.report.dense import dense_side_by_side
 from hilobench.row import is_measured
 
@@ -67,7 +67,10 @@ def test_detection_keeps_a_fixed_number_of_boxes(name: str, head: str) -> None:
     assert out[0]["boxes"].shape == (7, 4) and out[0]["scores"].shape == (7,)
     if head == "maskrcnn":
         assert out[0]["masks"].shape == (7, 1, *RES)
+    if name in ("litv2_s", "pvt_s"):  # the analytic count: the backbone's, FPN, head formulas
+        assert analytic_dense(model, RES) == count_dense(model, x)["macs_traced"]
     if name == "swin_t":  # and the count: NMS and RoI Align listed as not MACs, nothing unknown
+        assert analytic_dense(model, RES) is None  # timm's backbone has no formula
         got = count_dense(model, x)
         assert SCRIPTED in got["macs_ignored_ops"] and got["uncounted_ops"] == []
         assert "torchvision::roi_align" in got["macs_ignored_ops"]
@@ -104,7 +107,7 @@ def test_row_records_the_head_and_macs_by_part() -> None:
     assert row["det_per_img"] is None
     parts = row["macs_parts"]
     assert set(parts) == {"backbone", "neck", "head"} and min(parts.values()) > 0
-    assert sum(parts.values()) == row["macs_traced"]
+    assert sum(parts.values()) == row["macs_traced"] == row["macs_analytic"]
     assert row["uncounted_ops"] == [] and "aten::upsample_bilinear2d" in row["macs_ignored_ops"]
     assert row["params"] > 0 and row["throughput_median"] > 0
 

@@ -28,11 +28,21 @@ def canon(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def floors() -> dict[str, Version]:
+#: Extras for the runtime backends: `make install` installs them at the newest pins only, so
+#: their floors are those pins (tested); TensorRT needs a CUDA machine and is never installed.
+RUNTIME_EXTRAS = ("onnx", "openvino", "tensorrt")
+
+
+def floors(runtime: bool = False) -> dict[str, Version]:
+    """pyproject's floors: the core and test ones, or (``runtime``) those of the runtime
+    extras."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = list(project["dependencies"])
-    for extra in project["optional-dependencies"].values():
-        reqs += extra
+    extras = project["optional-dependencies"]
+    if runtime:
+        reqs = [r for name in RUNTIME_EXTRAS for r in extras.get(name, [])]
+    else:
+        reqs = list(project["dependencies"])
+        reqs += [r for name, group in extras.items() if name not in RUNTIME_EXTRAS for r in group]
     out = {}
     for text in reqs:
         req = Requirement(text)
@@ -40,6 +50,14 @@ def floors() -> dict[str, Version]:
         assert spec.operator == ">=", text
         out[canon(req.name)] = Version(spec.version)
     return out
+
+
+def test_runtime_extras_floors_are_their_tested_pins() -> None:
+    new = pins("constraints.txt")
+    for name, version in floors(runtime=True).items():
+        if name == "torch-tensorrt":  # CUDA only: no pin, documented as untested
+            continue
+        assert new.get(name) == version, f"{name}: floor {version}, pinned {new.get(name)}"
 
 
 def test_floors_are_the_tested_versions_and_the_pins_lie_above() -> None:

@@ -79,3 +79,24 @@ def test_litv2_fused_matches_reference() -> None:
     with torch.inference_mode():
         a, b = ref(x), fused(x)
     assert float((a - b).abs().max() / a.abs().max()) <= 1e-5
+
+
+def test_sdpa_of_any_rank_equals_the_spelled_out_attention() -> None:
+    """The fused kernel gets 4-D inputs whatever the layer's rank (exporters take no other);
+    folding the leading dims into the batch changes nothing, masks included."""
+    import torch
+
+    from hilobench.attention.msa import attend, sdpa
+
+    torch.manual_seed(0)
+    for lead in [(2,), (2, 3), (2, 3, 4)]:
+        q, k, v = (torch.randn(*lead, 5, 8) for _ in range(3))
+        got = sdpa(q, k, v, 0.3)
+        assert got.shape == (*lead, 5, 8)
+        torch.testing.assert_close(got, attend(q, k, v, 0.3, "reference"), rtol=1e-5, atol=1e-6)
+    mask = torch.zeros(5, 7).masked_fill(torch.rand(5, 7) > 0.7, float("-inf"))
+    mask[:, 0] = 0.0  # every query keeps a key
+    q = torch.randn(2, 3, 4, 5, 8)
+    k, v = torch.randn(2, 3, 4, 7, 8), torch.randn(2, 3, 4, 7, 8)
+    want = ((q @ k.transpose(-2, -1)) * 0.3 + mask).softmax(-1) @ v
+    torch.testing.assert_close(sdpa(q, k, v, 0.3, attn_mask=mask), want, rtol=1e-5, atol=1e-6)

@@ -67,9 +67,9 @@ def test_worker_result_and_peak_cache_follow_the_umask(
 ) -> None:
     want = 0o666 & ~umask
     job, out = tmp_path / "job.json", tmp_path / "rows.json"
-    job.write_text(json.dumps({"kind": "case"}))
+    job.write_text(json.dumps({"kind": "case", "case": {}}))
     monkeypatch.setattr(worker, "_die_with_parent", lambda: None)
-    monkeypatch.setattr(worker, "_worker_fault", lambda job: None)
+    monkeypatch.setattr(worker, "_process_fault", lambda job: None)
     monkeypatch.setattr(worker, "run_job", lambda job: [ROW])
     assert worker.main([str(job), str(out)]) == 0
     assert json.loads(out.read_text())["rows"] == [ROW] and mode(out) == want

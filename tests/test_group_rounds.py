@@ -20,7 +20,7 @@ from hilobench.cli import main
 from hilobench.measure.timing import RoundDone, Rounds, time_interleaved
 from hilobench.plan import CompareGroup, SuiteCase, still_to_run
 from hilobench.progress import round_text
-from hilobench.row import MEASURED
+from hilobench.row import is_measured
 from hilobench.store import load_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,7 +125,7 @@ def test_resume_times_again_a_group_the_run_holds_in_part(
     got = load_rows(out)
     assert sorted(r["case_id"] for r in got) == ["hilo", "msa", "sra"]
     # measured (a loaded machine may fit fewer than 6 rounds in the budget), each with its ratio
-    assert all(r["status"] in MEASURED and r["ratio_to_ref"] is not None for r in got)
+    assert all(is_measured(r) and r["ratio_to_ref"] is not None for r in got)
 
 
 @pytest.mark.timeout(600)
@@ -169,6 +169,6 @@ def test_ctrl_c_inside_a_group_keeps_its_rounds_and_resume_finishes(
     for r in done.values():
         old = next(k for k in kept if k["case_id"] == r["case_id"])
         # at least one round more than stored (the budget left decides how many more)
-        assert r["status"] in MEASURED and r["ratio_n"] > n and r["ratio_to_ref"] is not None
+        assert is_measured(r) and r["ratio_n"] > n and r["ratio_to_ref"] is not None
         assert r["samples_s"][:n] == old["samples_s"]  # the stored rounds, continued
     assert not (out / group_rounds.PARTIAL_DIR).exists()  # record and temporary files gone

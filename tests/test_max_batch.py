@@ -164,3 +164,85 @@ def test_worker_probe_measures_in_a_fresh_process() -> None:
     assert p.status == "ok" and p.batch == 3, p.message
     assert p.peak_bytes is not None and p.peak_bytes > 3 * 16 * 32 * 4  # at least the input
     assert p.row is not None and p.row["batch"] == 3 and p.row["peak_mem_bytes"] == p.peak_bytes
+
+
+# --- max_batch in a suite: one search per expanded case, as on the command line ----------
+
+SUITE = """
+name: searched
+cases:
+  - layer: msa
+    dim: 32
+    heads: 2
+    tokens: 4x4
+    impl: [reference, fused]
+    max_batch: {mem_limit: 64MiB}
+  - layer: msa
+    id: timed
+    dim: 32
+    heads: 2
+    tokens: 4x4
+    budget: 0.05
+"""
+
+
+def test_suite_max_batch_field_expands_to_one_search_per_case() -> None:
+    from yaml import safe_load as parse_yaml_text
+
+    from hilobench.plan import plan
+    from hilobench.suite import parse_suite
+
+    suite = parse_suite(parse_yaml_text(SUITE))
+    searched = [sc for sc in suite.cases if sc.max_batch is not None]
+    assert [sc.case.impl for sc in searched] == ["reference", "fused"]
+    assert all(sc.max_batch == 64 * MiB and sc.case.batch == 1 for sc in searched)
+    assert searched[0].row_key == search_key(searched[0].case, 64 * MiB) != searched[0].case.key
+    timed = suite.cases[-1]
+    assert timed.max_batch is None and timed.row_key == timed.case.key
+    assert len(plan(suite.cases)) == 3
+
+
+@pytest.mark.parametrize(
+    "field, needle",
+    [
+        ("max_batch: {mem_limit: 0}", "bad memory limit '0'"),
+        ("max_batch: {limit: 8GiB}", "a mapping {mem_limit: SIZE}"),
+        ("max_batch: true", "a mapping {mem_limit: SIZE}"),
+        ("max_batch: {mem_limit: 8GiB}\n    batch: 8", "searches the batch; give it or batch"),
+    ],
+)
+def test_suite_max_batch_field_refused_in_one_line(field: str, needle: str) -> None:
+    from yaml import safe_load as parse_yaml_text
+
+    from hilobench.suite import parse_suite
+
+    text = f"cases:\n  - layer: msa\n    {field}\n"
+    with pytest.raises(ConfigError) as e:
+        parse_suite(parse_yaml_text(text))
+    assert needle in str(e.value) and "max_batch" in str(e.value), str(e.value)
+
+
+def test_suite_run_writes_one_search_row_per_case_and_resumes(
+    tmp_path: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hilobench.maxbatch as mb
+
+    seen: list[Case] = []
+
+    def fake_probe(case: Case, env_id: str = "", timeout: float = 0) -> Callable[[int], Probe]:
+        seen.append(case)
+        return linear(MiB, MiB)
+
+    monkeypatch.setattr(mb, "worker_probe", fake_probe)
+    path = tmp_path / "s.yaml"
+    path.write_text(SUITE[: SUITE.rindex("  - layer: msa")])  # the searched entry only
+    out = tmp_path / "r"
+    code, _, err = cli(["suite", "run", str(path), "--out", str(out), "--no-roofline"])
+    assert code == 0, err
+    rows = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()]
+    assert [r["impl"] for r in rows] == ["reference", "fused"] and len(seen) == 2
+    assert all(r["max_batch"] == 63 and r["mem_limit_bytes"] == 64 * MiB for r in rows)
+    assert all(r["suite"] == "searched" and r["status"] == "ok" for r in rows)
+    code, _, err = cli(["suite", "run", str(path), "--out", str(out), "--resume"])
+    assert code == 0, err
+    assert len(seen) == 2  # both searches were done already

@@ -12,6 +12,7 @@ import pytest
 import timm
 import torch
 
+from hilobench import plugins
 from hilobench.attention import set_impl
 from hilobench.errors import ConfigError
 from hilobench.measure.flops import count_macs
@@ -304,8 +305,8 @@ def test_plugin_entry_point(monkeypatch):
     )
     ep = EntryPoint("plug", "plugmod:entry", "hilobench.models")
     monkeypatch.setattr(EntryPoint, "load", lambda self: entry)
-    monkeypatch.setattr(registry, "entry_points", lambda group: [ep])
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [ep])
+    monkeypatch.setattr(plugins, "_groups_loaded", set())
     monkeypatch.setitem(registry._REGISTRY, "plug_net", entry)  # restored after the test
     registry._REGISTRY.pop("plug_net")
     assert get_model("plug_net") is entry

@@ -16,7 +16,7 @@ import hilobench.cli as cli_mod
 from hilobench import options
 from hilobench.attention import registry
 from hilobench.attention.msa import MultiHeadSelfAttention
-from hilobench.bench import build_subject
+from hilobench.bench import build_subject, validate_case
 from hilobench.case import Case
 from hilobench.errors import ConfigError
 from hilobench.options import Knob
@@ -91,7 +91,24 @@ def test_new_knob_gets_a_layer_flag(gainy: str, cli: CliRunner) -> None:
     code, stdout, _ = cli(["layer", "--help"])
     assert code == 0
     assert "--gain" in stdout and "--window" in stdout
-    assert "--gain" not in cli(["model", "--help"])[1]  # a layer knob only
+    # a layer knob reaches the swapped layers of the models that take --attn
+    assert "--gain" in cli(["model", "--help"])[1]
+
+
+def test_plugin_attention_and_knob_reach_a_backbone_stage(
+    gainy: str, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ["model", "litv2_s", "--attn", "gainy", "--gain", "2.5", "--batch", "1"]
+    (case,) = _cases(monkeypatch, cli, args)
+    assert case.opts == {"attn": "gainy", "gain": 2.5}
+    with torch.device("meta"):
+        net = build_subject(case).module
+    stage3 = [b.attn for b in net.stages[2].blocks]
+    assert all(type(a).__name__ == "Gainy" and (a.gain, a.window) == (2.5, 3) for a in stage3)
+    assert type(net.stages[3].blocks[0].attn).__name__ == "HiLo"  # stage 4: global MSA
+    (case,) = _cases(monkeypatch, cli, ["model", "litv2_s", "--attn", "msa", "--gain", "2"])
+    with pytest.raises(ConfigError, match="msa takes no gain=2.0; attentions that do: gainy"):
+        validate_case(case)
 
 
 def test_new_knob_reaches_the_case_and_the_layer(

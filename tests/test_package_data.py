@@ -29,7 +29,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_wheel_contains_suites_and_paper_data(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert len(SUITES) == 6
+    assert len(SUITES) == 7  # runtimes.yaml among them
     for s in SUITES:
         assert f"hilobench/suites/{s}" in names
     for f in ("attention_layers.csv", "imagenet_table.csv", "dense_fps.csv", "other_gpus.csv"):

@@ -183,6 +183,7 @@ def test_model_kinds_and_depth(tmp_path: Path, cli: CliRunner) -> None:
         ([",,,"], "no model given"),
         (["--attn", ",,,"], "no attention given"),
         (["--attn", "hilo,nosuch*"], "'nosuch*' matches no attention"),
+        (["litv2_s", "--attn", "msa", "--sr", "4"], "msa takes no sr=4"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

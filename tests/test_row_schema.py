@@ -12,6 +12,7 @@ After changing ``Row``, regenerate the file (descriptions are kept; describe new
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
 import types
@@ -32,8 +33,8 @@ TINY = ["--dim", "32", "--heads", "2", "--tokens", "8x8", "--batch", "1", "--bud
 def type_schema(tp: Any) -> dict[str, Any]:
     """The JSON Schema of one annotation of Row."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Literal:
-        return {"enum": list(args)}
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return {"enum": [m.value for m in tp]}
     if origin in (types.UnionType, typing.Union):
         parts = [type_schema(a) for a in args]
         if all(set(p) == {"type"} for p in parts):
@@ -165,7 +166,8 @@ def test_group_and_failure_rows_obey_the_schema(
     from hilobench.plan import CompareGroup, SuiteCase, plan
     from hilobench.runner import Runner
     from hilobench.store import RunDir
-    from hilobench.worker import FAULT_ENV, failure_row
+    from hilobench.testhooks import FAULT_ENV
+    from hilobench.worker import failure_row
 
     opts = (("dim", 32), ("heads", 2), ("tokens", "8x8"))
     cases = [

@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from hilobench.cli import main
+from hilobench.errors import EXIT_CASES_FAILED
 from hilobench.row import is_measured
 from hilobench.store import load_rows
-from hilobench.worker import FAULT_ENV
+from hilobench.testhooks import FAULT_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "  batch: 2\n  dim: 64\n  heads: 4\n  budget: 0.2\n"
@@ -87,7 +88,7 @@ def test_injected_oom_and_error_rows_in_process(
     code, _, stderr = run_cli(
         ["suite", "run", str(suite), "--no-isolate", "--out", str(out)], capsys
     )
-    assert code == 0
+    assert code == EXIT_CASES_FAILED  # the error row; an OOM row alone is a result
     rows = {r["case_id"]: r for r in load_rows(out)}
     assert rows["msa"]["status"] == "OOM" and "injected" in rows["msa"]["message"]
     assert rows["wmsa"]["status"] == "error"
@@ -107,11 +108,45 @@ def test_worker_crash_and_timeout_become_rows(
     monkeypatch.setenv(FAULT_ENV, "exit:sra,hang:msa")
     out = tmp_path / "run"
     code, _, _ = run_cli(["suite", "run", str(suite), "--isolate", "--out", str(out)], capsys)
-    assert code == 0
+    assert code == EXIT_CASES_FAILED
     rows = {r["case_id"]: r for r in load_rows(out)}
     assert is_measured(rows["hilo"]) and rows["hilo"]["throughput_median"] > 0
     assert rows["sra"]["status"] == "error" and "exited with code 70" in rows["sra"]["message"]
     assert rows["msa"]["status"] == "error" and "timed out after 4 s" in rows["msa"]["message"]
+
+
+def test_only_oom_rows_end_a_run_with_exit_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite = write_suite(tmp_path, "cases:\n  - layer: [hilo, msa]\n")
+    monkeypatch.setenv(FAULT_ENV, "oom:msa")
+    out = tmp_path / "run"
+    code, _, stderr = run_cli(
+        ["suite", "run", str(suite), "--no-isolate", "--out", str(out)], capsys
+    )
+    assert code == 0, stderr
+    rows = {r["name"]: r for r in load_rows(out)}
+    assert rows["msa"]["status"] == "OOM" and is_measured(rows["hilo"])
+
+
+def test_worker_stopped_from_outside_leaves_its_case_open(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker ended by SIGTERM that the run did not send (a `kill`, a scheduler) is an
+    interruption: no error row that --resume would skip, exit 143 and the resume command."""
+    suite = write_suite(tmp_path, "cases:\n  - layer: [hilo, msa, sra]\n")
+    monkeypatch.setenv(FAULT_ENV, "term:msa")
+    out = tmp_path / "run"
+    code, _, stderr = run_cli(["suite", "run", str(suite), "--out", str(out)], capsys)
+    assert code == 143, stderr
+    assert [r["case_id"] for r in load_rows(out)] == ["hilo"]
+    assert "finish with" in stderr and "--resume" in stderr
+    monkeypatch.delenv(FAULT_ENV)
+    code, _, stderr = run_cli(["suite", "run", str(suite), "--resume", "--out", str(out)], capsys)
+    assert code == 0, stderr
+    rows = load_rows(out)
+    assert [r["case_id"] for r in rows] == ["hilo", "msa", "sra"]
+    assert all(is_measured(r) for r in rows)
 
 
 def test_killed_run_keeps_rows_and_resume_finishes(

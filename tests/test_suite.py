@@ -71,8 +71,20 @@ def test_shipped_suite_contents() -> None:
     assert {sc.case.res[0] for sc in sweep.cases} >= {224, 1536}
 
     ablation = load_suite(SUITES / "hilo_ablation.yaml")
-    combos = {(sc.case.opts["alpha"], sc.case.opts["window"]) for sc in ablation.cases}
-    assert len(combos) == 14
+    sweep = [sc for sc in ablation.cases if sc.id == "alpha_window"]
+    assert len({(sc.case.opts["alpha"], sc.case.opts["window"]) for sc in sweep}) == 14
+    from hilobench.attention import available_attentions
+
+    swapped = {
+        (sc.case.res[0], sc.case.opts["attn"]) for sc in ablation.cases if "attn" in sc.case.opts
+    }
+    every = set(available_attentions())
+    assert {a for r, a in swapped if r == 224} == every  # the paper's table, all 17
+    assert {a for r, a in swapped if r == 384} == every - {"linformer"}  # refused there
+    layers = {(sc.case.res[0], sc.case.name) for sc in ablation.cases if sc.case.kind == "layer"}
+    assert {n for _, n in layers} == every and all(
+        sc.case.opts["dim"] == 384 for sc in ablation.cases if sc.case.kind == "layer"
+    )
 
     dense = load_suite(SUITES / "dense.yaml")
     assert {sc.case.res for sc in dense.cases} == {(800, 1280), (512, 512)}

@@ -18,6 +18,14 @@ windows. Every query of a window attends to three groups of keys/values, concate
    beyond the map are zero keys/values with logit ``MASK_VALUE`` added, as published; their
    bias comes from a ``(2w... )`` table indexed by (query position − pooled offset).
 
+On a map no larger than the window (``min(H, W) <= w``) there are no surroundings: the layer
+attends to its window and the pooled windows only (``expand_size`` taken as 0 for that map), the
+authors' rule (their block sets ``expand_size = 0`` there). Without it the roll wraps the map
+onto the window's own tokens, and those duplicates shift the softmax (max abs difference 0.95 on
+a 7x7 map with the defaults). The window itself stays as built (its bias tables are parameters),
+so a map smaller than the window is padded to it; the authors' block shrinks the window to the
+map instead, which only a layer built with that window reproduces.
+
 Padded tokens go through ``qkv`` like real ones (their keys/values are the biases), are attended
 to without a mask, and their outputs are cropped, so any map size works and the MAC count uses
 the padded token count. The setting is the benchmark's and the paper's 1/16 stage: window 7,
@@ -129,9 +137,17 @@ class FocalAttention(Attention):
         w, e = self.window, self.expand_size
         return 4 * (w * w - (w - e) ** 2)
 
-    def n_keys(self) -> int:
-        """Keys per query: window, surroundings, pooled windows."""
-        return self.window**2 + self.n_surrounding + self.focal_window**2
+    def expand_at(self, H: int, W: int) -> int:
+        """The expand size on an ``H x W`` map: 0 (no surroundings) on a map no larger than
+        the window, the authors' rule; the built one otherwise."""
+        return 0 if min(H, W) <= self.window else self.expand_size
+
+    def n_keys(self, H: int | None = None, W: int | None = None) -> int:
+        """Keys per query: window, surroundings (none on a map within the window), pooled
+        windows; without a map, those of a map larger than the window."""
+        within = H is not None and W is not None and not self.expand_at(H, W)
+        sur = 0 if within else self.n_surrounding
+        return self.window**2 + sur + self.focal_window**2
 
     def extra_repr(self) -> str:
         return (
@@ -145,7 +161,7 @@ class FocalAttention(Attention):
 
     def score_elements(self, H: int, W: int) -> int:
         hp, wp = self._padded(H, W)
-        return self.num_heads * hp * wp * self.n_keys()
+        return self.num_heads * hp * wp * self.n_keys(H, W)
 
     def _windows(self, t: torch.Tensor) -> torch.Tensor:
         """``(B, Hp, Wp, parts·C)`` → ``(parts, B, windows·heads, w², hd)``."""
@@ -156,7 +172,7 @@ class FocalAttention(Attention):
         t = t.permute(5, 0, 1, 3, 6, 2, 4, 7)
         return t.reshape(parts, B, -1, w * w, hd)
 
-    def _bias(self, nh: int, nw: int, device: torch.device) -> torch.Tensor:
+    def _bias(self, nh: int, nw: int, device: torch.device, expand: int) -> torch.Tensor:
         """Additive logits ``(windows·heads, w², keys)``: the three position biases and the
         mask of pooled neighbours beyond the map."""
         w, fw, heads = self.window, self.focal_window, self.num_heads
@@ -165,7 +181,7 @@ class FocalAttention(Attention):
         inside = inside.view(n, n, heads).permute(2, 0, 1)
         pooled = self.pooled_bias_table[:, self.pooled_index.reshape(-1)].view(heads, n, fw * fw)
         parts = [inside]
-        if self.expand_size:
+        if expand:
             parts.append(self.surrounding_bias)
         parts.append(pooled)
         bias = torch.cat(parts, dim=-1)  # (heads, n, keys)
@@ -185,7 +201,7 @@ class FocalAttention(Attention):
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         B, N, C = x.shape
-        w, e, fw = self.window, self.expand_size, self.focal_window
+        w, e, fw = self.window, self.expand_at(H, W), self.focal_window
         heads, hd = self.num_heads, self.head_dim
         hp, wp = self._padded(H, W)
         nh, nw = hp // w, wp // w
@@ -218,7 +234,7 @@ class FocalAttention(Attention):
 
         k = torch.cat(keys, dim=2)
         v = torch.cat(values, dim=2)
-        bias = self._bias(nh, nw, x.device).to(q.dtype)
+        bias = self._bias(nh, nw, x.device, e).to(q.dtype)
         if self.impl == "fused":
             # a full (B, ...) view: the CPU kernel's fast path takes an expanded mask
             mask = bias.expand(B, *bias.shape)
@@ -242,4 +258,5 @@ class FocalAttention(Attention):
         hp, wp = self._padded(H, W)
         np_, c, n = hp * wp, self.dim, self.window**2
         nwin = np_ // n
-        return 4 * np_ * c * c + nwin * c * n + 3 * nwin * c * c + 2 * np_ * self.n_keys() * c
+        keys = self.n_keys(H, W)
+        return 4 * np_ * c * c + nwin * c * n + 3 * nwin * c * c + 2 * np_ * keys * c

@@ -3,28 +3,25 @@
 The knobs an attention takes are declared in that line: names of knobs in the options table
 (``hilobench.options``), or new :class:`~hilobench.options.Knob` objects, which join the table
 there; either way the CLI flags and suite fields follow. Third parties add theirs through the
-``hilobench.attentions`` entry point group: each entry point is a module (or callable) that
-registers its attentions when loaded. A plain Python file can do the same through
-:func:`load_plugin_file` (``--plugin FILE``, a suite's ``plugins:``); the files loaded are
-recorded in ``HILOBENCH_PLUGINS``, so worker processes load them too.
+``hilobench.attentions`` entry point group: each entry point is a module that registers its
+attentions when loaded. A plain Python file can do the same through :func:`load_plugin_file`
+(``--plugin FILE``, a suite's ``plugins:``). Both are loaded by :mod:`hilobench.plugins`, under
+the policy the model registry shares.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import os
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Any
 
 from hilobench import options
 from hilobench.attention.base import Attention
 from hilobench.errors import ConfigError, unknown
 from hilobench.names import resolve_names
+from hilobench.plugins import PLUGINS_ENV as PLUGINS_ENV  # re-exported: the plug-in API
+from hilobench.plugins import load_entry_points
+from hilobench.plugins import load_plugin_file as load_plugin_file  # re-exported, as above
 
 
 @dataclass(frozen=True)
@@ -39,11 +36,6 @@ class AttentionEntry:
 
 
 _REGISTRY: dict[str, AttentionEntry] = {}
-_plugins_loaded = False
-#: Plug-in files loaded (``load_plugin_file``), as absolute paths joined by ``os.pathsep``;
-#: a worker process inherits it and loads the same files.
-PLUGINS_ENV = "HILOBENCH_PLUGINS"
-_files_loaded: set[Path] = set()
 
 
 def register_attention(
@@ -62,47 +54,9 @@ def register_attention(
 
 
 def _load() -> None:
-    global _plugins_loaded
     # the built-in layers are registered already: importing this module runs the package's
-    # __init__, which imports them
-    if not _plugins_loaded:
-        _plugins_loaded = True
-        for ep in entry_points(group="hilobench.attentions"):
-            ep.load()
-        for path in os.environ.get(PLUGINS_ENV, "").split(os.pathsep):
-            if path:
-                load_plugin_file(path)
-
-
-def load_plugin_file(path: str | Path) -> None:
-    """Import the Python file at ``path``, so that the attentions (and knobs) it registers join
-    the registry; a file already loaded is not run again. Any failure (no such file, a syntax
-    error, an exception while it runs) is one ConfigError naming the file."""
-    shown = str(path)
-    p = Path(path).expanduser().resolve()
-    if p in _files_loaded:
-        return
-    if not p.is_file():
-        raise ConfigError(f"plugin {shown!r}: no such file")
-    digest = hashlib.sha1(str(p).encode()).hexdigest()[:12]
-    modname = f"hilobench_plugin_{digest}"
-    spec = importlib.util.spec_from_file_location(modname, p)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"plugin {shown!r}: cannot be imported as a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[modname] = module  # dataclasses and pickling look their module up here
-    try:
-        spec.loader.exec_module(module)
-    except SyntaxError as e:
-        del sys.modules[modname]
-        raise ConfigError(f"plugin {shown!r}: syntax error on line {e.lineno}: {e.msg}") from None
-    except Exception as e:  # the plug-in's own code: whatever it raises is the user's error
-        del sys.modules[modname]
-        raise ConfigError(f"plugin {shown!r} failed: {type(e).__name__}: {e}") from None
-    _files_loaded.add(p)
-    known = [x for x in os.environ.get(PLUGINS_ENV, "").split(os.pathsep) if x]
-    if str(p) not in known:
-        os.environ[PLUGINS_ENV] = os.pathsep.join([*known, str(p)])
+    # __init__, which imports them; plug-ins come under the one policy of hilobench.plugins
+    load_entry_points("hilobench.attentions")
 
 
 def available_attentions() -> list[str]:

@@ -22,8 +22,9 @@ from hilobench.case import check_budget
 from hilobench.errors import ConfigError, check_choice
 from hilobench.fileio import write_text_atomic
 from hilobench.gate.baseline import baseline_path, compute_baseline, computed_rows, write_baseline
+from hilobench.gate.errors import EXIT_BASELINE, EXIT_PASS, BaselineError, GateError
 from hilobench.gate.policy import Policies, SpeedPolicy, suite_policies
-from hilobench.gate.verdict import EXIT_BASELINE, EXIT_PASS, BaselineError, GateError, Verdict
+from hilobench.gate.verdict import Verdict
 from hilobench.render import console, print_fitted
 
 err = Console(stderr=True)

@@ -65,7 +65,7 @@ def _refuse(ctx: typer.Context, kind: str, knobs: dict[str, Any]) -> None:
     """A knob that only the other kind takes, set on the command line, is refused."""
     for name in _set_on_command_line(ctx, list(knobs)):
         knob = options.get(name)
-        if kind not in knob.kinds:
+        if not options.of_kind(knob, kind):  # a model passes layer knobs to swapped layers
             other = "an attention layer" if kind == "model" else "a model"
             raise ConfigError(f"{knob.flag} applies to {other} only, not to {kind} cases")
 
@@ -104,7 +104,7 @@ def model_cases(
     from hilobench.models import get_model, impls_for, resolve_models  # torch, torchvision
 
     _refuse(ctx, "model", knobs)
-    values = {k: v for k, v in knobs.items() if "model" in options.get(k).kinds}
+    values = {k: v for k, v in knobs.items() if options.of_kind(options.get(k), "model")}
     if attn is not None:
         values["attn"] = attn
     opts = tuple(options.given(values).items())

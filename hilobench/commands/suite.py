@@ -2,8 +2,7 @@
 only; the work lives in suite.py (loading), runner.py (measuring) and store.py (the rows).
 
 The CLI imports this module at start-up, so what loads torch or yaml is imported inside
-the command that needs it.
-"""
+the command that needs it."""
 
 from __future__ import annotations
 
@@ -34,8 +33,8 @@ if TYPE_CHECKING:
 err = Console(stderr=True)
 
 PLUGIN_HELP = (
-    "A Python file to import first (repeatable): attentions it registers with "
-    "@register_attention can be named in the suite, with their knobs."
+    "A Python file to import first (repeatable): attentions (@register_attention) and "
+    "models (register_model) it registers can be named in the suite, with their knobs."
 )
 
 
@@ -43,7 +42,7 @@ def _load_plugins(paths: list[Path]) -> None:
     """Import the ``--plugin`` files (``hilobench.cli.main`` has already, before building the
     commands; loading is idempotent). One line and exit 2, naming the file, if one fails."""
     if paths:
-        from hilobench.attention.registry import load_plugin_file  # torch ~1.5 s
+        from hilobench.plugins import load_plugin_file  # the files themselves import torch
 
         for path in paths:
             load_plugin_file(path)
@@ -94,6 +93,9 @@ def suite_run(
     time_limit: str | None = typer.Option(None, "--time", help="Job time limit: min or H:MM:SS."),
     array_parallelism: int | None = typer.Option(None, help="Jobs running at once (local: 1)."),
     units_per_job: int | None = typer.Option(None, help="At most this many units in a job."),
+    exclusive: bool | None = typer.Option(
+        None, "--exclusive/--no-exclusive", help="SLURM: whole node (default) or threads as CPUs."
+    ),
 ) -> None:
     """Run a suite: every case in a fresh process, rows saved as they finish."""
     check_choice("format", fmt, FORMATS)
@@ -140,12 +142,10 @@ def suite_run(
     if executor != "runner":
         sched = {"partition": partition, "gpus_per_node": gpus_per_node, "time": time_limit,
                  "constraint": constraint, "array_parallelism": array_parallelism,
-                 "units_per_job": units_per_job}  # fmt: skip
-        extra = ["--executor", executor] + [
-            f"--{k.replace('_', '-')}={v}" for k, v in sched.items() if v is not None
-        ]
-        from hilobench.cluster_run import Request
+                 "units_per_job": units_per_job, "exclusive": exclusive}  # fmt: skip
+        from hilobench.cluster_run import Request, scheduler_args
 
+        extra = ["--executor", executor, *scheduler_args(sched)]
         req = Request(s, chosen, executor, sched, out_dir, root, resume, force_resume, isolate,
                       roofline, digest)  # fmt: skip
         return _run_cluster(req, fmt, lambda base: resume_command(
@@ -207,46 +207,45 @@ def suite_run(
             markup=False,  # the suite's name comes from its file
             highlight=False,
         )
-        keys = {sc.case.key for sc in chosen}
+        keys = {sc.row_key for sc in chosen}
         for line in [*regrouped, *emulation_warnings(sc.case for sc in todo)]:
             err.print(line, markup=False, highlight=False, soft_wrap=True)
         units = plan(todo, s.compare)
         rows = _run(run, units, eid, isolate, s.name, keys, again, roofline, digest)
         run.write_tables()
-        _finish(run, rows, s.name, s.claims, fmt)
+        exit_code = _finish(run, rows, s.name, s.claims, fmt)
+        if exit_code:
+            raise typer.Exit(exit_code)
 
 
 def _finish(
     run: RunDir, rows: list[dict[str, Any]], name: str, claims: list[dict[str, Any]], fmt: str
-) -> None:
-    """The end of a suite run: what failed, the rows, and the claims (exit 1 when one fails)."""
+) -> int:
+    """The end of a suite run: what failed, the rows, and the claims; the exit code: 4
+    (EXIT_CASES_FAILED) when a case ended as ``error`` (``OOM`` is a result), else 1 when a
+    claim fails, else 0."""
+    from hilobench.errors import EXIT_CASES_FAILED
+
     _summarise(rows, run.path)
     print_rows(run.rows(), fmt, f"suite {name}")
-    if claims and _check_claims(run, claims):
-        raise typer.Exit(1)
+    claim_failed = bool(claims) and _check_claims(run, claims)
+    if any(r.get("status") == "error" for r in run.rows()):
+        return EXIT_CASES_FAILED
+    return 1 if claim_failed else 0
 
 
 def _run_cluster(req: Request, fmt: str, again: Callable[[Path], str]) -> None:
     """``--executor local|slurm``: a run directory per machine class (hilobench.cluster_run)."""
-    from hilobench.cluster_run import run_on_cluster
-    from hilobench.runner import stop_on_signals
+    from hilobench.cluster_run import finish_on_cluster
 
-    def say(line: str) -> None:
-        err.print(line, markup=False, highlight=False, soft_wrap=True)
-
-    with stop_on_signals() as stop:
-        try:
-            done = run_on_cluster(req, say, again)
-        except KeyboardInterrupt:
-            raise typer.Exit(stop.exit_code) from None
-    failed = False
-    for run, rows in zip(done.runs, done.landed, strict=True):
-        try:
-            _finish(run, rows, req.suite.name, req.suite.claims, fmt)
-        except typer.Exit:
-            failed = True
-    if failed:
-        raise typer.Exit(1)
+    code = finish_on_cluster(
+        req,
+        lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True),
+        again,
+        lambda run, rows: _finish(run, rows, req.suite.name, req.suite.claims, fmt),
+    )
+    if code:
+        raise typer.Exit(code)
 
 
 def _check_claims(run: RunDir, claims: list[dict[str, Any]]) -> bool:
@@ -275,8 +274,8 @@ def _run(
 ) -> list[dict[str, Any]]:
     """Measure ``units``; on Ctrl-C or SIGTERM end the worker, keep every finished row, write
     the tables for them and exit 130 (143 for SIGTERM) with the command that finishes the run."""
-    # the runner and rich.progress (~7 ms)
-    from hilobench.progress import BarReporter
+    from hilobench.maxbatch import search_suite_case  # light: no torch until a search runs
+    from hilobench.progress import BarReporter  # rich.progress (~7 ms)
     from hilobench.runner import Runner, done_keys, elapsed, stop_on_signals
 
     runner = Runner(
@@ -287,6 +286,7 @@ def _run(
         suite=name,
         suite_hash=digest,
         roofline=roofline,
+        searcher=search_suite_case,
     )
     t0 = time.perf_counter()
     with stop_on_signals() as stop:

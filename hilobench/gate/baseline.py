@@ -13,8 +13,8 @@ from typing import Any
 from hilobench.case import Case
 from hilobench.errors import ConfigError
 from hilobench.fileio import write_text_atomic
+from hilobench.gate.errors import BaselineError
 from hilobench.gate.policy import DETERMINISTIC
-from hilobench.gate.verdict import BaselineError
 from hilobench.row import Row
 from hilobench.rundir_io import read_json
 

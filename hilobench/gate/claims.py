@@ -18,8 +18,14 @@ from typing import Any
 import numpy as np
 
 from hilobench.errors import ConfigError
-from hilobench.gate.claim_terms import CLAIM_DEVICES, CLAIM_KEYS, CLAIM_METRICS, SPEED_METRICS
-from hilobench.gate.runs import row_context, row_id, row_label
+from hilobench.gate.claim_terms import (
+    CLAIM_DEVICES,
+    CLAIM_KEYS,
+    CLAIM_METRICS,
+    SPEED_METRICS,
+    ClaimStatus,
+)
+from hilobench.gate.row_ids import row_context, row_id, row_label
 from hilobench.gate.speed import bootstrap_ratio_ci, same_rounds
 from hilobench.measure import stats
 from hilobench.row import is_measured
@@ -91,7 +97,7 @@ class Claim:
             bounds.append(f"<= {self.max_ratio}x")
         return f"{self.a} {self.metric} {' and '.join(bounds)} {self.b}"
 
-    def judge(self, lo: float, hi: float) -> str:
+    def judge(self, lo: float, hi: float) -> ClaimStatus:
         """``pass`` / ``fail`` / ``inconclusive`` for a ratio interval ``[lo, hi]``."""
         violated = (self.min_ratio is not None and hi < float(self.min_ratio)) or (
             self.max_ratio is not None and lo > float(self.max_ratio)
@@ -99,7 +105,9 @@ class Claim:
         held = (self.min_ratio is None or lo >= float(self.min_ratio)) and (
             self.max_ratio is None or hi <= float(self.max_ratio)
         )
-        return "fail" if violated else "pass" if held else "inconclusive"
+        if violated:
+            return ClaimStatus.FAIL
+        return ClaimStatus.PASS if held else ClaimStatus.INCONCLUSIVE
 
 
 @dataclass
@@ -108,7 +116,7 @@ class ClaimResult:
     ``a/b`` for throughput, ``b/a`` for the costs (latency, macs, params, memory)."""
 
     claim: Claim
-    status: str  # pass | fail | inconclusive | missing | not applicable
+    status: ClaimStatus
     a_label: str = ""
     b_label: str = ""
     ratio: float | None = None
@@ -163,7 +171,7 @@ def check_claims(
             rows_here = [r for r in ok_rows if on_device(r, claim.device)]
             if not rows_here and ok_rows:
                 note = f"a claim about {claim.device} rows; these were measured elsewhere"
-                results.append(ClaimResult(claim, "not applicable", note=note))
+                results.append(ClaimResult(claim, ClaimStatus.NOT_APPLICABLE, note=note))
                 continue
         a_rows = [r for r in rows_here if row_id(r) == claim.a]
         b_rows = [r for r in rows_here if row_id(r) == claim.b]
@@ -177,7 +185,7 @@ def check_claims(
             note = (
                 f"no rows to compare ({len(a_rows)} of a, {len(b_rows)} of b at a shared setting)"
             )
-            results.append(ClaimResult(claim, "missing", note=note))
+            results.append(ClaimResult(claim, ClaimStatus.MISSING, note=note))
             continue
         results.extend(_check_pair(claim, ra, rb, conf) for ra, rb in pairs)
     return results
@@ -191,18 +199,18 @@ def on_device(row: Mapping[str, Any], device: str) -> bool:
 def _check_pair(
     claim: Claim, ra: Mapping[str, Any], rb: Mapping[str, Any], conf: float
 ) -> ClaimResult:
-    res = ClaimResult(claim, "inconclusive", a_label=row_label(ra), b_label=row_label(rb))
+    res = ClaimResult(claim, ClaimStatus.INCONCLUSIVE, a_label=row_label(ra), b_label=row_label(rb))
     if claim.metric in SPEED_METRICS:
         got = _speed_ratio(ra, rb, claim.metric, conf)
         if got is None:
-            res.status, res.note = "missing", "rows have no timing samples"
+            res.status, res.note = ClaimStatus.MISSING, "rows have no timing samples"
             return res
         res.ratio, res.ci, res.method = got
     else:
         col = CLAIM_METRICS[claim.metric]
         va, vb = ra.get(col), rb.get(col)
         if not va or vb is None:
-            res.status, res.note = "missing", f"rows lack {col}"
+            res.status, res.note = ClaimStatus.MISSING, f"rows lack {col}"
             return res
         res.ratio = float(vb) / float(va)  # a cost: a is better when it is smaller
         res.ci, res.method = (res.ratio, res.ratio), "exact"

@@ -34,13 +34,14 @@ from hilobench.bench import base_row
 from hilobench.case import Case, check_budget
 from hilobench.fileio import write_text_atomic
 from hilobench.gate.claims import Claim
+from hilobench.gate.errors import GateError
 from hilobench.gate.judge import judge_runs
 from hilobench.gate.policy import GateCase, SpeedPolicy, gate_cases, policies_of
 from hilobench.gate.runs import JudgedRun
 from hilobench.gate.side import SLOWDOWN_ENV
 from hilobench.gate.sides import Side, SideProcess, TurnError
 from hilobench.gate.speed import Timings
-from hilobench.gate.verdict import GateError, Verdict
+from hilobench.gate.verdict import Verdict
 from hilobench.gate.worktree import checkout, repo_root
 from hilobench.measure import stats
 from hilobench.row import CI_MIN_SAMPLES

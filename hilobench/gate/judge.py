@@ -15,14 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from hilobench.gate.claim_terms import CaseVerdict
 from hilobench.gate.claims import Claim, check_claims
 from hilobench.gate.policy import DETERMINISTIC, Policies, SpeedPolicy
+from hilobench.gate.row_ids import row_label
 from hilobench.gate.runs import (
     JudgedRun,
     env_differences,
     env_info_differences,
     machine_of,
-    row_label,
 )
 from hilobench.gate.speed import Timings, judge_speed
 from hilobench.gate.verdict import CaseResult, FieldCheck, Verdict
@@ -57,19 +58,19 @@ def judge_case(
     """Judge one case: deterministic figures, status, then speed (re-measuring borderlines)."""
     label = row_label(cand)
     if base is None:
-        return CaseResult(key, label, "missing_base", notes=["case not in the baseline"])
-    res = CaseResult(key, label, "pass", checks=deterministic_checks(base, cand))
+        return CaseResult(key, label, CaseVerdict.MISSING_BASE, notes=["case not in the baseline"])
+    res = CaseResult(key, label, CaseVerdict.PASS, checks=deterministic_checks(base, cand))
     stopped = [
         side for side, r in (("base", base), ("candidate", cand)) if r.get("status") == "partial"
     ]
     if stopped and not res.mismatches:  # an interrupted compare group: finish it, then judge
-        res.verdict = "unjudged"
+        res.verdict = CaseVerdict.UNJUDGED
         res.notes.append(f"{' and '.join(stopped)}: partial (a stopped compare group; finish "
                          "it with `suite run --resume`)")  # fmt: skip
         return res
     b_ok, c_ok = is_measured(base, "ok"), is_measured(cand, "ok")
     if b_ok and not c_ok:
-        res.verdict = "regression"
+        res.verdict = CaseVerdict.REGRESSION
         msg = cand.get("message") or ""
         res.notes.append(f"candidate {cand.get('status')}: {msg}".strip(": "))
     elif not b_ok:
@@ -78,12 +79,12 @@ def judge_case(
         if row.get("status") == "few-samples":
             res.notes.append(f"{side} few-samples: {row.get('n_samples')} sample(s)")
     if res.mismatches:
-        res.verdict = "regression"
+        res.verdict = CaseVerdict.REGRESSION
     if not speed or not (b_ok and c_ok):
         return res
     first = judge_speed(Timings.of_rows(base, cand), policy)
     res.speed = first
-    if first.verdict == "borderline":
+    if first.verdict == CaseVerdict.BORDERLINE:
         again = remeasure(key) if remeasure is not None else None
         if again is None:
             first.note += "; not re-measured (stored results; re-run with `hilobench gate`)"
@@ -91,7 +92,7 @@ def judge_case(
             second = judge_speed(again, policy, confirming=True)
             second.first = first
             res.speed = second
-    if res.verdict == "pass":
+    if res.verdict == CaseVerdict.PASS:
         res.verdict = res.speed.verdict
     return res
 

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hilobench import numfmt as nf
+from hilobench.gate.claim_terms import CaseVerdict, ClaimStatus
 from hilobench.gate.claims import ClaimResult
 from hilobench.gate.policy import DETERMINISTIC
 from hilobench.gate.speed import SpeedResult
@@ -57,10 +58,10 @@ def case_cells(c: CaseResult) -> list[str]:
             for m in c.mismatches
         )
     s = c.speed
-    verdict = c.verdict
+    verdict = str(c.verdict)
     if s and s.first is not None:
         verdict += " (re-measured)"
-    if c.verdict == "borderline" and s and "not re-measured" in s.note:
+    if c.verdict == CaseVerdict.BORDERLINE and s and "not re-measured" in s.note:
         verdict += " (not re-measured)"
     ci = f"{_pct(s.ci[0], s.ci).rstrip('%')} to {_pct(s.ci[1], s.ci)}" if s and s.ci else nf.EMPTY
     return [
@@ -127,14 +128,15 @@ def verdict_markdown(verdict: Verdict, title: str = "hilobench gate") -> str:
     if verdict.refused:
         return "\n".join(lines) + "\n"
     lines += ["", _policy_line(verdict), ""]
-    order = {"regression": 0, "borderline": 1, "missing_base": 2, "unjudged": 3}
+    V = CaseVerdict
+    order = {V.REGRESSION: 0, V.BORDERLINE: 1, V.MISSING_BASE: 2, V.UNJUDGED: 3}
     cases = sorted(verdict.cases, key=lambda c: order.get(c.verdict, 9))
     if cases:
         lines.append("| " + " | ".join(CASE_HEADER) + " |")
         lines.append("|" + "|".join("---" for _ in CASE_HEADER) + "|")
         for c in cases:
             cells = [x.replace("|", "\\|") for x in case_cells(c)]
-            if c.verdict in ("regression", "borderline"):
+            if c.verdict in (CaseVerdict.REGRESSION, CaseVerdict.BORDERLINE):
                 cells[-1] = f"**{cells[-1]}**"
             lines.append("| " + " | ".join(cells) + " |")
         notes = [(c.label, n) for c in cases for n in c.notes]
@@ -153,7 +155,8 @@ def verdict_markdown(verdict: Verdict, title: str = "hilobench gate") -> str:
 
 def claims_table(claims: list[ClaimResult]) -> Table:
     """Terminal table of claim results, verdicts coloured."""
-    colors = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+    colors = {ClaimStatus.PASS: "green", ClaimStatus.FAIL: "red",
+              ClaimStatus.INCONCLUSIVE: "yellow"}  # fmt: skip
     body = [_coloured(claim_cells(c), colors.get(c.status)) for c in claims]
     text = [h not in ("ratio", "95% CI") for h in CLAIM_HEADER]
     return grid("claims", CLAIM_HEADER, body, text, markup={len(CLAIM_HEADER) - 1})
@@ -167,7 +170,8 @@ def _coloured(cells: list[str], color: str | None) -> list[str]:
 
 def verdict_tables(verdict: Verdict) -> list[Table]:
     """Terminal view: the cases table and, when there are claims, the claims table."""
-    style = {"regression": "red", "borderline": "yellow", "improved": "green"}
+    style = {CaseVerdict.REGRESSION: "red", CaseVerdict.BORDERLINE: "yellow",
+             CaseVerdict.IMPROVED: "green"}  # fmt: skip
     body = [_coloured(case_cells(c), style.get(c.verdict)) for c in verdict.cases]
     text = [h in ("case", "counts", "verdict") for h in CASE_HEADER]
     out = [grid(verdict.headline, CASE_HEADER, body, text, markup={len(CASE_HEADER) - 1})]

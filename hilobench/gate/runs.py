@@ -1,4 +1,4 @@
-"""Stored runs as the judge reads them: rows by case key, the environment, the row helpers.
+"""Stored runs as the judge reads them: rows by case key and the environment.
 
 Loading (through :mod:`hilobench.rundir_io`) refuses what cannot be judged: a missing,
 unreadable or malformed baseline or one of another row schema (exit 3), a candidate that is not
@@ -8,24 +8,17 @@ are comparable is decided by their machine class, not by the exact environment h
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hilobench.case import Case
 from hilobench.errors import ConfigError
 from hilobench.gate.baseline import read_baseline_rows
-from hilobench.gate.verdict import BaselineError
+from hilobench.gate.errors import BaselineError
 from hilobench.measure import env as menv
 from hilobench.row import REQUIRED_COLUMNS, is_measured
 from hilobench.rundir_io import ROWS, load_rows, read_env, read_json
-
-#: Case fields that pair two rows of one setting (the suite's compare-group setting).
-CLAIM_PAIR_COLUMNS = (
-    "kind", "res", "batch", "device", "dtype", "impl", "mode", "threads", "compile",
-    "backend", "channels_last",
-)  # fmt: skip
 
 Row = dict[str, Any]
 
@@ -116,35 +109,3 @@ def env_info_differences(base: JudgedRun, cand: JudgedRun) -> list[str]:
     if base.deterministic_only or not base.env or not cand.env:
         return []
     return menv.informational_differences(base.env, cand.env)
-
-
-def row_label(row: Mapping[str, Any]) -> str:
-    """Short human label of a row (``hilo/fused 224 b16 float32 infer``)."""
-    if row.get("label"):
-        return str(row["label"])
-    case = row.get("case")
-    if isinstance(case, dict):
-        try:
-            return Case.from_json(case).label()
-        except Exception:  # an old or foreign row: fall back to its columns
-            pass
-    parts = [f"{row.get('name', '?')}/{row.get('impl', '?')}", str(row.get("res", ""))]
-    if row.get("batch") is not None:
-        parts.append(f"b{row['batch']}")
-    return " ".join(p for p in parts if p)
-
-
-def row_id(row: Mapping[str, Any]) -> str:
-    """The suite case id of a row (its name when it came from no suite)."""
-    return str(row.get("id") or row.get("case_id") or row.get("name") or "")
-
-
-def row_context(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The setting two rows must share to be compared in a claim: every case field but the
-    name and the options, plus the token map (as the suite's compare groups define it)."""
-    case = row.get("case")
-    if isinstance(case, Mapping):
-        opts = case.get("options") or {}
-        values = [case.get(f) for f in CLAIM_PAIR_COLUMNS]  # a JSON list (res) as a tuple
-        return tuple(tuple(v) if isinstance(v, list) else v for v in values) + (opts.get("tokens"),)
-    return tuple(row.get(f) for f in CLAIM_PAIR_COLUMNS) + (row.get("tokens"),)

@@ -24,9 +24,10 @@ from typing import IO, Any, Protocol
 
 from hilobench.case import Case
 from hilobench.errors import ConfigError
+from hilobench.gate.errors import GateError
 from hilobench.gate.side import HELLO, PROTOCOL, SLOWDOWN_ENV, GateSide, parse_slowdown
-from hilobench.gate.verdict import GateError
 from hilobench.measure import procenv
+from hilobench.worker_jobs import GateJob, job_to_json
 
 HELLO_TIMEOUT_S = 180.0
 TURN_TIMEOUT_S = 1800.0
@@ -130,14 +131,9 @@ class SideProcess:
         self.env_id = ""
         self._tmp = Path(tempfile.mkdtemp(prefix="hilobench-gate-side-"))
         self._out = self._tmp / "out.json"
-        job = {
-            "kind": "gate",
-            "protocol": PROTOCOL,
-            "cases": [c.to_json() for c in cases],
-            "count": count,
-        }
+        job = GateJob(protocol=PROTOCOL, cases=[c.to_json() for c in cases], count=count)
         job_path = self._tmp / "job.json"
-        job_path.write_text(json.dumps(job), encoding="utf-8")
+        job_path.write_text(json.dumps(job_to_json(job)), encoding="utf-8")
         env = dict(os.environ)
         env.pop(SLOWDOWN_ENV, None)
         if slowdown:

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from hilobench.gate.claim_terms import CaseVerdict
 from hilobench.gate.policy import SpeedPolicy
-from hilobench.gate.runs import row_context
+from hilobench.gate.row_ids import row_context
 from hilobench.measure import stats
 
 #: Seed of the bootstrap, so a stored comparison always gives the same interval.
@@ -37,7 +38,7 @@ BOOTSTRAP_RESAMPLES = 2000
 class SpeedResult:
     """The speed verdict of one case. ``change`` is candidate time / base time - 1."""
 
-    verdict: str  # pass | regression | borderline | improved | unjudged
+    verdict: CaseVerdict
     change: float | None = None
     ci: tuple[float, float] | None = None
     p_value: float | None = None
@@ -171,7 +172,7 @@ def judge_speed(t: Timings, policy: SpeedPolicy, *, confirming: bool = False) ->
     nb, nc = len(bu), len(cu)
     if nb < policy.min_samples or nc < policy.min_samples:
         return SpeedResult(
-            "unjudged",
+            CaseVerdict.UNJUDGED,
             n_base=nb,
             n_cand=nc,
             unit=unit,
@@ -185,7 +186,7 @@ def judge_speed(t: Timings, policy: SpeedPolicy, *, confirming: bool = False) ->
         change, ci = stats.relative_change(bu.tolist(), cu.tolist()), (lo - 1.0, hi - 1.0)
     p_slower = _slower_p(bu, cu, ratio, unit)
     res = SpeedResult(
-        "pass",
+        CaseVerdict.PASS,
         change=change,
         ci=ci,
         p_value=p_slower,
@@ -200,20 +201,20 @@ def judge_speed(t: Timings, policy: SpeedPolicy, *, confirming: bool = False) ->
     low = policy.confirm_fraction * policy.min_effect
     if confirming:
         if significant and change >= low:
-            res.verdict = "regression"
+            res.verdict = CaseVerdict.REGRESSION
             res.note = f"confirmed on re-measurement (>= {low:.0%}, p < {policy.alpha})"
         else:
             res.note = "cleared on re-measurement"
         return res
     if significant and change >= policy.min_effect:
-        res.verdict = "regression"
+        res.verdict = CaseVerdict.REGRESSION
     elif (significant and change >= low) or change >= policy.min_effect:
-        res.verdict = "borderline"
+        res.verdict = CaseVerdict.BORDERLINE
         res.note = (
             "significant but below the minimum effect"
             if significant
             else "large but not significant"
         )
     elif change <= -policy.min_effect and _faster_p(bu, cu, ratio, unit) < policy.alpha:
-        res.verdict = "improved"
+        res.verdict = CaseVerdict.IMPROVED
     return res

@@ -1,9 +1,8 @@
-"""The judged result: per-case verdicts, the whole verdict, and the exit codes they map to.
-
-Exit codes: 0 pass, 1 regression (or a failed claim), 2 usage error, 3 missing or
-incompatible baseline, 4 unjudged (every case compared, but some had too few samples for a
-verdict). A definite regression outranks a gap, and a missing baseline outranks too few
-samples: the gate fails on evidence, and the first thing to fix comes first.
+"""The judged result: per-case verdicts, the whole verdict, and the exit code it maps to
+(:mod:`hilobench.gate.errors` holds the codes: 0 pass, 1 regression or a failed claim, 2 usage
+error, 3 missing or incompatible baseline, 4 unjudged — every case compared, but some had too
+few samples for a verdict). A definite regression outranks a gap, and a missing baseline
+outranks too few samples: the gate fails on evidence, and the first thing to fix comes first.
 """
 
 from __future__ import annotations
@@ -11,34 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hilobench.errors import EXIT_USAGE as EXIT_USAGE  # re-exported: all exit codes here
+from hilobench.gate.claim_terms import CaseVerdict, ClaimStatus
+from hilobench.gate.errors import EXIT_BASELINE, EXIT_PASS, EXIT_REGRESSION, EXIT_UNJUDGED
 from hilobench.gate.policy import SpeedPolicy
 
 if TYPE_CHECKING:
     from hilobench.gate.claims import ClaimResult
     from hilobench.gate.speed import SpeedResult
-
-EXIT_PASS = 0
-EXIT_REGRESSION = 1
-EXIT_BASELINE = 3
-EXIT_UNJUDGED = 4
-
-
-class BaselineError(Exception):
-    """The baseline is missing or cannot be compared with the candidate (exit code 3)."""
-
-
-class GateError(Exception):
-    """A side cannot be measured: the base (unknown revision, too old, not a checkout: exit
-    3) or the candidate (its code does not start: exit 1). ``role`` names the side."""
-
-    def __init__(self, message: str, side: str = "base"):
-        super().__init__(message)
-        self.role = side
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_REGRESSION if self.role == "candidate" else EXIT_BASELINE
 
 
 @dataclass
@@ -60,7 +38,7 @@ class CaseResult:
 
     key: str
     label: str
-    verdict: str  # pass | regression | borderline | improved | unjudged | missing_base
+    verdict: CaseVerdict
     checks: list[FieldCheck] = field(default_factory=list)
     speed: SpeedResult | None = None
     notes: list[str] = field(default_factory=list)
@@ -98,12 +76,12 @@ class Verdict:
     #: labels of baseline cases the candidate does not hold (listed, not judged)
     base_only: list[str] = field(default_factory=list)
 
-    def count(self, verdict: str) -> int:
+    def count(self, verdict: CaseVerdict) -> int:
         return sum(1 for c in self.cases if c.verdict == verdict)
 
     @property
     def failed_claims(self) -> list[ClaimResult]:
-        return [c for c in self.claims if c.status == "fail"]
+        return [c for c in self.claims if c.status == ClaimStatus.FAIL]
 
     @property
     def exit_code(self) -> int:
@@ -112,16 +90,16 @@ class Verdict:
         judge; else 0. A definite regression outranks a gap."""
         if self.refused:
             return EXIT_BASELINE
-        bad = self.count("regression") + len(self.failed_claims)
+        bad = self.count(CaseVerdict.REGRESSION) + len(self.failed_claims)
         if self.borderline_fails:
-            bad += self.count("borderline")
+            bad += self.count(CaseVerdict.BORDERLINE)
         if bad:
             return EXIT_REGRESSION
-        gaps = self.count("missing_base")
-        gaps += sum(1 for c in self.claims if c.status == "missing")
+        gaps = self.count(CaseVerdict.MISSING_BASE)
+        gaps += sum(1 for c in self.claims if c.status == ClaimStatus.MISSING)
         if gaps:
             return EXIT_BASELINE
-        return EXIT_UNJUDGED if self.count("unjudged") else EXIT_PASS
+        return EXIT_UNJUDGED if self.count(CaseVerdict.UNJUDGED) else EXIT_PASS
 
     @property
     def headline(self) -> str:
@@ -129,11 +107,11 @@ class Verdict:
             return f"REFUSED: {self.refused}"
         parts = []
         for v, word in (
-            ("regression", "regression"),
-            ("borderline", "borderline"),
-            ("missing_base", "not in baseline"),
-            ("unjudged", "unjudged"),
-            ("improved", "improved"),
+            (CaseVerdict.REGRESSION, "regression"),
+            (CaseVerdict.BORDERLINE, "borderline"),
+            (CaseVerdict.MISSING_BASE, "not in baseline"),
+            (CaseVerdict.UNJUDGED, "unjudged"),
+            (CaseVerdict.IMPROVED, "improved"),
         ):
             n = self.count(v)
             if n:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hilobench.gate.verdict import GateError
+from hilobench.gate.errors import GateError
 
 #: The file a revision must have for the gate to measure it (the worker entry point).
 WORKER_FILE = "hilobench/worker.py"

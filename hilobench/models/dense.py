@@ -110,6 +110,8 @@ class DenseModel(nn.Module):
         self.detection = settings.head in DETECTION_HEADS
         self.settings = settings
         self.neck_ref = [neck]  # a list: the same modules, not registered twice
+        #: Mask R-CNN's RPN proposals kept per image (its box head's batch); 0 for the others
+        self.proposals = 0
 
     @property
     def backbone_with_fpn(self) -> FeaturesWithFPN:
@@ -163,4 +165,6 @@ def build_dense(
         net = MaskRCNN(neck, COCO_CLASSES + 1, **post)
     net.transform = _fixed_transform(res)
     settings = HeadSettings(head, True, SCORE_THRESH, NMS_THRESH, detections)
-    return DenseModel(net, neck, settings)
+    model = DenseModel(net, neck, settings)
+    model.proposals = proposals if head == "maskrcnn" else 0
+    return model

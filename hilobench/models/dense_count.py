@@ -6,6 +6,12 @@ the backbone alone and the backbone with its FPN are traced on meta. The neck is
 of the two, the head (RPN, box and mask heads, anchors and post-processing included) what the
 whole model adds to the backbone with its neck. Norms are counted as in the backbone rows.
 
+The analytic count (``macs_analytic``) composes the backbone's own formula (its layers'
+``macs(H, W)``) with the FPN's and the head's convolutions and linears by formula; it equals the
+traced total, since both leave out the same ops (those below). Mask R-CNN's box head is counted
+over the proposals the RPN keeps and its mask head over the boxes kept per image, the caps that
+random weights always fill.
+
 Detection post-processing does arithmetic that is not multiply-accumulates: RoI Align
 (bilinear sampling), NMS (box overlaps), top-k, sorting, box decoding. These are listed in the
 row's ``macs_ignored_ops`` next to softmax and the other ops the paper's convention leaves out;
@@ -23,7 +29,9 @@ from hilobench import options
 from hilobench.case import Case
 from hilobench.measure.flop_handles import Handle, Value
 from hilobench.measure.flops import count_macs
-from hilobench.models.dense import DenseModel, build_dense
+from hilobench.models.blocks import BATCHNORM_MACS
+from hilobench.models.dense import COCO_CLASSES, FPN_CHANNELS, DenseModel, build_dense
+from hilobench.models.semfpn import ADE20K_CLASSES, SEMANTIC_CHANNELS
 
 #: Arithmetic of detection post-processing that is not MACs: listed as not counted.
 NOT_MACS = tuple(
@@ -94,6 +102,76 @@ def count_dense(model: DenseModel, x: torch.Tensor) -> dict[str, Any]:
     }
 
 
+#: torchvision's detection heads as built here: anchors per location (RetinaNet: 3 sizes x 3
+#: ratios; the RPN: 3 ratios), the box head's RoI side and width, the mask head's RoI side.
+RETINA_ANCHORS, RPN_ANCHORS = 9, 3
+BOX_ROI, BOX_HIDDEN, MASK_ROI = 7, 1024, 14
+
+
+def _conv(hw: tuple[int, int], cin: int, cout: int, k: int = 3) -> int:
+    return hw[0] * hw[1] * cin * cout * k * k
+
+
+def _half(hw: tuple[int, int]) -> tuple[int, int]:
+    """A stride-2 step that keeps a partial last row/column (3x3 conv, padding 1; 1x1 pool)."""
+    return -(-hw[0] // 2), -(-hw[1] // 2)
+
+
+def fpn_macs(chans: list[int], sizes: list[tuple[int, int]]) -> int:
+    """torchvision's FPN: a 1x1 lateral conv and a 3x3 output conv per level (the top-down
+    upsampling and sums are free)."""
+    return sum(
+        _conv(hw, c, FPN_CHANNELS, 1) + _conv(hw, FPN_CHANNELS, FPN_CHANNELS)
+        for c, hw in zip(chans, sizes, strict=True)
+    )
+
+
+def head_macs(model: DenseModel, sizes: list[tuple[int, int]], last: int) -> int:
+    """MACs of the extra FPN levels and the head over the four stage maps ``sizes`` (finest
+    first); ``last`` is the last stage's width. Mask R-CNN's box head is counted over
+    ``model.proposals`` RoIs and its mask head over the detections per image, the numbers the
+    RPN and the post-processing keep when enough boxes survive their NMS (random weights give
+    far more candidates than that)."""
+    f, head = FPN_CHANNELS, model.settings.head
+    if head == "semfpn":  # a 3x3 conv + BatchNorm per step, each at the map it starts from
+        c = SEMANTIC_CHANNELS
+        total = 0
+        for i in range(len(sizes)):
+            for j in range(max(1, i)):
+                hw = sizes[i - j]
+                total += _conv(hw, f if j == 0 else c, c) + BATCHNORM_MACS * hw[0] * hw[1] * c
+        return total + _conv(sizes[0], c, ADE20K_CLASSES, 1)
+    if head == "retinanet":  # P6 from the last stage's map, P7 from P6; two towers per level
+        p6 = _half(sizes[-1])
+        p7 = _half(p6)
+        total = _conv(p6, last, f) + _conv(p7, f, f)
+        out = RETINA_ANCHORS * (COCO_CLASSES + 4)
+        return total + sum(8 * _conv(hw, f, f) + _conv(hw, f, out) for hw in [*sizes[1:], p6, p7])
+    levels = [*sizes, _half(sizes[-1])]  # Mask R-CNN: P6 is a max-pooled P5
+    rpn = sum(_conv(hw, f, f) + _conv(hw, f, RPN_ANCHORS * 5, 1) for hw in levels)
+    classes = COCO_CLASSES + 1
+    box = model.proposals * BOX_HIDDEN * (f * BOX_ROI**2 + BOX_HIDDEN + 5 * classes)
+    roi = (MASK_ROI, MASK_ROI)
+    up = (2 * MASK_ROI, 2 * MASK_ROI)
+    per_mask = 4 * _conv(roi, f, f) + _conv(up, f, f, 1) + _conv(up, f, classes, 1)
+    return rpn + box + int(model.settings.det_per_img or 0) * per_mask
+
+
+def analytic_dense(model: DenseModel, res: tuple[int, int]) -> int | None:
+    """Analytic MACs of one ``res`` image through the dense model: the backbone's own count
+    (its stages' ``macs``), the FPN and the head by formula; None for a backbone without a
+    formula (timm's)."""
+    body = model.backbone_with_fpn.body
+    macs, map_sizes = getattr(body, "macs", None), getattr(body, "map_sizes", None)
+    if not callable(macs) or not callable(map_sizes):
+        return None
+    sizes: list[tuple[int, int]] = map_sizes(*res)
+    levels = [int(k) for k in model.backbone_with_fpn.levels]
+    chans = [body.out_channels[i] for i in levels]
+    total = int(macs(*res)) + fpn_macs(chans, [sizes[i] for i in levels])
+    return total + head_macs(model, sizes, body.out_channels[-1])
+
+
 def build_counted(
     case: Case, make_inputs: Callable[[str, int], tuple[Any, ...]]
 ) -> tuple[DenseModel, dict[str, Any], Callable[[], dict[str, Any]]]:
@@ -104,6 +182,9 @@ def build_counted(
     model = build_dense(case.name, head, res=case.res, impl=case.impl, mode=case.mode, **kwargs)
 
     def count() -> dict[str, Any]:
-        return count_dense(model, make_inputs("cpu", 1)[0])
+        return {
+            **count_dense(model, make_inputs("cpu", 1)[0]),
+            "macs_analytic": analytic_dense(model, case.res),
+        }
 
     return model, model.settings.columns(), count

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hilobench.errors import ConfigError
-from hilobench.models.blocks import Block, members, to_map
+from hilobench.models.blocks import Block, PatchEmbed, Stage, members, to_map
 from hilobench.models.litv2 import LITv2, litv2
 from hilobench.models.pvt import PVT, pvt
 from hilobench.models.registry import add_options
@@ -60,6 +60,20 @@ class HierarchicalFeatures(FeatureBackbone):
     def maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.net.forward_features(x)
 
+    def map_sizes(self, H: int, W: int) -> list[tuple[int, int]]:
+        return self.net.stage_sizes(H, W)
+
+    def macs(self, H: int, W: int) -> int:
+        """Analytic MACs of the maps of one ``H×W`` image: the net's count without its head."""
+        net = self.net
+        net.check_size(H, W)
+        total = net.patch_embed.macs(H, W)
+        h, w = net.patch_embed.out_size(H, W)
+        for stage in members(net.stages, Stage):
+            total += stage.macs(h, w)
+            h, w = stage.out_size(h, w)
+        return total
+
 
 class PVTFeatures(FeatureBackbone):
     """PVT's patch embeddings, position embeddings and stages, for the size it was built for."""
@@ -87,6 +101,24 @@ class PVTFeatures(FeatureBackbone):
             out.append(x)
         return out
 
+    def map_sizes(self, H: int, W: int) -> list[tuple[int, int]]:
+        h, w = self.padded
+        sizes = []
+        for embed in members(self.patch_embeds, PatchEmbed):
+            h, w = embed.out_size(h, w)
+            sizes.append((h, w))
+        return sizes
+
+    def macs(self, H: int, W: int) -> int:
+        """Analytic MACs of the maps of one image of the built size (no class token)."""
+        total, (h, w) = 0, self.padded
+        stages = members(self.stages, nn.ModuleList)
+        for embed, blocks in zip(members(self.patch_embeds, PatchEmbed), stages, strict=True):
+            total += embed.macs(h, w)
+            h, w = embed.out_size(h, w)
+            total += sum(block.macs(h, w) for block in members(blocks, Block))
+        return total
+
 
 class TimmFeatures(FeatureBackbone):
     """A timm model created with ``features_only=True``; NHWC outputs (Swin) become NCHW."""
@@ -105,7 +137,7 @@ class TimmFeatures(FeatureBackbone):
 
 def _litv2(size: str) -> Callable[..., FeatureBackbone]:
     def build(*, res: tuple[int, int], impl: str, **opts: Any) -> FeatureBackbone:
-        return HierarchicalFeatures(litv2(size, impl=impl, num_classes=0, **opts), res)
+        return HierarchicalFeatures(litv2(size, impl=impl, num_classes=0, res=res, **opts), res)
 
     return build
 

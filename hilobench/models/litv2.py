@@ -4,7 +4,8 @@ Four stages at strides 4/8/16/32 with widths ``embed·2^i``. Stages 1–2 hold C
 blocks (no attention: on the large early maps it costs most and, as LITv1 found, attends mostly
 locally anyway); stage 3 uses HiLo (s=2, α=0.9), stage 4 HiLo with s=1 (plain global MSA).
 Stages are joined by deformable token merging. There are no position embeddings, so one set of
-weights runs at any resolution.
+weights runs at any resolution. Any registered attention can replace HiLo in stage 3 (``attn``,
+the paper's ablation) and global MSA in stage 4 (``attn4``): :mod:`hilobench.models.swap`.
 
 Sizes not divisible by 32 run as in the official dense-prediction backbone: the patch
 embedding zero-pads the image right/bottom to a multiple of 4 (stage 1 is
@@ -19,8 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hilobench import options
-from hilobench.attention import Attention, build_attention
+from hilobench.attention import Attention, build_attention, get_attention
 from hilobench.errors import ConfigError, check_choice
 from hilobench.models.blocks import (
     Block,
@@ -33,17 +33,14 @@ from hilobench.models.blocks import (
 )
 from hilobench.models.dtm import DTM_MODES, DeformableTokenMerging
 from hilobench.models.registry import ModelEntry, register_model
+from hilobench.models.swap import check_knobs, stage_layer
 
-#: Attentions that can replace HiLo in stage 3 (the paper's ablation). ``swmsa`` alternates
-#: W-MSA and shifted W-MSA block by block (Swin); ``tmsa`` alternates Twins' locally-grouped and
-#: global sub-sampled attention block by block (Twins-SVT).
+#: The paper's stage-3 ablation (any registered attention can replace HiLo; these five are
+#: the published rows). ``swmsa`` alternates W-MSA and shifted W-MSA block by block (Swin);
+#: ``tmsa`` alternates Twins' locally-grouped and global sub-sampled attention (Twins-SVT).
 STAGE3_ATTNS = ("hilo", "msa", "sra", "wmsa", "swmsa", "tmsa")
-#: Knobs a LITv2 model passes on to its stage-3 attention, where that attention takes them.
-STAGE3_KNOBS = ("alpha", "window")
-#: Model knobs a LITv2 row takes.
-LITV2_KNOBS = ("attn", "alpha", "window", "dtm")
-#: Spatial-reduction ratio of SRA / Twins GSA at stage 3 (PVT's and Twins-SVT's value there).
-STAGE3_SR_RATIO = 2
+#: Model knobs a LITv2 row registers (every other layer knob reaches its swapped layers too).
+LITV2_KNOBS = ("attn", "attn4", "alpha", "window", "dtm")
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "s": dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
@@ -52,33 +49,15 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-def stage3_attention(
-    attn: str, dim: int, heads: int, index: int, impl: str, alpha: float, window: int | None
-) -> Attention:
-    """The stage-3 attention of block ``index`` for the chosen ``attn``."""
-    if attn == "hilo":
-        s = 2 if window is None else window
-        return build_attention("hilo", dim, heads, impl=impl, window=s, alpha=alpha)
-    if attn == "msa":
-        return build_attention("msa", dim, heads, impl=impl)
-    if attn == "sra":
-        return build_attention("sra", dim, heads, impl=impl, sr_ratio=STAGE3_SR_RATIO)
-    w = 7 if window is None else window
-    if attn == "wmsa":
-        return build_attention("wmsa", dim, heads, impl=impl, window=w)
-    if attn == "swmsa":
-        name = "wmsa" if index % 2 == 0 else "swmsa"
-        return build_attention(name, dim, heads, impl=impl, window=w)
-    if index % 2 == 0:  # tmsa
-        return build_attention("lsa", dim, heads, impl=impl, window=w)
-    return build_attention("gsa", dim, heads, impl=impl, sr_ratio=STAGE3_SR_RATIO)
-
-
 class LITv2(HierarchicalNet):
     """LITv2 backbone with classifier head.
 
-    ``attn`` replaces the stage-3 attention (stage 4 stays global MSA); ``alpha`` and
-    ``window`` configure it (``window`` is HiLo's ``s``, or the window of W-MSA / Twins LSA);
+    ``attn`` replaces the stage-3 attention with any registered one, ``attn4`` the stage-4
+    attention (default: HiLo with s=1, i.e. global MSA, as the paper); ``knobs`` (builder
+    arguments: ``alpha``, ``window``, ``split_size``...) configure the swapped layers that take
+    them (:mod:`hilobench.models.swap`). ``res``, when given, is the image size the model is
+    built for: each swapped layer is checked on its stage's map then, so a layer that cannot
+    run there is refused at build time (``name`` names the model in that message);
     ``dtm="conv"`` swaps deformable token merging for a plain stride-2 conv (not the paper's
     model); ``impl`` selects reference or fused attention everywhere.
     """
@@ -92,32 +71,32 @@ class LITv2(HierarchicalNet):
         num_classes: int = 1000,
         in_chans: int = 3,
         attn: str = "hilo",
-        alpha: float | None = None,
-        window: int | None = None,
+        attn4: str | None = None,
         dtm: str = "deform",
         impl: str = "reference",
+        res: tuple[int, int] | None = None,
+        name: str = "LITv2",
+        **knobs: Any,
     ) -> None:
-        check_choice("attention", attn, STAGE3_ATTNS)
         check_choice("dtm", dtm, DTM_MODES)
-        takes = [k for k in STAGE3_KNOBS if options.takes("layer", attn, k)]
-        for knob, value in (("alpha", alpha), ("window", window)):
-            if value is not None and knob not in takes:
-                raise ConfigError(
-                    f"attention {attn!r} does not take {knob}={value!r} "
-                    f"(it takes: {', '.join(takes) or 'no options'})"
-                )
-        alpha = 0.9 if alpha is None else alpha
+        swapped = [a for a in (attn, attn4) if a is not None]
+        for swap in swapped:
+            get_attention(swap)  # an unknown name: one line listing the known ones
+        check_knobs(swapped, knobs)
+        maps = stage_maps(res, len(depths)) if res is not None else [None] * len(depths)
         dims = [embed_dim * 2**i for i in range(len(depths))]
         stages = []
         for i, (dim, depth, heads) in enumerate(zip(dims, depths, num_heads, strict=True)):
             blocks = []
             for j in range(depth):
-                if i < 2:
-                    a = None
-                elif i == 2:
-                    a = stage3_attention(attn, dim, heads, j, impl, alpha, window)
-                else:  # HiLo with s=1 is global MSA; alpha is ignored
-                    a = build_attention("hilo", dim, heads, impl=impl, window=1, alpha=alpha)
+                a: Attention | None = None
+                if i == 3 and attn4 is None:  # the paper's stage 4: HiLo s=1, global MSA
+                    a = build_attention("hilo", dim, heads, impl=impl, window=1)
+                elif i >= 2:
+                    a = stage_layer(
+                        attn if i == 2 else str(attn4), j, dim, heads, maps[i], impl=impl,
+                        knobs=knobs, where=f"stage {i + 1} of {name}",
+                    )  # fmt: skip
                 blocks.append(Block(dim, a, ConvFFN(dim, mlp_ratio * dim)))
             down = DeformableTokenMerging(dims[i - 1], dim, dtm) if i else None
             stages.append(Stage(blocks, down))
@@ -125,7 +104,7 @@ class LITv2(HierarchicalNet):
             PatchEmbed(in_chans, embed_dim, 4), stages, ClassifierHead(dims[-1], num_classes)
         )
         self.dims = dims
-        self.stage3_attn, self.alpha, self.window, self.dtm = attn, alpha, window, dtm
+        self.stage3_attn, self.stage4_attn, self.dtm = attn, attn4, dtm
 
     def check_size(self, H: int, W: int) -> None:
         """Reject an image too small for every token merging to leave a non-empty map."""
@@ -139,10 +118,21 @@ class LITv2(HierarchicalNet):
             )
 
 
+def stage_maps(res: tuple[int, int], stages: int) -> list[tuple[int, int]]:
+    """Each stage's token map for ``res`` images: ``ceil(side/4)``, then halved rounding down
+    (the patch embedding pads, each token merging drops an odd last row/column)."""
+    h, w = -(-res[0] // 4), -(-res[1] // 4)
+    maps = [(h, w)]
+    for _ in range(stages - 1):
+        h, w = h // 2, w // 2
+        maps.append((h, w))
+    return maps
+
+
 def litv2(size: str, **kwargs: Any) -> LITv2:
     """LITv2-S/M/B (``size`` in s, m, b) with any :class:`LITv2` keyword overrides."""
     check_choice("LITv2 size", size, tuple(CONFIGS))
-    return LITv2(**CONFIGS[size], **kwargs)
+    return LITv2(**CONFIGS[size], **{"name": f"LITv2-{size.upper()}", **kwargs})
 
 
 def published_macs(model: HierarchicalNet, H: int, W: int) -> int:
@@ -190,7 +180,7 @@ def _builder(size: str) -> Callable[..., LITv2]:
     def build(
         *, res: tuple[int, int], impl: str = "reference", num_classes: int = 1000, **options: Any
     ) -> LITv2:
-        return litv2(size, impl=impl, num_classes=num_classes, **options)
+        return litv2(size, impl=impl, num_classes=num_classes, res=res, **options)
 
     return build
 

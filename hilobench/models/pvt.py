@@ -6,6 +6,12 @@ Blocks are pre-norm with spatial-reduction attention (keys/values from a map red
 and a plain MLP (ratios 8/8/4/4). As in PVTv1, a class token joins the tokens in the last stage
 (its position embedding has one extra slot) and the classifier reads it after the final norm.
 
+``attn`` swaps the attention of stages 1–3 for any registered one (PVT's own per-stage reduction
+ratios 8/4/2 go to one that takes ``sr``), ``attn4`` that of stage 4 (default: SRA with ratio 1,
+i.e. global MSA): :mod:`hilobench.models.swap`. Stage 4 carries the class token, so only an
+attention that ignores where tokens sit (MSA, Linformer, Performer, XCA, SRA / GSA at ratio 1)
+can run there; a map-bound one is refused with that reason.
+
 The position embeddings are sized to the stage maps, so a PVT model is built for one resolution
 and other input sizes raise ConfigError. A size not divisible by 32 is zero-padded right/bottom
 to the next multiple of 32 before the first patch embedding (the embeddings are sized for the
@@ -21,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hilobench.attention import build_attention
+from hilobench.attention import Attention, build_attention, get_attention
 from hilobench.errors import ConfigError, check_choice
 from hilobench.models.blocks import (
     LAYERNORM_MACS,
@@ -34,6 +40,7 @@ from hilobench.models.blocks import (
     to_map,
 )
 from hilobench.models.registry import ModelEntry, register_model
+from hilobench.models.swap import TOKEN_SET, check_knobs, layer_name, stage_layer, token_set
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "s": dict(depths=(3, 4, 6, 3)),
@@ -55,8 +62,16 @@ class PVT(nn.Module):
         num_classes: int = 1000,
         in_chans: int = 3,
         impl: str = "reference",
+        attn: str = "sra",
+        attn4: str | None = None,
+        name: str = "PVT",
+        **knobs: Any,
     ) -> None:
         super().__init__()
+        swapped = [a for a in (attn, attn4) if a is not None]
+        for swap in swapped:
+            get_attention(swap)  # an unknown name: one line listing the known ones
+        check_knobs(swapped, knobs)
         self.res = (int(res[0]), int(res[1]))
         self.stride = 4 * 2 ** (len(dims) - 1)
         if min(self.res) < self.stride:
@@ -66,6 +81,7 @@ class PVT(nn.Module):
             )
         self.padded = tuple(ceil_div(s, self.stride) * self.stride for s in self.res)
         self.dims, self.num_classes = list(dims), num_classes
+        self.name, self.impl, self.knobs, self.attn, self.attn4 = name, impl, knobs, attn, attn4
         self.patch_embeds = nn.ModuleList()
         self.pos_embeds = nn.ParameterList()
         self.stages = nn.ModuleList()
@@ -77,13 +93,11 @@ class PVT(nn.Module):
             self.patch_embeds.append(embed)
             tokens = h * w + (1 if i == last else 0)
             self.pos_embeds.append(nn.Parameter(torch.zeros(1, tokens, dim)))
+            hw = (1, h * w + 1) if i == last else (h, w)
+            mlp = mlp_ratios[i] * dim
             blocks = [
-                Block(
-                    dim,
-                    build_attention("sra", dim, num_heads[i], impl=impl, sr_ratio=sr_ratios[i]),
-                    Mlp(dim, mlp_ratios[i] * dim),
-                )
-                for _ in range(depths[i])
+                Block(dim, self._layer(i, j, dim, num_heads[i], hw, sr_ratios[i]), Mlp(dim, mlp))
+                for j in range(depths[i])
             ]
             self.stages.append(nn.ModuleList(blocks))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dims[-1]))
@@ -92,6 +106,24 @@ class PVT(nn.Module):
         self.apply(init_weights)
         for p in [*self.pos_embeds, self.cls_token]:
             nn.init.trunc_normal_(p, std=0.02)
+
+    def _layer(
+        self, i: int, j: int, dim: int, heads: int, hw: tuple[int, int], sr: int
+    ) -> Attention:
+        """Block ``j`` of stage ``i + 1``: the swapped attention, or stage 4's own."""
+        if i == len(self.dims) - 1 and self.attn4 is None:
+            return build_attention("sra", dim, heads, impl=self.impl, sr_ratio=1)
+        name = self.attn if i < len(self.dims) - 1 else str(self.attn4)
+        knobs = {"sr_ratio": sr, **self.knobs}
+        where = f"stage {i + 1} of {self.name}"
+        layer = stage_layer(name, j, dim, heads, hw, impl=self.impl, knobs=knobs, where=where)
+        if i == len(self.dims) - 1 and not token_set(layer, layer_name(name, j)):
+            raise ConfigError(
+                f"{layer_name(name, j)} cannot be the attention of {where}: that stage carries "
+                f"PVT's class token, which has no place on the map it attends over; stage 4 "
+                f"takes {', '.join(sorted(TOKEN_SET))}, or sra / gsa with sr 1"
+            )
+        return layer
 
     def check_size(self, H: int, W: int) -> None:
         if (int(H), int(W)) != self.res:
@@ -114,8 +146,10 @@ class PVT(nn.Module):
             if i == last:
                 x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
             x = x + pos
+            # the last stage runs its class token too: a 1 x (h·w + 1) sequence, as counted
+            bh, bw = (1, H * W + 1) if i == last else (H, W)
             for block in members(blocks, Block):
-                x = block(x, H, W)
+                x = block(x, bh, bw)
             if i < last:
                 x = to_map(x, H, W)
         return self.head(self.norm(x)[:, 0])
@@ -145,7 +179,7 @@ class PVT(nn.Module):
 def pvt(size: str, **kwargs: Any) -> PVT:
     """PVT-S/M (``size`` in s, m) with any :class:`PVT` keyword overrides."""
     check_choice("PVT size", size, tuple(CONFIGS))
-    return PVT(**CONFIGS[size], **kwargs)
+    return PVT(**CONFIGS[size], **{"name": f"PVT-{size.upper()}", **kwargs})
 
 
 def _builder(size: str) -> Callable[..., PVT]:
@@ -166,5 +200,6 @@ for _size in CONFIGS:
             source="hilobench",
             builder=_builder(_size),
             default_res=224,
+            options=("attn", "attn4"),
         )
     )

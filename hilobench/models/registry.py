@@ -6,16 +6,14 @@ live in ``zoo.py``, which also resolves ``timm:<name>`` (any other timm model) t
 names in the options table (``hilobench.options``). Third parties add
 models through the ``hilobench.models`` entry point group: each entry point loads to a module
 that calls :func:`register_model` on import, a :class:`ModelEntry`, or a callable returning one
-or an iterable of them.
+or an iterable of them. A Python file (``--plugin FILE``, a suite's ``plugins:``) may call
+:func:`register_model` too; :mod:`hilobench.plugins` loads both, as it does for attentions.
 """
 
 from __future__ import annotations
 
-import types
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, Literal
 
 from torch import nn
@@ -24,6 +22,7 @@ from hilobench import options as knobs
 from hilobench.case import DEFAULT_IMPL, IMPLS, check_impl, expand_impls
 from hilobench.errors import ConfigError, unknown
 from hilobench.names import resolve_names
+from hilobench.plugins import load_entry_points
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,6 @@ class ModelEntry:
 _REGISTRY: dict[str, ModelEntry] = {}
 #: name prefix → function building the row of a prefixed name on demand (``timm:``)
 _PREFIXES: dict[str, Callable[[str], ModelEntry]] = {}
-_plugins_loaded = False
 
 
 def register_model(entry: ModelEntry) -> ModelEntry:
@@ -84,20 +82,10 @@ def _register_loaded(obj: Any) -> None:
 
 
 def _load() -> None:
-    global _plugins_loaded
     # the built-in and timm rows are registered already: importing this module runs the
-    # package's __init__, which imports their modules
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for ep in entry_points(group="hilobench.models"):
-        try:
-            obj = ep.load()
-            if not isinstance(obj, types.ModuleType):  # a module registers itself on import
-                _register_loaded(obj)
-        except Exception as exc:  # a broken plugin must not take the built-in models down
-            msg = f"model plugin {ep.name!r} ({ep.value}) failed to load: {exc}"
-            warnings.warn(msg, stacklevel=2)
+    # package's __init__, which imports their modules; plug-ins come under the one policy of
+    # hilobench.plugins (a broken entry point is skipped with a warning, a broken file refused)
+    load_entry_points("hilobench.models", _register_loaded)
 
 
 def available_models() -> list[ModelEntry]:
@@ -194,10 +182,12 @@ def build_model(
         raise ConfigError(f"num_classes must be an integer >= 0, got {num_classes!r}")
     kwargs: dict[str, Any] = {}
     for key, value in options.items():
-        if key not in knobs.names("model"):
+        # a knob's name, or the builder argument it feeds (``sr_ratio``, from a Case's options)
+        knob = knobs.get(key) if key in knobs.names("model") else knobs.by_arg("model", key)
+        if knob is None:
             known = ", ".join(knobs.names("model"))
             raise ConfigError(f"unknown model option {key!r}; known: {known}")
-        knob = knobs.get(key)
+        key = knob.name
         if value is None:
             continue
         if not knobs.takes("model", entry.name, key):

@@ -4,7 +4,6 @@ the paper, scaling plots, the cross-machine table and the failures, in that orde
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +11,11 @@ from hilobench.fileio import make_dir, write_text_atomic
 from hilobench.frame import Frame
 from hilobench.group_rounds import PARTIAL
 from hilobench.measure.env import informational_differences, machine_class_label
+from hilobench.report.ablation import ablation_markdown, ablation_table
 from hilobench.report.merge import merge_runs
 from hilobench.report.plots import plot_bars, plot_lines, require_matplotlib
 from hilobench.report.rows import ok_rows
+from hilobench.report.run_report import RunReport
 from hilobench.report.runs import ReportedRun, load_runs, run_class
 from hilobench.report.runtimes import runtime_section
 from hilobench.report.series import (
@@ -28,15 +29,6 @@ from hilobench.report.series import (
 from hilobench.report.side_by_side import paper_section
 from hilobench.report.tables import compare_table, markdown_table, results_table
 from hilobench.row import is_measured
-
-
-@dataclass
-class RunReport:
-    """What :func:`build_report` wrote: the Markdown file, each figure's series, each table."""
-
-    path: Path
-    figures: dict[str, Series] = field(default_factory=dict)
-    tables: dict[str, Frame] = field(default_factory=dict)
 
 
 def _same_class_notes(runs: list[ReportedRun]) -> list[str]:
@@ -119,6 +111,10 @@ def build_report(
     # the paper measured eager PyTorch: compiled and runtime rows have their own section above
     eager = [r for r in rows if r.get("backend", "eager") == "eager" and not r.get("compile")]
     md += paper_section(rep, eager, out, paper_dir)
+    ablation = ablation_table(rows)
+    if ablation is not None:
+        rep.tables["ablation"] = ablation
+        md += ablation_markdown(ablation)
     md += _scaling_section(rep, rows, out)
 
     if len(runs) > 1:

@@ -20,7 +20,7 @@ from hilobench.report.plots import plot_bars
 from hilobench.report.tables import markdown_table
 
 if TYPE_CHECKING:
-    from hilobench.report.markdown import RunReport
+    from hilobench.report.run_report import RunReport
 
 
 def paper_section(

@@ -1,0 +1,67 @@
+"""The ablation table: LITv2-S per stage-3 attention, its ratio beside the single layer's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hilobench.report.ablation import ablation_markdown, ablation_table
+
+
+def backbone(attn: str | None, img_s: float, mode: str = "infer", **kw: Any) -> dict[str, Any]:
+    opts = {"attn": attn} if attn else {}
+    return {"kind": "model", "name": "litv2_s", "res": "224x224", "mode": mode, "batch": 1,
+            "impl": "reference", "status": "ok", "throughput_median": img_s,
+            "throughput_ci_low": img_s * 0.9, "throughput_ci_high": img_s * 1.1,
+            "params": 28_000_000, "macs": 4_000_000_000, "peak_mem_bytes": 2**27,
+            "options": {**opts, **kw}}  # fmt: skip
+
+
+def layer(attn: str, img_s: float, dim: int = 384, tokens: str = "14x14") -> dict[str, Any]:
+    return {"kind": "layer", "name": attn, "attention": attn, "res": "224x224", "mode": "infer",
+            "impl": "reference", "status": "ok", "tokens": tokens, "throughput_median": img_s,
+            "options": {"dim": dim, "heads": 12, "tokens": tokens}}  # fmt: skip
+
+
+def test_backbone_and_layer_ratios_to_msa_side_by_side() -> None:
+    rows = [
+        backbone("msa", 10.0),
+        backbone("msa", 2.0, mode="train"),
+        backbone(None, 12.0),  # LITv2-S as built: HiLo
+        backbone("cswin", 8.0),
+        backbone(None, 99.0, alpha=0.5),  # the alpha sweep: not this table
+        layer("msa", 100.0),
+        layer("hilo", 200.0),
+        layer("cswin", 50.0),
+        layer("cswin", 999.0, dim=768),  # the paper's single-layer shape: not stage 3
+        {**backbone("xca", 0.0), "status": "error"},
+    ]
+    t = ablation_table(rows)
+    assert t is not None
+    by = t.by("attention")
+    assert t["attention"] == ["cswin", "hilo", "msa"]
+    assert by["hilo"]["backbone_x_msa"] == pytest.approx(1.2)
+    assert by["hilo"]["layer_x_msa"] == pytest.approx(2.0)
+    assert by["cswin"]["layer_x_msa"] == pytest.approx(0.5)
+    assert by["msa"]["train_img_s"] == 2.0 and by["msa"]["train_mem_mib"] == 128.0
+    assert by["cswin"]["train_img_s"] is None
+    assert (by["hilo"]["paper"], by["cswin"]["paper"]) == ("HiLo", "")
+    text = "\n".join(ablation_markdown(t))
+    assert "backbone × MSA" in text and "layer × MSA" in text
+
+
+def test_no_backbone_rows_no_table() -> None:
+    assert ablation_table([layer("msa", 1.0)]) is None
+
+
+def test_interleaved_rows_give_per_round_ratios_and_win_over_rows_timed_alone() -> None:
+    msa = {**backbone("msa", 10.0), "case_key": "k_msa", "interleaved": True, "ratio_to_ref": 1.0}
+    ratio = {"ratio_to_ref": 1.3, "ratio_ci_low": 1.2, "ratio_ci_high": 1.4, "ref_key": "k_msa"}
+    hilo = {**backbone("hilo", 11.0), "case_key": "k_hilo", "interleaved": True, **ratio}
+    alone = {**backbone("hilo", 50.0), "case_key": "k_alone"}  # timed apart: loses
+    t = ablation_table([msa, alone, hilo])
+    assert t is not None
+    row = t.by("attention")["hilo"]
+    assert row["backbone_x_msa"] == 1.3 and row["backbone_ci"] == "1.20–1.40"
+    assert row["img_s"] == 11.0

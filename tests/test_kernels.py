@@ -132,3 +132,19 @@ def test_export_flattens_five_dim_attention() -> None:
     shapes = [n.meta["val"].shape for n in program.graph.nodes if "scaled_dot" in str(n.target)]
     assert shapes == [torch.Size([6, 4, 5, 8])]
     torch.testing.assert_close(program.module()(q), Windows()(q))
+
+
+def test_a_known_shape_costs_a_lookup_not_a_file_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    q, k, v = qkv(2, 3)
+    reads: list[int] = []
+    real = kernels._read
+    monkeypatch.setattr(kernels, "_read", lambda: reads.append(1) or real())
+    for _ in range(5):  # unknown outside a decision: the file is read once, then remembered
+        kernels.attention(q, k, v, 0.25)
+    assert len(reads) == 1
+    with kernels.using_timer(fake({"sdpa": 2e-3, "matmul": 1e-3})):
+        kernels.decide(lambda: kernels.attention(q, k, v, 0.25))
+    reads.clear()  # the decision's write merged the file
+    for _ in range(5):
+        assert kernels.choose(q, k, v, 0.25, None) == "matmul"
+    assert reads == []

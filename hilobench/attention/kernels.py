@@ -19,6 +19,7 @@ would cost seconds per decision.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -75,7 +76,8 @@ def matmul(
 
 KERNELS: dict[str, Kernel] = {"sdpa": sdpa, "matmul": matmul}
 
-_memo: dict[str, str] = {}
+_memo: dict[tuple[Any, ...], str] = {}
+_looked: set[tuple[Any, ...]] = set()  # shapes looked up in the cache file, not found there
 _deciding: list[set[str]] = []  # the kernels chosen inside the open decide() call
 _timer: list[Timer] = []  # an injected timer (tests), else the wall clock
 
@@ -104,15 +106,30 @@ def using_timer(timer: Timer) -> Iterator[None]:
 def forget() -> None:
     """Drop this process's decisions (the cache file keeps its own)."""
     _memo.clear()
+    _looked.clear()
 
 
-def _key(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask) -> str:
+Key = tuple[Any, ...]
+
+
+def _key(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask) -> Key:
+    """What a decision depends on, cheap to build on every call (shapes, device, threads)."""
+    m = None if mask is None else tuple(mask.shape)
+    grad = torch.is_grad_enabled() and q.requires_grad
+    return (str(q.device), q.dtype, torch.get_num_threads(), tuple(q.shape), tuple(k.shape),
+            tuple(v.shape), m, grad)  # fmt: skip
+
+
+@functools.cache
+def _machine(device: str, dtype: torch.dtype, threads: int) -> str:
     from hilobench.measure.roofline import cache_key
 
-    dev = str(q.device)
-    shapes = [tuple(t.shape) for t in (q, k, v)] + [None if mask is None else tuple(mask.shape)]
-    base = cache_key(dev, str(q.dtype).removeprefix("torch."), torch.get_num_threads())
-    return f"{base}|{shapes}|grad={torch.is_grad_enabled() and q.requires_grad}"
+    return cache_key(device, str(dtype).removeprefix("torch."), threads)
+
+
+def _file_key(key: Key) -> str:
+    """The cache file's key: the machine as the roofline cache names it, plus the shapes."""
+    return f"{_machine(*key[:3])}|{list(key[3:7])}|grad={key[7]}"
 
 
 def _cache_path() -> Any:
@@ -162,17 +179,19 @@ def _measure(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, ma
 
 
 def choose(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask: Mask) -> str:
-    """The kernel for this shape: decided before (here or in the cache), timed now inside
-    :func:`decide`, else SDPA."""
-    if _tracing():  # shapes are static in a trace: look up, never time
-        return _memo.get(_key(q, k, v, mask), "sdpa")
+    """The kernel for this shape: decided before (here or in the cache file), timed now inside
+    :func:`decide`, else SDPA. Once a shape is known, a call costs one dictionary lookup."""
     key = _key(q, k, v, mask)
-    name = _memo.get(key) or _read().get(key)
-    if name is None and _deciding:
-        name = _measure(q, k, v, scale, mask)
-        _write(key, name)
-    if name is not None:
-        _memo[key] = name
+    name = _memo.get(key)
+    if name is None and not _tracing():  # shapes are static in a trace: look up, never time
+        if key not in _looked:
+            _looked.add(key)
+            name = _read().get(_file_key(key))
+        if name is None and _deciding:
+            name = _measure(q, k, v, scale, mask)
+            _write(_file_key(key), name)
+        if name is not None:
+            _memo[key] = name
     name = name or "sdpa"
     if _deciding:
         _deciding[-1].add(name)

@@ -107,6 +107,7 @@ def test_a_case_interleaved_across_impls(tmp_path: Path, cli: Any) -> None:
     assert (fused["impl"], ref["impl"]) == ("fused", "reference")
     assert fused["status"] in TIMED and ref["status"] in TIMED
     assert fused["ref_key"] == ref["case_key"] and ref["ratio_to_ref"] == 1.0
+    assert fused["ref"] == "wmsa reference"
     assert fused["ratio_n"] >= 3 and fused["interleaved"] and ref["interleaved"]
     assert fused["ratio_ci_low"] <= fused["ratio_to_ref"] <= fused["ratio_ci_high"]
     assert len(fused["samples_s"]) == len(ref["samples_s"])  # one sample each per round
@@ -129,7 +130,9 @@ def test_a_case_interleaved_across_backends(tmp_path: Path, cli: Any) -> None:
     assert ort["prepare_s"] > 0 and ort["backend_max_rel_err"] <= 1e-4
     assert max(ort["samples_s"]) < ort["prepare_s"]  # the export stays out of the timed step
     assert ort["ref_key"] == eager["case_key"] and ort["ratio_n"] >= 3
-    table = "\n".join(runtime_table(rows))
+    assert ort["ref"] == "hilo eager"
+    # a loaded machine may leave the tiny budget few samples; the table shows ok rows' ratios
+    table = "\n".join(runtime_table([{**r, "status": "ok"} for r in rows]))
     ratio, lo, hi = ort["ratio_to_ref"], ort["ratio_ci_low"], ort["ratio_ci_high"]
     assert f"| {ratio:.2f} ({lo:.2f}–{hi:.2f}) |" in table  # the interleaved ratio, not ~
 

@@ -148,3 +148,13 @@ def test_a_known_shape_costs_a_lookup_not_a_file_read(monkeypatch: pytest.Monkey
     for _ in range(5):
         assert kernels.choose(q, k, v, 0.25, None) == "matmul"
     assert reads == []
+
+
+def test_compiled_attention_reads_the_decision_without_a_graph_break() -> None:
+    q, k, v = qkv(1, 4, n=49, d=8)
+    with kernels.using_timer(fake({"sdpa": 2e-3, "matmul": 1e-3})):
+        assert kernels.decide(lambda: kernels.attention(q, k, v, 0.3)) == "matmul"
+    explained = torch._dynamo.explain(lambda a, b, c: kernels.attention(a, b, c, 0.3))(q, k, v)
+    assert explained.graph_break_count == 0
+    ops = [str(n.target) for g in explained.graphs for n in g.graph.nodes]
+    assert not any("scaled_dot_product" in o for o in ops)  # the decided plain matmuls

@@ -77,6 +77,7 @@ def matmul(
 KERNELS: dict[str, Kernel] = {"sdpa": sdpa, "matmul": matmul}
 
 _memo: dict[tuple[Any, ...], str] = {}
+_threads = [0]  # the thread count of the latest eager call (see choose)
 _looked: set[tuple[Any, ...]] = set()  # shapes looked up in the cache file, not found there
 _deciding: list[set[str]] = []  # the kernels chosen inside the open decide() call
 _timer: list[Timer] = []  # an injected timer (tests), else the wall clock
@@ -112,12 +113,12 @@ def forget() -> None:
 Key = tuple[Any, ...]
 
 
-def _key(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask) -> Key:
+def _key(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask, threads: int) -> Key:
     """What a decision depends on, cheap to build on every call (shapes, device, threads)."""
     m = None if mask is None else tuple(mask.shape)
     grad = torch.is_grad_enabled() and q.requires_grad
-    return (str(q.device), q.dtype, torch.get_num_threads(), tuple(q.shape), tuple(k.shape),
-            tuple(v.shape), m, grad)  # fmt: skip
+    return (str(q.device), q.dtype, threads, tuple(q.shape), tuple(k.shape), tuple(v.shape), m,
+            grad)  # fmt: skip
 
 
 @functools.cache
@@ -181,7 +182,10 @@ def _measure(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, ma
 def choose(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask: Mask) -> str:
     """The kernel for this shape: decided before (here or in the cache file), timed now inside
     :func:`decide`, else SDPA. Once a shape is known, a call costs one dictionary lookup."""
-    key = _key(q, k, v, mask)
+    # a trace (compile, export) follows the eager call that decided just before it; it reads
+    # that decision, not the thread count (reading it would break a torch.compile graph)
+    key = _key(q, k, v, mask, _threads[-1] if _tracing() else torch.get_num_threads())
+    _threads[-1] = key[2]
     name = _memo.get(key)
     if name is None and not _tracing():  # shapes are static in a trace: look up, never time
         if key not in _looked:

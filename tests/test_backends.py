@@ -25,6 +25,8 @@ from hilobench.suite import parse_suite
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dim", "16", "--heads", "2", "--tokens", "8x8", "--batch", "1", "--budget", "0.2",
         "--no-roofline", "--format", "json"]  # fmt: skip
+#: Measured rows: a loaded machine may fit fewer samples than an interval needs in a tiny budget.
+TIMED = ("ok", "few-samples")
 HAS_ORT = all(__import__("importlib").util.find_spec(p) for p in ("onnxscript", "onnxruntime"))
 HAS_OV = HAS_ORT and __import__("importlib").util.find_spec("openvino") is not None
 
@@ -192,7 +194,7 @@ def test_runtime_rows_measured_with_parity(cli: Any, tmp_path: Path) -> None:
     assert len({r["case_key"] for r in rows}) == 3
     assert rows[0]["prepare_s"] == 0.0 and rows[0]["backend_max_rel_err"] == 0.0  # reference
     for r in rows[1:]:
-        assert r["status"] == "ok", r["message"]
+        assert r["status"] in TIMED, r["message"]
         assert r["backend_max_rel_err"] <= 1e-4 and r["prepare_s"] > 0
         assert r["n_samples"] >= 1 and r["throughput_median"] > 0
         # the export is outside the timed step: no sample comes near it
@@ -217,7 +219,7 @@ def test_unsupported_op_is_a_row_and_the_next_case_runs(tmp_path: Path) -> None:
     assert probe["status"] == "unsupported"
     assert probe["message"].startswith("unsupported: torchvision::deform_conv2d")
     assert "under onnxruntime" in probe["message"]
-    assert msa["status"] == "ok" and msa["backend_max_rel_err"] <= 1e-4
+    assert msa["status"] in TIMED and msa["backend_max_rel_err"] <= 1e-4
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -226,7 +228,7 @@ def test_tensorrt_row_on_cuda(cli: Any, tmp_path: Path) -> None:
     args = ["layer", "--attn", "msa", *TINY, "--device", "cuda", "--backend", "tensorrt"]
     code, out, _ = cli([*args, "--out", str(tmp_path)])
     (row,) = json.loads(out)
-    assert code == 0 and row["status"] == "ok" and row["backend_max_rel_err"] <= 1e-4
+    assert code == 0 and row["status"] in TIMED and row["backend_max_rel_err"] <= 1e-4
     assert row["mem_source"] == "cuda_used"
 
 

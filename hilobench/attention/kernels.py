@@ -12,9 +12,11 @@ pick the same kernel without timing again. Outside :func:`decide` nothing is tim
 decided before uses its kernel, any other SDPA, as before. The row's ``fused_kernel`` says
 which kernel(s) ran. Both kernels compute the same attention (equal within float rounding).
 
-Shapes where one SDPA call alone takes longer than :data:`LARGE_S` keep SDPA without timing
-the plain path: that is where the plain path materialises a large score matrix, and timing it
-would cost seconds per decision.
+A decision is bounded: one warm-up and at least two timed calls per kernel, more only while
+:data:`DECIDE_S` lasts (a few milliseconds for a layer's shape at batch 8 on a CPU), and it is
+made once per machine and shape. Shapes where one SDPA call alone takes longer than
+:data:`LARGE_S` keep SDPA without timing the plain path: that is where the plain path
+materialises a large score matrix, and timing it would cost seconds.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ import torch.nn.functional as F
 
 #: Seconds of timed calls each kernel gets per decision (after one warm-up call).
 DECIDE_S = 0.004
-#: Most timed calls per kernel and decision.
-MAX_CALLS = 8
+#: Fewest and most timed calls per kernel and decision.
+MIN_CALLS, MAX_CALLS = 2, 8
 #: An SDPA call this long keeps SDPA untimed against the plain path (see the module docstring).
-LARGE_S = 0.02
+LARGE_S = 0.1
 CACHE_FILE = "kernels.json"
 
 Mask = torch.Tensor | None
@@ -86,7 +88,7 @@ _timer: list[Timer] = []  # an injected timer (tests), else the wall clock
 def _wall_timer(name: str, fn: Callable[[], Any]) -> float:
     fn()  # warm-up: allocations, one-off kernel selection
     best, spent, n = float("inf"), 0.0, 0
-    while n < MAX_CALLS and (n == 0 or spent < DECIDE_S):
+    while n < MAX_CALLS and (n < MIN_CALLS or spent < DECIDE_S):
         t = time.perf_counter()
         fn()
         dt = time.perf_counter() - t

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from hilobench import backends, options
-from hilobench.attention import build_attention, get_attention
+from hilobench.attention import build_attention, get_attention, kernels
 from hilobench.case import LAYER_SCALE, Case, check_threads, fmt_hw, parse_hw
 from hilobench.dtypes import TORCH_DTYPES, apply_precision, autocast, check_precision
 from hilobench.errors import ConfigError
@@ -308,19 +308,19 @@ def prepare_step(
     case: Case, subject: Subject, row: Row
 ) -> tuple[Callable[[], Any], tuple[Any, ...]]:
     """Move the subject to its device, draw its inputs and return (timed step, inputs)."""
-    device = case.device
-    module = subject.module.to(device)
+    module = subject.module.to(case.device)
+    torch.manual_seed(1)
+    inputs = subject.make_inputs(case.device, case.batch)
     if case.channels_last and case.kind == "model":
         module = module.to(memory_format=torch.channels_last)
-    torch.manual_seed(1)
-    inputs = subject.make_inputs(device, case.batch)
-    if case.channels_last and case.kind == "model":
         inputs = (inputs[0].contiguous(memory_format=torch.channels_last),)
-    step = backends.prepare_case(case, module, inputs, make_step(case, subject, inputs), row)
+    eager = make_step(case, subject, inputs)  # fused: kernels decided before any measuring
+    row["fused_kernel"] = kernels.decide(eager) if case.impl == "fused" else None
+    step = backends.prepare_case(case, module, inputs, eager, row)
     if case.compile:
         row["compile_s"] = row.get("prepare_s", 0.0)
     if case.opts.get("cuda_graphs"):
-        step = capture(step, device)
+        step = capture(step, case.device)
         row["graph_capture_s"] = step.capture_s
     return step, inputs
 
@@ -348,9 +348,8 @@ def _measure(
         step()
         torch.cuda.synchronize()
         # absolute, like the paper's max_memory_allocated: what is resident + the step's peak
-        row["peak_mem_bytes"] = torch.cuda.memory_allocated(device) + memory.cuda_peak_bytes(
-            step, device
-        )
+        peak = memory.cuda_peak_bytes(step, device)
+        row["peak_mem_bytes"] = torch.cuda.memory_allocated(device) + peak
         row["peak_rss_bytes"] = None
     else:
         # one call serves both figures: the RSS high-water mark around the tracked call

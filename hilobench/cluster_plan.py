@@ -185,7 +185,12 @@ def unit_to_json(u: Unit) -> dict[str, Any]:
         ],
         "group": None
         if u.group is None
-        else {"name": u.group.name, "members": list(u.group.members), "ref": u.group.reference},
+        else {
+            "name": u.group.name,
+            "members": list(u.group.members),
+            "ref": u.group.reference,
+            "across": u.group.across,
+        },
         "ref": u.ref,
     }
 
@@ -195,7 +200,11 @@ def unit_from_json(d: dict[str, Any]) -> Unit:
 
     items = [_item(i) for i in d["items"]]
     g = d.get("group")
-    group = None if g is None else CompareGroup(g["name"], tuple(g["members"]), g["ref"])
+    group = (
+        None
+        if g is None
+        else CompareGroup(g["name"], tuple(g["members"]), g["ref"], g.get("across"))
+    )
     return Unit(items, group, d.get("ref"))
 
 

@@ -21,6 +21,9 @@ DEFAULT_TIMEOUT_S = 1800.0
 OVERHEAD_S = 4.0
 #: Case fields that define a compare group's setting, besides the ``tokens`` option.
 CONTEXT_FIELDS = ("kind", *SETTING_FIELDS)
+#: Fields a group ``across`` one field also lets vary: the old ``compile`` flag follows the
+#: backend (``backend: compile`` sets it).
+ACROSS_ALSO = {"backend": ("backend", "compile")}
 
 
 def search_key(case: Case, limit: int) -> str:
@@ -52,19 +55,36 @@ class SuiteCase:
             return self.case.key
         return search_key(self.case, self.max_batch)
 
-    def context(self) -> tuple[Any, ...]:
-        """The setting a compare group matches members on."""
+    def context(self, across: str | None = None) -> tuple[Any, ...]:
+        """The setting a compare group matches members on; with ``across`` (a field the group
+        interleaves over) that field is left out and the case id put in."""
         c = self.case
-        return tuple(getattr(c, f) for f in CONTEXT_FIELDS) + (c.opts.get("tokens"),)
+        drop = ACROSS_ALSO.get(across or "", (across,))
+        fields = tuple(getattr(c, f) for f in CONTEXT_FIELDS if f not in drop)
+        return fields + (c.opts.get("tokens"),) + ((self.id,) if across else ())
 
 
 @dataclass(frozen=True)
 class CompareGroup:
-    """Cases timed together, round by round; ratios are to the ``reference`` member."""
+    """Cases timed together, round by round; ratios are to the ``reference`` member.
+
+    With ``across`` (a case field, e.g. ``backend``) a group instead interleaves each member
+    with itself at every value of that field, and ``reference`` is a value of it (``eager``):
+    the ratio of hilo under ONNX Runtime to hilo under eager is then a per-round ratio."""
 
     name: str
     members: tuple[str, ...]
     reference: str
+    across: str | None = None
+
+    def setting(self, sc: SuiteCase) -> tuple[Any, ...]:
+        """What the members of one unit of this group share."""
+        return sc.context(self.across)
+
+    def is_reference(self, sc: SuiteCase) -> bool:
+        if self.across is None:
+            return sc.id == self.reference
+        return str(getattr(sc.case, self.across)) == self.reference
 
 
 @dataclass
@@ -92,13 +112,13 @@ def plan(cases: list[SuiteCase], groups: list[CompareGroup] | None = None) -> li
         if g is None:
             units.append(Unit([sc]))
             continue
-        k = (g.name, sc.context())
+        k = (g.name, g.setting(sc))
         if k not in by_ctx:
             by_ctx[k] = Unit([], g)
             units.append(by_ctx[k])
         by_ctx[k].items.append(sc)
     for u in by_ctx.values():
-        refs = [i for i, sc in enumerate(u.items) if u.group and sc.id == u.group.reference]
+        refs = [i for i, sc in enumerate(u.items) if u.group and u.group.is_reference(sc)]
         u.ref = refs[0] if refs else None
     return units
 

@@ -3,7 +3,10 @@
 
 A compare group interleaves, round by round, all member cases that share a setting (every Case
 field except the name and the options, plus the token map); each such setting must have exactly
-one case of the reference member.
+one case of the reference member. With ``across: backend`` (or another of
+:data:`ACROSS_FIELDS`) a group interleaves each member with itself at every value of that field
+instead, ``reference`` naming the value the others are compared with (``eager``): the ratio of a
+runtime to eager is then a per-round ratio with an interval, like any compare group's.
 
 Claims compare case ``a`` with case ``b`` on ``metric`` and read "a is at least ``min_ratio``
 (at most ``max_ratio``) times better than b": the ratio is ``a/b`` for ``throughput`` and
@@ -26,7 +29,9 @@ from hilobench.suite_fields import Where, is_int, is_num, type_name
 GATE_KEYS = ("min_effect", "significance", "budget", "confirm_fraction", "min_samples")
 #: The old spelling of ``significance`` (the rank test's level), still taken with a note.
 OLD_SIGNIFICANCE = "alpha"
-COMPARE_KEYS = ("name", "members", "pattern", "reference")
+COMPARE_KEYS = ("name", "members", "pattern", "reference", "across")
+#: Case fields a compare group may interleave one case across (``across:``).
+ACROSS_FIELDS = ("backend", "impl", "dtype")
 
 
 def parse_compare(w: Where, raw: Any, cases: list[SuiteCase]) -> list[CompareGroup]:
@@ -73,10 +78,26 @@ def parse_compare(w: Where, raw: Any, cases: list[SuiteCase]) -> list[CompareGro
                         f"{where}: field 'members'",
                         f"unknown case id {m!r}; case ids: {', '.join(ids)}",
                     )
+        across = g.get("across")
+        if across is not None and across not in ACROSS_FIELDS:
+            raise w.fail(
+                f"{where}: field 'across'",
+                f"{across!r} is not a field to interleave across; allowed: "
+                f"{', '.join(ACROSS_FIELDS)}",
+            )
         ref = g.get("reference")
-        if ref is None:
+        if across is not None:
+            values = list(dict.fromkeys(
+                str(getattr(sc.case, across)) for sc in cases if sc.id in members))  # fmt: skip
+            ref = values[0] if ref is None else ref
+            if ref not in values:
+                raise w.fail(
+                    f"{where}: field 'reference'",
+                    f"{ref!r} is not a {across} of the members; they run: {', '.join(values)}",
+                )
+        elif ref is None:
             ref = members[0]
-        if ref not in members:
+        elif ref not in members:
             raise w.fail(
                 f"{where}: field 'reference'",
                 f"{ref!r} is not a member; members: {', '.join(members)}",
@@ -87,9 +108,9 @@ def parse_compare(w: Where, raw: Any, cases: list[SuiteCase]) -> list[CompareGro
                     f"{where}: field 'members'", f"case {m!r} is already in compare {owner[m]!r}"
                 )
             owner[m] = gname
-        group = CompareGroup(gname, tuple(members), ref)
+        group = CompareGroup(gname, tuple(members), ref, across)
         for items in _contexts(group, cases).values():
-            refs = [sc for sc in items if sc.id == ref]
+            refs = [sc for sc in items if group.is_reference(sc)]
             if len(refs) != 1:
                 sample = items[0].case
                 raise w.fail(
@@ -107,7 +128,7 @@ def _contexts(
     out: dict[tuple[Any, ...], list[SuiteCase]] = {}
     for sc in cases:
         if sc.id in group.members:
-            out.setdefault(sc.context(), []).append(sc)
+            out.setdefault(group.setting(sc), []).append(sc)
     return out
 
 

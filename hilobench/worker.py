@@ -236,6 +236,16 @@ class _GroupRows:
         self.cases, self.ids, self.keys, self.ref = cases, ids, keys, ref
         self.group, self.peak, self.t0 = group, peak, t0
 
+    def _ref_label(self, ref: int) -> str:
+        """The reference's case id, plus the value it differs by where the group interleaves
+        one case across a field (``hilo eager``)."""
+        label, case = self.ids[ref], self.cases[ref]
+        twins = [c for i, c in zip(self.ids, self.cases, strict=True) if i == label]
+        for f in ("backend", "impl", "dtype"):
+            if len(twins) > 1 and len({getattr(c, f) for c in twins}) > 1:
+                return f"{label} {getattr(case, f)}"
+        return label
+
     def __call__(
         self, base: list[Row], results: dict[str, Any], subjects: dict[int, Any]
     ) -> list[Row]:
@@ -255,7 +265,7 @@ class _GroupRows:
             row["group"] = self.group
             row["group_wall_s"] = wall
             if ref is not None:
-                row["ref"] = self.ids[ref]
+                row["ref"] = self._ref_label(ref)
                 row["ref_key"] = rows[ref].get("case_key")
             if ref_samples and row.get("samples_s") and str(i) in results:
                 rs = stats.ratio_summary(row["samples_s"], ref_samples)

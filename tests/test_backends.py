@@ -26,6 +26,7 @@ from hilobench.suite import parse_suite
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dim", "16", "--heads", "2", "--tokens", "8x8", "--batch", "1", "--budget", "0.2",
         "--no-roofline", "--format", "json"]  # fmt: skip
+#: Measured rows: a loaded machine may fit fewer samples than an interval needs in a tiny budget.
 HAS_ORT = all(__import__("importlib").util.find_spec(p) for p in ("onnxscript", "onnxruntime"))
 HAS_OV = HAS_ORT and __import__("importlib").util.find_spec("openvino") is not None
 
@@ -262,7 +263,7 @@ def test_report_runtime_table_and_claims() -> None:
             _row("hilo", "onnxruntime", 60.0), _row("sra", "onnxruntime", 50.0),
             {**_row("wmsa", "onnxruntime", 1.0), "status": "unsupported"}]  # fmt: skip
     table = "\n".join(runtime_table(rows))
-    assert "| hilo | 224 | 14x14 | 1 | 30 | 60 | 2.00 |" in table
+    assert "| hilo | 224 | 14x14 | 1 | 30 | 60 | ~2.00 |" in table
     assert "| wmsa | 224 | 14x14 | 1 | 25 | unsupported |  |" in table
     claims = "\n".join(claims_table(rows))
     assert "| eager | 224 | 14x14 | 1 | float32 | hilo / sra ≥ 1.4 | 3.00 |" in claims

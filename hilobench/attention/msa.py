@@ -3,38 +3,11 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from hilobench.attention import kernels
 from hilobench.attention.base import Attention
 from hilobench.attention.registry import register_attention
-
-
-def sdpa(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    scale: float,
-    attn_mask: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """``scaled_dot_product_attention`` over the last two dims of any rank: other than 4-D, the
-    leading dims are folded into the batch (the same arithmetic), the form every exporter
-    takes (ONNX's has no SDPA of another rank). ``attn_mask`` broadcasts against the scores."""
-    if q.dim() == 4:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
-    lead = q.shape[:-2]
-    if attn_mask is not None:
-        attn_mask = attn_mask.expand(*lead, q.shape[-2], k.shape[-2]).reshape(
-            -1, 1, q.shape[-2], k.shape[-2]
-        )
-    out = F.scaled_dot_product_attention(
-        q.reshape(-1, 1, *q.shape[-2:]),
-        k.reshape(-1, 1, *k.shape[-2:]),
-        v.reshape(-1, 1, *v.shape[-2:]),
-        attn_mask=attn_mask,
-        scale=scale,
-    )
-    return out.reshape(*lead, *out.shape[-2:])
 
 
 def attend(
@@ -43,11 +16,12 @@ def attend(
     """Scaled dot-product attention over the last two dims, by the chosen implementation.
 
     ``reference`` spells out ``softmax(q @ kᵀ · scale) @ v`` as the papers publish it; ``fused``
-    hands the same computation to ``scaled_dot_product_attention`` (:func:`sdpa`) so the two can
-    be timed against each other with identical inputs. Shapes: ``(..., Lq, d)``, ``(..., Lk, d)``.
+    runs the same computation by the faster exact kernel for the shape and device
+    (``scaled_dot_product_attention`` or those matmuls, :mod:`hilobench.attention.kernels`).
+    Shapes: ``(..., Lq, d)``, ``(..., Lk, d)``.
     """
-    if impl == "fused":
-        return sdpa(q, k, v, scale)
+    if impl == "fused":  # the faster exact kernel for this shape (kernels.py)
+        return kernels.attention(q, k, v, scale)
     attn = (q @ k.transpose(-2, -1)) * scale
     attn = attn.softmax(dim=-1)
     return attn @ v

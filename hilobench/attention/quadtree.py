@@ -28,7 +28,7 @@ from torch import nn
 
 from hilobench import options
 from hilobench.attention.base import Attention
-from hilobench.attention.msa import sdpa
+from hilobench.attention.kernels import sdpa
 from hilobench.attention.registry import register_attention
 from hilobench.errors import ConfigError
 
@@ -161,7 +161,7 @@ class QuadTreeAttention(Attention):
         if self.impl == "fused":
             if select:
                 keep = (q @ k.transpose(-2, -1)).topk(self.topk, dim=-1).indices
-            out = sdpa(q, k, v, self.scale)
+            out = sdpa(q, k, v, self.scale, None)
         else:
             logits = q @ k.transpose(-2, -1)
             if select:
@@ -211,7 +211,7 @@ class QuadTreeAttention(Attention):
             if select:
                 logits = qg @ kg.transpose(-2, -1)
                 keep = (logits if bias is None else logits + bias).topk(kk, dim=-1).indices
-            out = sdpa(qg, kg, vg, self.scale, attn_mask=bias)
+            out = sdpa(qg, kg, vg, self.scale, bias)
         else:
             logits = qg @ kg.transpose(-2, -1)
             if bias is not None:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hilobench import options
+from hilobench.attention import kernels
 from hilobench.attention.base import Attention, check_window
 from hilobench.attention.registry import register_attention
 from hilobench.errors import ConfigError
@@ -182,12 +183,8 @@ class WindowAttention(Attention):
         elif bias is not None:
             mask = bias.expand(nh * nw, heads, n, n).reshape(nh * nw * heads, n, n)
 
-        if self.impl == "fused":
-            if mask is not None:
-                # a full-rank (B, ...) view: the CPU kernel takes a broadcast mask only on its
-                # slow generic path (measured 2x slower), an expanded one on its fast path
-                mask = mask.to(q.dtype).expand(B, -1, n, n)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+        if self.impl == "fused":  # the faster exact kernel for this shape (kernels.py)
+            out = kernels.attention(q, k, v, self.scale, mask)
         else:
             attn = (q * self.scale) @ k.transpose(-2, -1)
             if mask is not None:

@@ -38,6 +38,19 @@ def _md(header: list[str], body: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
 
 
+def _to_eager(r: dict[str, Any], eager: dict[str, Any] | None) -> str:
+    """A runtime row's speed over eager's: the per-round ratio with its interval where the two
+    were timed interleaved (a compare group across backends), else the ratio of the medians of
+    rows timed apart (marked ``~``: it carries the machine's drift between them)."""
+    if eager is None or not (_ok(r) and _ok(eager)):
+        return ""
+    lo, hi = r.get("ratio_ci_low"), r.get("ratio_ci_high")
+    if r.get("ratio_to_ref") is not None and r.get("ref_key") == eager.get("case_key"):
+        ci = f" ({lo:.2f}–{hi:.2f})" if lo is not None and hi is not None else ""
+        return f"{r['ratio_to_ref']:.2f}{ci}"
+    return f"~{r['throughput_median'] / eager['throughput_median']:.2f}"
+
+
 def runtime_table(rows: list[dict[str, Any]]) -> list[str]:
     """Markdown lines: img/s per backend and × eager per case; [] without non-eager rows."""
     backends = list(dict.fromkeys(_backend(r) for r in rows))
@@ -58,10 +71,7 @@ def runtime_table(rows: list[dict[str, Any]]) -> list[str]:
             r = cells.get(b) or {}
             line.append(f"{r['throughput_median']:.4g}" if _ok(r) else r.get("status", ""))
             if b != "eager":
-                ok = eager is not None and _ok(r) and _ok(eager)
-                line.append(
-                    f"{r['throughput_median'] / eager['throughput_median']:.2f}" if ok else ""  # type: ignore[index]
-                )
+                line.append(_to_eager(r, eager))
         body.append(line)
     return _md(header, body)
 
@@ -104,7 +114,10 @@ def runtime_section(rows: list[dict[str, Any]]) -> list[str]:
     if not table:
         return []
     md = ["### Runtimes", "",
-          "Throughput (img/s) of each case under each backend of the run and its ratio to eager "
+          "Throughput (img/s) of each case under each backend of the run and its ratio to eager: "
+          "the median per-round ratio with its 95% interval where the backends were timed "
+          "interleaved (a compare group `across: backend`), else `~` and the ratio of medians "
+          "of rows timed apart "
           "(export and compile time are apart, in each row's `prepare_s`; every runtime row's "
           "output matched eager's within its dtype's tolerance, or its status says mismatch).",
           "", *table, ""]  # fmt: skip

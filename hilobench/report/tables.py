@@ -64,7 +64,13 @@ def group_cells(
         setting = f"{r.get('res')} {r.get('tokens') or ''} b{r.get('batch')} {r.get('impl')} "
         lo, hi, n = r.get("ratio_ci_low"), r.get("ratio_ci_high"), r.get("ratio_n")
         member = str(r.get("case_id") or r.get("name") or "")
-        ref = bool(r.get("ref")) and r.get("ref") == member  # its ratio is 1 by definition
+        ref = (  # its ratio is 1 by definition
+            r.get("ref_key") == r.get("case_key")
+            if r.get("ref_key")
+            else bool(r.get("ref")) and r.get("ref") == member
+        )
+        if r.get("backend") not in (None, "eager"):  # a group may interleave backends
+            member += f" {r['backend']}"
         recs.append(
             [
                 str(r["group"]),

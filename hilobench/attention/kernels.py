@@ -1,0 +1,222 @@
+"""``fused`` means the fastest exact eager path: per attention shape and device, whichever of
+two exact kernels is faster, ``scaled_dot_product_attention`` or the plain
+``softmax(q·kᵀ·scale + mask)·v`` matmuls.
+
+SDPA is not always the faster one: over many tiny 7x7 windows on a CPU its per-call overhead
+loses to two batched matmuls (W-MSA at 14x14 tokens measured 0.93x the plain path). So the
+first step of a case (:func:`decide`, called before its memory pass and timing) times both
+kernels on the layer's own q, k, v, a few milliseconds per shape, and keeps the faster one for
+that shape; the choice is cached per machine like the roofline's GEMM peak (device, its model,
+dtype, threads, torch version, CPU kernel level, plus the shapes), so later processes and runs
+pick the same kernel without timing again. Outside :func:`decide` nothing is timed: a shape
+decided before uses its kernel, any other SDPA, as before. The row's ``fused_kernel`` says
+which kernel(s) ran. Both kernels compute the same attention (equal within float rounding).
+
+A decision is bounded: one warm-up and at least two timed calls per kernel, more only while
+:data:`DECIDE_S` lasts (a few milliseconds for a layer's shape at batch 8 on a CPU), and it is
+made once per machine and shape. Shapes where one SDPA call alone takes longer than
+:data:`LARGE_S` keep SDPA without timing the plain path: that is where the plain path
+materialises a large score matrix, and timing it would cost seconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+#: Seconds of timed calls each kernel gets per decision (after one warm-up call).
+DECIDE_S = 0.004
+#: Fewest and most timed calls per kernel and decision.
+MIN_CALLS, MAX_CALLS = 2, 8
+#: An SDPA call this long keeps SDPA untimed against the plain path (see the module docstring).
+LARGE_S = 0.1
+CACHE_FILE = "kernels.json"
+
+Mask = torch.Tensor | None
+Kernel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, Mask], torch.Tensor]
+#: Seconds one call of kernel ``name`` (run by ``fn``) takes, the fastest of a few; tests
+#: inject a fake one.
+Timer = Callable[[str, Callable[[], Any]], float]
+
+
+def _tracing() -> bool:
+    return bool(torch.compiler.is_compiling() or torch.compiler.is_exporting())
+
+
+def sdpa(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask: Mask
+) -> torch.Tensor:
+    if mask is not None and mask.dim() < q.dim():
+        # a full-rank view: the CPU kernel takes a broadcast mask only on its slow generic
+        # path (measured 2x slower), an expanded one on its fast path
+        mask = mask.to(q.dtype).expand(*q.shape[:-1], k.shape[-2])
+    if q.dim() > 4 and _tracing():  # exporters take 4-D attention only
+        lead = q.shape[:-2]
+        fq, fk, fv = (t.reshape(-1, *t.shape[-3:]) for t in (q, k, v))
+        m = None if mask is None else mask.reshape(-1, *mask.shape[-3:])
+        out = F.scaled_dot_product_attention(fq, fk, fv, attn_mask=m, scale=scale)
+        return out.reshape(*lead, *out.shape[-2:])
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+
+
+def matmul(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask: Mask
+) -> torch.Tensor:
+    attn = (q @ k.transpose(-2, -1)) * scale
+    if mask is not None:
+        attn = attn + mask.to(attn.dtype)
+    return attn.softmax(dim=-1) @ v
+
+
+KERNELS: dict[str, Kernel] = {"sdpa": sdpa, "matmul": matmul}
+
+_memo: dict[tuple[Any, ...], str] = {}
+_threads = [0]  # the thread count of the latest eager call (see choose)
+_looked: set[tuple[Any, ...]] = set()  # shapes looked up in the cache file, not found there
+_deciding: list[set[str]] = []  # the kernels chosen inside the open decide() call
+_timer: list[Timer] = []  # an injected timer (tests), else the wall clock
+
+
+def _wall_timer(name: str, fn: Callable[[], Any]) -> float:
+    fn()  # warm-up: allocations, one-off kernel selection
+    best, spent, n = float("inf"), 0.0, 0
+    while n < MAX_CALLS and (n < MIN_CALLS or spent < DECIDE_S):
+        t = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t
+        best, spent, n = min(best, dt), spent + dt, n + 1
+    return best
+
+
+@contextmanager
+def using_timer(timer: Timer) -> Iterator[None]:
+    """Decide with ``timer`` instead of the wall clock (deterministic tests)."""
+    _timer.append(timer)
+    try:
+        yield
+    finally:
+        _timer.pop()
+
+
+def forget() -> None:
+    """Drop this process's decisions (the cache file keeps its own)."""
+    _memo.clear()
+    _looked.clear()
+
+
+Key = tuple[Any, ...]
+
+
+def _key(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask, threads: int) -> Key:
+    """What a decision depends on, cheap to build on every call (shapes, device, threads)."""
+    m = None if mask is None else tuple(mask.shape)
+    grad = torch.is_grad_enabled() and q.requires_grad
+    return (str(q.device), q.dtype, threads, tuple(q.shape), tuple(k.shape), tuple(v.shape), m,
+            grad)  # fmt: skip
+
+
+@functools.cache
+def _machine(device: str, dtype: torch.dtype, threads: int) -> str:
+    from hilobench.measure.roofline import cache_key
+
+    return cache_key(device, str(dtype).removeprefix("torch."), threads)
+
+
+def _file_key(key: Key) -> str:
+    """The cache file's key: the machine as the roofline cache names it, plus the shapes."""
+    return f"{_machine(*key[:3])}|{list(key[3:7])}|grad={key[7]}"
+
+
+def _cache_path() -> Any:
+    from hilobench.measure.roofline import cache_path
+
+    return cache_path().with_name(CACHE_FILE)
+
+
+def _read() -> dict[str, str]:
+    try:
+        data = json.loads(_cache_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    return {k: v for k, v in data.items() if v in KERNELS} if isinstance(data, dict) else {}
+
+
+def _write(key: str, name: str) -> None:
+    """Best effort, like the roofline cache: an unwritable cache costs a decision next time."""
+    path = _cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {**_read(), key: name}
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _measure(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask: Mask) -> str:
+    timer = _timer[-1] if _timer else _wall_timer
+    sync = torch.cuda.synchronize if q.is_cuda else (lambda: None)
+
+    def run(kernel: Kernel) -> Callable[[], Any]:
+        def call() -> None:
+            kernel(q, k, v, scale, mask)
+            sync()
+
+        return call
+
+    with torch.no_grad():
+        fused = timer("sdpa", run(sdpa))
+        if fused > LARGE_S:
+            return "sdpa"
+        plain = timer("matmul", run(matmul))
+    return "matmul" if plain < fused else "sdpa"
+
+
+def choose(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask: Mask) -> str:
+    """The kernel for this shape: decided before (here or in the cache file), timed now inside
+    :func:`decide`, else SDPA. Once a shape is known, a call costs one dictionary lookup."""
+    # a trace (compile, export) follows the eager call that decided just before it; it reads
+    # that decision, not the thread count (reading it would break a torch.compile graph)
+    key = _key(q, k, v, mask, _threads[-1] if _tracing() else torch.get_num_threads())
+    _threads[-1] = key[2]
+    name = _memo.get(key)
+    if name is None and not _tracing():  # shapes are static in a trace: look up, never time
+        if key not in _looked:
+            _looked.add(key)
+            name = _read().get(_file_key(key))
+        if name is None and _deciding:
+            name = _measure(q, k, v, scale, mask)
+            _write(_file_key(key), name)
+        if name is not None:
+            _memo[key] = name
+    name = name or "sdpa"
+    if _deciding:
+        _deciding[-1].add(name)
+    return name
+
+
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask: Mask = None
+) -> torch.Tensor:
+    """``softmax(q·kᵀ·scale + mask)·v`` by the faster exact kernel for its shape."""
+    return KERNELS[choose(q, k, v, scale, mask)](q, k, v, scale, mask)
+
+
+def decide(step: Callable[[], Any]) -> str | None:
+    """Call ``step`` once, deciding the kernel of every attention shape it meets; the kernels
+    it chose, e.g. ``matmul`` or ``matmul+sdpa`` (None: no attention went through here)."""
+    _deciding.append(set())
+    try:
+        step()
+    finally:
+        chosen = _deciding.pop()
+    return "+".join(sorted(chosen)) or None

@@ -39,6 +39,9 @@ def test_expected_suites_are_shipped() -> None:
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_suite_validates(name: str) -> None:
+    if name == "runtimes.yaml":  # its cases need the runtime extras (`make install` has them)
+        pytest.importorskip("onnxruntime")
+        pytest.importorskip("openvino")
     s = load_suite(SUITES / name, check_cases=True)
     assert s.cases and s.description
     assert len({sc.case.key for sc in s.cases}) == len(s.cases)

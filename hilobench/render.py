@@ -116,7 +116,7 @@ def _table(rows: list[dict[str, Any]], title: str, columns: list[str]) -> Table:
         i = columns.index("status")
         for row, style in zip(body, styles, strict=True):
             row[i] = f"[{style}]{escape(row[i])}[/{style}]" if style else escape(row[i])
-        least[i] = max(len(nf.status(r)) for r in rows)  # `few-samples (noisy)` stays whole
+        least[i] = max((len(nf.status(r)) for r in rows), default=0)  # stays whole
     marked = {columns.index("status")} if styles else None
     return grid(title, heads, body, text, markup=marked, min_widths=least)
 

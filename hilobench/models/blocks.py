@@ -259,14 +259,20 @@ class HierarchicalNet(nn.Module):
             x, H, W = stage(x, H, W)
         return self.head(x, H, W)
 
-    def macs(self, H: int, W: int) -> int:
-        """Analytic MACs of one ``H×W`` image (the convention in this module's docstring)."""
+    def body_macs(self, H: int, W: int) -> tuple[int, int, int]:
+        """Analytic MACs of one ``H×W`` image up to the head (patch embedding and stages), and
+        the last stage's map size: the count a feature backbone reports."""
         self.check_size(H, W)
         total = self.patch_embed.macs(H, W)
         h, w = self.patch_embed.out_size(H, W)
         for stage in members(self.stages, Stage):
             total += stage.macs(h, w)
             h, w = stage.out_size(h, w)
+        return total, h, w
+
+    def macs(self, H: int, W: int) -> int:
+        """Analytic MACs of one ``H×W`` image (the convention in this module's docstring)."""
+        total, h, w = self.body_macs(H, W)
         return total + self.head.macs(h, w)
 
 

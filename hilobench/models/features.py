@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hilobench.errors import ConfigError
-from hilobench.models.blocks import Block, PatchEmbed, Stage, members, to_map
+from hilobench.models.blocks import Block, PatchEmbed, members, to_map
 from hilobench.models.litv2 import LITv2, litv2
 from hilobench.models.pvt import PVT, pvt
 from hilobench.models.registry import add_options
@@ -65,14 +65,7 @@ class HierarchicalFeatures(FeatureBackbone):
 
     def macs(self, H: int, W: int) -> int:
         """Analytic MACs of the maps of one ``H×W`` image: the net's count without its head."""
-        net = self.net
-        net.check_size(H, W)
-        total = net.patch_embed.macs(H, W)
-        h, w = net.patch_embed.out_size(H, W)
-        for stage in members(net.stages, Stage):
-            total += stage.macs(h, w)
-            h, w = stage.out_size(h, w)
-        return total
+        return self.net.body_macs(H, W)[0]
 
 
 class PVTFeatures(FeatureBackbone):

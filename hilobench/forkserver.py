@@ -14,7 +14,8 @@ warm-up call before forking: OpenMP's thread pool does not survive a fork (a chi
 a parallel region waits for threads that are gone), so the server pays the one-off warm-up
 (:func:`hilobench.measure.warm.warm_process`, ~1.3 s) on one thread, and refuses to serve (the
 run then uses plain workers) if a thread started all the same. ``HILOBENCH_PRELOAD=0`` turns it
-off.
+off. What a library reads once at import (``OMP_NUM_THREADS``, torch's own switches) comes from
+the environment of the run's first CPU job, which starts the server.
 
 Protocol, one JSON line each way: ``{"job", "out", "err", "env", "cwd"}`` in; ``{"pid"}`` when the
 child runs, then ``{"pid", "rc"}`` when it ended (``rc`` negative: killed by that signal).

@@ -9,8 +9,8 @@ started) with the same signals; it gets the runner's environment and working dir
 moment, and dies with the server, which dies with the runner.
 
 Why only CPU jobs: a CUDA driver initialised before a fork is unusable in the child, and
-asking whether a GPU exists may initialise it, so GPU jobs keep the plain worker. Why no
-warm-up call before forking: OpenMP's thread pool does not survive a fork (a child that enters
+asking whether a GPU exists may initialise it, so GPU jobs keep the plain worker. Why the
+warm-up runs on one thread: OpenMP's thread pool does not survive a fork (a child that enters
 a parallel region waits for threads that are gone), so the server pays the one-off warm-up
 (:func:`hilobench.measure.warm.warm_process`, ~1.3 s) on one thread, and refuses to serve (the
 run then uses plain workers) if a thread started all the same. ``HILOBENCH_PRELOAD=0`` turns it

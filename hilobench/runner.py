@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from hilobench import group_rounds
+from hilobench import forkserver, group_rounds
 from hilobench.case import Case
 from hilobench.jobdir import job_dir, sweep_once
 from hilobench.measure.env import code_state
@@ -74,7 +74,7 @@ def _signal_name(code: int) -> str:
         return f"signal {-code}"
 
 
-def end_worker(proc: subprocess.Popen[str], grace: float = STOP_GRACE_S) -> None:
+def end_worker(proc: subprocess.Popen[str] | forkserver.Child, grace: float = STOP_GRACE_S) -> None:
     """SIGTERM to the worker's process group (it leads one: see call_worker), SIGKILL after
     ``grace`` seconds, then reap it."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
@@ -97,7 +97,8 @@ def end_worker(proc: subprocess.Popen[str], grace: float = STOP_GRACE_S) -> None
 def call_worker(
     job: Job | dict[str, Any], timeout: float, on_poll: Callable[[], None] | None = None
 ) -> list[dict[str, Any]]:
-    """Run ``job`` in a fresh ``python -m hilobench.worker`` process and return its rows.
+    """Run ``job`` in a fresh ``python -m hilobench.worker`` process (a CPU job: a child forked
+    off :mod:`hilobench.forkserver`) and return its rows.
 
     The worker gets a session of its own, so a Ctrl-C in the terminal reaches only the runner,
     which then ends the worker (and whatever it started) itself: a worker killed by the user
@@ -110,14 +111,14 @@ def call_worker(
         data = job if isinstance(job, dict) else job_to_json(job)
         job_path.write_text(json.dumps(data, default=str), encoding="utf-8")
         cmd = [sys.executable, "-m", "hilobench.worker", str(job_path), str(out_path)]
-        proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=worker_env(),
-            start_new_session=True,
+        env = worker_env()
+        # a CPU job forks off a preloaded worker: torch imported once per run, not per case
+        proc: Any = forkserver.wanted(data) and forkserver.start(
+            job_path, out_path, Path(tmp) / "stderr.txt", env
         )
+        if not proc:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, env=env, start_new_session=True)  # fmt: skip
         deadline = time.monotonic() + timeout
         try:
             while True:

@@ -48,7 +48,10 @@ Timer = Callable[[str, Callable[[], Any]], float]
 
 
 def _tracing() -> bool:
-    return bool(torch.compiler.is_compiling() or torch.compiler.is_exporting())
+    """Under torch.compile or an exporter (torch 2.6 has no ``is_exporting``: its exporters
+    trace through dynamo, which ``is_compiling`` sees)."""
+    exporting = getattr(torch.compiler, "is_exporting", None)
+    return bool(torch.compiler.is_compiling() or (exporting is not None and exporting()))
 
 
 def sdpa(

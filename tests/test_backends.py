@@ -260,7 +260,8 @@ def test_report_runtime_table_and_claims() -> None:
     from hilobench.report.runtimes import claims_table, runtime_section, runtime_table
 
     rows = [_row("hilo", "eager", 30.0), _row("sra", "eager", 10.0), _row("wmsa", "eager", 25.0),
-            _row("hilo", "onnxruntime", 60.0), _row("sra", "onnxruntime", 50.0),
+            {**_row("hilo", "onnxruntime", 60.0), "status": "few-samples"},  # measured too
+            _row("sra", "onnxruntime", 50.0),
             {**_row("wmsa", "onnxruntime", 1.0), "status": "unsupported"}]  # fmt: skip
     table = "\n".join(runtime_table(rows))
     assert "| hilo | 224 | 14x14 | 1 | 30 | 60 | ~2.00 |" in table

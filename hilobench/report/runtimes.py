@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from hilobench.gate.speed import bootstrap_ratio_ci
+from hilobench.row import is_measured
 
 #: The paper's CPU claims of HiLo: (other layer, the ratio it claims HiLo is faster by).
 CPU_CLAIMS = (("sra", 1.4), ("wmsa", 1.6))
@@ -30,7 +31,8 @@ def _backend(r: dict[str, Any]) -> str:
 
 
 def _ok(r: dict[str, Any]) -> bool:
-    return r.get("status") == "ok" and bool(r.get("throughput_median"))
+    """A row with a measured speed (``ok``, or ``few-samples``: measured, not certain)."""
+    return is_measured(r) and bool(r.get("throughput_median"))
 
 
 def _md(header: list[str], body: list[list[str]]) -> list[str]:

@@ -35,6 +35,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from hilobench.measure.procenv import kill_piped
+
 #: The environment switch: "0" runs every job in a plain ``python -m hilobench.worker``.
 PRELOAD_ENV = "HILOBENCH_PRELOAD"
 #: Seconds the server may take to import torch and warm the tracer before the run gives up on it.
@@ -242,12 +244,7 @@ class Server:
         return Child(self, int(msg["pid"]), err, [sys.executable, "-m", "hilobench.forkserver"])
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for f in (self.proc.stdin, self.proc.stdout):
-            if f is not None:
-                f.close()
+        kill_piped(self.proc)
 
 
 _server: Server | None = None

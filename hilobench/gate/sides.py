@@ -250,12 +250,7 @@ class SideProcess:
         return rows
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        for f in (self.proc.stdin, self.proc.stdout):
-            if f is not None:
-                f.close()
+        procenv.kill_piped(self.proc)
         if not isinstance(self._log, int):
             self._log.close()
         shutil.rmtree(self._tmp, ignore_errors=True)

@@ -14,6 +14,8 @@ Settings the user already exported win, so an experiment can override any of the
 from __future__ import annotations
 
 import os
+import subprocess
+from typing import Any
 
 WORKER_ENV = {
     "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
@@ -30,3 +32,14 @@ def worker_env(base: dict[str, str] | None = None) -> dict[str, str]:
     for k, v in WORKER_ENV.items():
         env.setdefault(k, v)
     return env
+
+
+def kill_piped(proc: subprocess.Popen[Any]) -> None:
+    """Kill a helper process the caller talks to over pipes (if it still runs), reap it and
+    close the pipes: the end of a gate side's worker and of the preloaded worker alike."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    for f in (proc.stdin, proc.stdout):
+        if f is not None:
+            f.close()

@@ -132,10 +132,9 @@ def test_bad_search_flags_exit_2(
     assert not (tmp_path / "r").exists()
 
 
-def test_cli_search_writes_one_row(
-    tmp_path: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The command's path with the fake allocator standing in for the worker probes."""
+def fake_worker_probes(monkeypatch: pytest.MonkeyPatch) -> list[Case]:
+    """Worker probes replaced by the fake allocator (1 MiB per image over 1 MiB); returns the
+    list the cases probed are appended to."""
     import hilobench.maxbatch as mb
 
     seen: list[Case] = []
@@ -145,6 +144,14 @@ def test_cli_search_writes_one_row(
         return linear(MiB, MiB)
 
     monkeypatch.setattr(mb, "worker_probe", fake_probe)
+    return seen
+
+
+def test_cli_search_writes_one_row(
+    tmp_path: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command's path with the fake allocator standing in for the worker probes."""
+    seen = fake_worker_probes(monkeypatch)
     out = tmp_path / "r"
     code, stdout, err = cli([*TINY, "--max-batch", "--mem-limit", "64MiB", "--out", str(out)])
     assert code == 0, err
@@ -225,15 +232,7 @@ def test_suite_max_batch_field_refused_in_one_line(field: str, needle: str) -> N
 def test_suite_run_writes_one_search_row_per_case_and_resumes(
     tmp_path: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import hilobench.maxbatch as mb
-
-    seen: list[Case] = []
-
-    def fake_probe(case: Case, env_id: str = "", timeout: float = 0) -> Callable[[int], Probe]:
-        seen.append(case)
-        return linear(MiB, MiB)
-
-    monkeypatch.setattr(mb, "worker_probe", fake_probe)
+    seen = fake_worker_probes(monkeypatch)
     path = tmp_path / "s.yaml"
     path.write_text(SUITE[: SUITE.rindex("  - layer: msa")])  # the searched entry only
     out = tmp_path / "r"

@@ -43,7 +43,7 @@ test-floor: $(FSTAMP)
 .PHONY: test-slurm
 test-slurm: $(STAMP)
 	benchmarks/local_slurm.sh
-	HILOBENCH_REAL_SLURM=1 $(BIN)/python -m pytest -m slurm tests/test_cluster_slurm.py
+	HILOBENCH_REAL_SLURM=1 $(BIN)/python -m pytest -m slurm tests/cluster/test_cluster_slurm.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check hilobench tests benchmarks

@@ -33,7 +33,7 @@ from scipy.stats import beta
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hilobench.case import Case  # noqa: E402
+from hilobench.core.case import Case  # noqa: E402
 from hilobench.gate.driver import process_sides, run_pair  # noqa: E402
 from hilobench.gate.policy import GateCase, SpeedPolicy, gate_cases  # noqa: E402
 
@@ -50,7 +50,7 @@ def clopper_pearson(k: int, n: int, conf: float = 0.95) -> tuple[float, float]:
 
 def load_cases(suite: Path | None, policy: SpeedPolicy, threads: int | None) -> list[GateCase]:
     if suite is not None and suite.is_file():
-        from hilobench.suite import load_suite
+        from hilobench.suite.loader import load_suite
 
         over = {"threads": threads} if threads else None
         return gate_cases(load_suite(suite, overrides=over), policy)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One job that exercises and measures hilobench on a GPU, within a fixed wall time:
-#   1. the test suite: the CUDA tests (tests/test_cuda.py) and, at the same time, every other
+#   1. the test suite: the CUDA tests (tests/measure/test_cuda.py) and, at the same time, every other
 #      test in parallel workers (those run on the CPU, so they cannot disturb the CUDA tests);
 #   2. on a quiet machine: the single-layer table and the ImageNet table (batch 64, inference
 #      and a training step) in float32 and with float16 autocast, then the fused-vs-reference
@@ -56,9 +56,9 @@ torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name())"
 cat "$OUTDIR/device.txt"
 
 timeout -s TERM -k 10 300 "$PY" -m pytest -q -p no:cacheprovider -n "$JOBS" --timeout 240 $ALL_TESTS \
-  --ignore tests/test_cuda.py >"$OUTDIR/pytest_all.log" 2>&1 &
+  --ignore tests/measure/test_cuda.py >"$OUTDIR/pytest_all.log" 2>&1 &
 ALL=$!
-step pytest_cuda 200 "$PY" -m pytest -q -p no:cacheprovider -rs --timeout 240 tests/test_cuda.py
+step pytest_cuda 200 "$PY" -m pytest -q -p no:cacheprovider -rs --timeout 240 tests/measure/test_cuda.py
 wait $ALL
 echo "== pytest_all exit $?: $(tail -n 1 "$OUTDIR/pytest_all.log")"
 pack

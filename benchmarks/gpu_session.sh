@@ -5,7 +5,7 @@
 # Everything lands in results/gpu_<card>/ (card from the GPU's name, e.g. h100, h200):
 #
 #   device.txt                 GPU, driver, torch, CUDA (the torch that ran everything)
-#   pytest_cuda.log            tests/test_cuda.py (the CUDA paths, old and new)
+#   pytest_cuda.log            tests/measure/test_cuda.py (the CUDA paths, old and new)
 #   vs_timm/                   benchmarks/vs_timm.py: timm's method vs hilobench, float32 policy
 #   profile/<model>/           hilobench profile of LITv2-S, PVT-S, Swin-T, ResNet-50 (batch 64)
 #   attention_layers_<dtype>/  the single-layer table in float32, tf32, float16
@@ -90,7 +90,7 @@ fi
 
 # 1. the CUDA tests (skipped on a CPU, where they prove nothing)
 [ "$DEVICE" = cuda ] && step pytest_cuda 80 "$PY" -m pytest -q -p no:cacheprovider -rs \
-  -x --timeout 90 tests/test_cuda.py
+  -x --timeout 90 tests/measure/test_cuda.py
 # 2. agreement with timm's own method, same models, batch, size and precision policy
 # shellcheck disable=SC2086
 step vs_timm 70 "$PY" benchmarks/vs_timm.py --device "$DEVICE" --img-size 224 $TIMM_ARGS \
@@ -110,7 +110,7 @@ if [ -n "$GRAPH_DTYPES" ]; then
   # the shipped suite with cuda_graphs on for every case (a knob, so not a --set field)
   [ "$MODE" != print ] && sed -e 's/^defaults:$/defaults:\n  cuda_graphs: true/' \
     -e 's/^name: attention_layers$/name: attention_layers_graphs/' \
-    hilobench/suites/attention_layers.yaml >"$OUT/attention_layers_graphs.yaml"
+    hilobench/data/suites/attention_layers.yaml >"$OUT/attention_layers_graphs.yaml"
   for d in $GRAPH_DTYPES; do
     # shellcheck disable=SC2046
     step "layers_graphs_$d" 35 $(suite "$OUT/attention_layers_graphs.yaml" "$d" "$LAYERS")

@@ -23,7 +23,10 @@ from typing import Any
 import torch
 
 from hilobench.attention import available_attentions, get_attention, set_impl
-from hilobench.bench import (
+from hilobench.core.case import Case, parse_hw
+from hilobench.measure import memory, stats, timing
+from hilobench.measure.env import env_id, fingerprint, machine_class, machine_class_label
+from hilobench.run.engine import (
     MIN_SAMPLE_S,
     Subject,
     build_subject,
@@ -31,10 +34,7 @@ from hilobench.bench import (
     check_dtype,
     make_step,
 )
-from hilobench.case import Case, parse_hw
-from hilobench.measure import memory, stats, timing
-from hilobench.measure.env import env_id, fingerprint, machine_class, machine_class_label
-from hilobench.store import RunDir, check_writable, new_run_dir
+from hilobench.store.writer import RunDir, check_writable, new_run_dir
 
 
 def max_rel_error(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -1,10 +1,11 @@
 """Where the wall time of `hilobench suite run SUITE` goes, with and without the preloaded worker.
 
 Runs the suite several times, alternating plain workers (``HILOBENCH_PRELOAD=0``: one
-``python -m hilobench.worker`` per job) and the preloaded one (a child forked per job), so load
+``python -m hilobench.run.worker`` per job) and the preloaded one (a child forked per job), so load
 from other processes hits both alike, and reports medians per phase:
 
-- ``start``: the process start and imports a worker pays (``python -c "import hilobench.bench"``)
+- ``start``: the process start and imports a worker pays (``python -c "import
+hilobench.run.engine"``)
   and the one-off warm-up (:func:`hilobench.measure.warm.warm_process`), measured on their own;
 - per run: the time until the first worker call (runner start-up, provenance, roofline peak),
   the time inside worker calls (count/memory jobs, the group's timing job), the preloaded
@@ -32,7 +33,7 @@ from typing import Any
 CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from hilobench import forkserver, runner
+from hilobench.run import forkserver, runner
 calls, server = [], []
 real_call, real_init = runner.call_worker, forkserver.Server.__init__
 def call_worker(job, timeout, on_poll=None):
@@ -47,7 +48,7 @@ def init(self, env):
     real_init(self, env)
     server.append(time.perf_counter() - t)
 runner.call_worker, forkserver.Server.__init__ = call_worker, init
-from hilobench.cli import main
+from hilobench.cli.app import main
 try:
     main(sys.argv[2:])
 except SystemExit:
@@ -99,15 +100,15 @@ def main() -> None:
     py = sys.executable
     starts = {
         "python -c pass": [_secs([py, "-c", "pass"]) for _ in range(3)],
-        "worker imports (python + torch + hilobench.bench)": [
-            _secs([py, "-c", "import hilobench.bench, hilobench.worker"]) for _ in range(3)
+        "worker imports (python + torch + hilobench.run.engine)": [
+            _secs([py, "-c", "import hilobench.run.engine, hilobench.run.worker"]) for _ in range(3)
         ],
         "imports + warm_process": [
             _secs(
                 [
                     py,
                     "-c",
-                    "import hilobench.bench, hilobench.worker\n"
+                    "import hilobench.run.engine, hilobench.run.worker\n"
                     "from hilobench.measure.warm import warm_process; warm_process()",
                 ]
             )

@@ -32,11 +32,11 @@ from typing import Any
 
 import torch
 
-from hilobench.bench import check_device, check_dtype
-from hilobench.case import DTYPES
-from hilobench.dtypes import TORCH_DTYPES, apply_precision
+from hilobench.core.case import DTYPES
+from hilobench.core.dtypes import TORCH_DTYPES, apply_precision
 from hilobench.measure.env import fingerprint
 from hilobench.measure.timing import default_threads, set_threads
+from hilobench.run.engine import check_device, check_dtype
 
 #: hilobench model name → timm model name (the issue's four models).
 MODELS = {

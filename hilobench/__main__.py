@@ -3,7 +3,7 @@
 import sys
 
 try:
-    from hilobench.cli import main
+    from hilobench.cli.app import main
 except KeyboardInterrupt:  # Ctrl-C while still starting up: nothing was done yet
     sys.exit(130)
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from hilobench.cli import main
+from hilobench.cli.app import main
 
 CliRunner = Callable[[list[str]], tuple[int, str, str]]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITES = sorted(p.name for p in (ROOT / "hilobench" / "suites").glob("*.yaml"))
+SUITES = sorted(p.name for p in (ROOT / "hilobench" / "data" / "suites").glob("*.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_wheel_contains_suites_and_paper_data(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert len(SUITES) == 7  # runtimes.yaml among them
     for s in SUITES:
-        assert f"hilobench/suites/{s}" in names
+        assert f"hilobench/data/suites/{s}" in names
     for f in ("attention_layers.csv", "imagenet_table.csv", "dense_fps.csv", "other_gpus.csv"):
         assert f"hilobench/data/paper/{f}" in names
 
@@ -50,7 +50,7 @@ def test_installed_package_lists_its_suites_outside_the_checkout(
     env = {**os.environ, "PYTHONPATH": str(target)}
     code = (
         "import hilobench, sys; print(hilobench.__file__); "
-        "from hilobench.cli import main; main(sys.argv[1:])"
+        "from hilobench.cli.app import main; main(sys.argv[1:])"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, "suite", "list"],

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from hilobench.core.row import STATUSES
 from hilobench.gate import verdict
-from hilobench.row import STATUSES
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 

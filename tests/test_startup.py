@@ -11,7 +11,7 @@ HEAVY = ("timm", "scipy", "matplotlib", "submitit")
 
 SCRIPT = """
 import json, sys
-from hilobench.cli import main
+from hilobench.cli.app import main
 try:
     main(sys.argv[1:])
 except SystemExit as e:

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hilobench import options
+from hilobench.core import options
 from hilobench.attention import Attention, register_attention
-from hilobench.errors import ConfigError
+from hilobench.core.errors import ConfigError
 
 POOL = options.Knob("pool", "int", "Pooled attention: side of the key/value pooling.", minimum=1)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hilobench import options
-from hilobench.case import IMPLS, check_impl
+from hilobench.core import options
+from hilobench.core.case import IMPLS, check_impl
 
 __all__ = ["IMPLS", "Attention", "check_window", "set_impl"]
 

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hilobench import options
 from hilobench.attention.base import Attention
 from hilobench.attention.registry import register_attention
-from hilobench.errors import ConfigError
+from hilobench.core import options
+from hilobench.core.errors import ConfigError
 
 #: MACs per output element of bilinear ``grid_sample`` (four weighted neighbours): the rate of
 #: ``measure.flop_handles.grid_sampler_handle`` and of fvcore, so of the published figure.

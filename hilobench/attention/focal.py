@@ -42,7 +42,7 @@ from torch import nn
 from hilobench.attention.base import Attention, check_window
 from hilobench.attention.registry import register_attention
 from hilobench.attention.window import MASK_VALUE, relative_position_index
-from hilobench.errors import ConfigError
+from hilobench.core.errors import ConfigError
 
 #: The four moves of the window that bring in its surroundings, as (rows, columns) steps
 #: ``s``: moved[i, j] = map[i + s_y, j + s_x]; the order fixes the layout of the bias table.

@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hilobench import options
 from hilobench.attention.base import Attention, check_window
 from hilobench.attention.msa import attend
 from hilobench.attention.registry import register_attention
+from hilobench.core import options
 
 
 def check_alpha(alpha: object) -> float:

@@ -13,7 +13,7 @@ from torch import nn
 
 from hilobench.attention.base import Attention
 from hilobench.attention.registry import register_attention
-from hilobench.errors import ConfigError
+from hilobench.core.errors import ConfigError
 
 #: The single-layer benchmark's setting at the 1/16 stage: order 4, gates scaled by 1/3.
 ORDER = 4

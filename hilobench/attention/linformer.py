@@ -4,7 +4,8 @@ Two learned ``N x k`` matrices (one for keys, one for values, not shared) turn t
 values into ``k`` each; every query then attends to those ``k``, so the attention is linear in
 ``N``. The matrices tie the layer to the sequence length it was built for (``seq_len``, by
 default 196 = 14x14 tokens, the single-layer benchmark's map): on any other map it refuses with
-a :class:`~hilobench.errors.ConfigError` naming that length and the ``--seq-len`` that builds it
+a :class:`~hilobench.core.errors.ConfigError` naming that length and the ``--seq-len`` that builds
+it
 for the map instead. Building for another length changes the parameter count, as LITv1's
 resolution-tied tables do; the learned matrices are not resized.
 
@@ -17,11 +18,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hilobench import options
 from hilobench.attention.base import Attention
 from hilobench.attention.msa import attend
 from hilobench.attention.registry import register_attention
-from hilobench.errors import ConfigError
+from hilobench.core import options
+from hilobench.core.errors import ConfigError
 
 PROJ_LEN = options.Knob(
     "proj_len",

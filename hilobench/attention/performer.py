@@ -22,9 +22,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hilobench import options
 from hilobench.attention.base import Attention
 from hilobench.attention.registry import register_attention
+from hilobench.core import options
 
 FEATURES = options.Knob(
     "features",

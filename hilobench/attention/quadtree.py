@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hilobench import options
 from hilobench.attention.base import Attention
 from hilobench.attention.kernels import sdpa
 from hilobench.attention.registry import register_attention
-from hilobench.errors import ConfigError
+from hilobench.core import options
+from hilobench.core.errors import ConfigError
 
 #: MACs per element that fvcore (and so the published figure) charges a GroupNorm with affine.
 GROUPNORM_MACS_PER_ELEMENT = 5

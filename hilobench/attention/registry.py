@@ -1,11 +1,12 @@
 """Name → attention builder. A new attention is one file plus one ``@register_attention`` line.
 
 The knobs an attention takes are declared in that line: names of knobs in the options table
-(``hilobench.options``), or new :class:`~hilobench.options.Knob` objects, which join the table
+(``hilobench.core.options``), or new :class:`~hilobench.core.options.Knob` objects, which join the
+table
 there; either way the CLI flags and suite fields follow. Third parties add theirs through the
 ``hilobench.attentions`` entry point group: each entry point is a module that registers its
 attentions when loaded. A plain Python file can do the same through :func:`load_plugin_file`
-(``--plugin FILE``, a suite's ``plugins:``). Both are loaded by :mod:`hilobench.plugins`, under
+(``--plugin FILE``, a suite's ``plugins:``). Both are loaded by :mod:`hilobench.core.plugins`, under
 the policy the model registry shares.
 """
 
@@ -15,13 +16,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hilobench import options
 from hilobench.attention.base import Attention
-from hilobench.errors import ConfigError, unknown
-from hilobench.names import resolve_names
-from hilobench.plugins import PLUGINS_ENV as PLUGINS_ENV  # re-exported: the plug-in API
-from hilobench.plugins import load_entry_points
-from hilobench.plugins import load_plugin_file as load_plugin_file  # re-exported, as above
+from hilobench.core import options
+from hilobench.core.errors import ConfigError, unknown
+from hilobench.core.names import resolve_names
+from hilobench.core.plugins import PLUGINS_ENV as PLUGINS_ENV  # re-exported: the plug-in API
+from hilobench.core.plugins import load_entry_points
+from hilobench.core.plugins import load_plugin_file as load_plugin_file  # re-exported, as above
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def register_attention(
     name: str, description: str, knobs: Mapping[str | options.Knob, Any] | None = None
 ) -> Callable[[Callable[..., Attention]], Callable[..., Attention]]:
     """Class/function decorator: make ``name`` buildable with ``knobs``, a mapping of knob (a
-    name in the options table, or a new :class:`~hilobench.options.Knob`) → this attention's
+    name in the options table, or a new :class:`~hilobench.core.options.Knob`) → this attention's
     default (None: the builder's own). Every attention takes dim, heads and tokens."""
 
     def deco(builder: Callable[..., Attention]) -> Callable[..., Attention]:
@@ -55,7 +56,7 @@ def register_attention(
 
 def _load() -> None:
     # the built-in layers are registered already: importing this module runs the package's
-    # __init__, which imports them; plug-ins come under the one policy of hilobench.plugins
+    # __init__, which imports them; plug-ins come under the one policy of hilobench.core.plugins
     load_entry_points("hilobench.attentions")
 
 

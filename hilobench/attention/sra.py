@@ -6,11 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hilobench import options
 from hilobench.attention.base import Attention
 from hilobench.attention.msa import attend
 from hilobench.attention.registry import register_attention
-from hilobench.errors import ConfigError
+from hilobench.core import options
+from hilobench.core.errors import ConfigError
 
 #: MACs per element that fvcore (and so the published SRA figure) charges a LayerNorm with affine.
 LAYERNORM_MACS_PER_ELEMENT = 5

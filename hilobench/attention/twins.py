@@ -12,7 +12,7 @@ from hilobench.attention.base import Attention
 from hilobench.attention.registry import register_attention
 from hilobench.attention.sra import SpatialReductionAttention
 from hilobench.attention.window import WindowAttention
-from hilobench.case import check_impl
+from hilobench.core.case import check_impl
 
 
 @register_attention(

@@ -25,11 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hilobench import options
 from hilobench.attention import kernels
 from hilobench.attention.base import Attention, check_window
 from hilobench.attention.registry import register_attention
-from hilobench.errors import ConfigError
+from hilobench.core import options
+from hilobench.core.errors import ConfigError
 
 #: Additive logit for keys in another region of a shifted window. Swin's value: exp(-100)
 #: underflows to zero in float32, and a finite value keeps bias + mask sums free of NaN.

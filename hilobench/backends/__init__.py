@@ -4,7 +4,7 @@ A backend module registers ``prepare(module, inputs, case, eager_step) -> Prepar
 :func:`register_backend`: from the built module (on its device, in eval mode for inference)
 and the case's resident inputs it returns the step to time and the columns that say what that
 step covers. Which backends exist, their devices, dtypes and the pip extra that installs them
-is one table, :data:`hilobench.options.BACKENDS`; a backend's module is imported only when a
+is one table, :data:`hilobench.core.options.BACKENDS`; a backend's module is imported only when a
 case runs under it (ONNX, OpenVINO and TensorRT take seconds to import).
 
 :func:`prepare_case` is what ``bench`` calls: it times the preparation (export, compile) into
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hilobench import options
-from hilobench.case import Case
-from hilobench.errors import ConfigError
+from hilobench.core import options
+from hilobench.core.case import Case
+from hilobench.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from torch import nn

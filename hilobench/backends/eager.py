@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 
 from hilobench.backends import Prepared, register_backend, tensors_of
-from hilobench.case import Case
+from hilobench.core.case import Case
 
 
 @register_backend("eager")

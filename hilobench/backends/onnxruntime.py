@@ -20,8 +20,8 @@ from torch import nn
 
 from hilobench.backends import Prepared, register_backend
 from hilobench.backends.onnx_export import export, unsupported_op
-from hilobench.case import Case
-from hilobench.errors import ConfigError
+from hilobench.core.case import Case
+from hilobench.core.errors import ConfigError
 
 #: ONNX element types of the outputs this backend binds, as numpy and torch see them.
 _TYPES = {

@@ -20,7 +20,7 @@ from torch import nn
 
 from hilobench.backends import Prepared, register_backend
 from hilobench.backends.onnx_export import export, unsupported_op
-from hilobench.case import Case
+from hilobench.core.case import Case
 
 #: The inference precision hint of each dtype this backend runs.
 PRECISION = {"float32": "f32"}

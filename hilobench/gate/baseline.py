@@ -10,13 +10,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hilobench.case import Case
-from hilobench.errors import ConfigError
-from hilobench.fileio import write_text_atomic
-from hilobench.gate.errors import BaselineError
+from hilobench.core.case import Case
+from hilobench.core.errors import ConfigError
+from hilobench.core.fileio import write_text_atomic
+from hilobench.core.row import Row
+from hilobench.gate.gate_errors import BaselineError
 from hilobench.gate.policy import DETERMINISTIC
-from hilobench.row import Row
-from hilobench.rundir_io import read_json
+from hilobench.store.reader import read_json
 
 #: Format marker of a committed deterministic baseline file.
 BASELINE_KIND = "hilobench-deterministic-baseline"
@@ -52,8 +52,8 @@ def read_baseline_rows(path: Path) -> dict[str, dict[str, Any]]:
 
 def deterministic_row(case: Case, *, count: bool = True, env_id: str = "") -> Row:
     """The row of ``case`` without timing: identity, counts and memory, exactly as the suite
-    runner measures them (:func:`hilobench.bench.run_case` with ``timed=False``)."""
-    from hilobench.bench import run_case  # imports torch: only computing a baseline needs it
+    runner measures them (:func:`hilobench.run.engine.run_case` with ``timed=False``)."""
+    from hilobench.run.engine import run_case  # imports torch: only computing a baseline needs it
 
     return run_case(case, env_id=env_id, count=count, timed=False)
 
@@ -62,7 +62,7 @@ def compute_baseline(suite_path: Path | str) -> dict[str, Any]:
     """Deterministic figures of every case of a suite (no timing), as committed."""
     import torch  # only for its version; computing the rows imports it anyway
 
-    from hilobench.suite import load_suite  # with yaml ~25 ms: the CLI imports this module
+    from hilobench.suite.loader import load_suite  # with yaml ~25 ms: the CLI imports this module
 
     suite = load_suite(suite_path)
     cases: dict[str, Any] = {}

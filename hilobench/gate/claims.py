@@ -17,18 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from hilobench.errors import ConfigError
-from hilobench.gate.claim_terms import (
+from hilobench.core.claim_terms import (
     CLAIM_DEVICES,
     CLAIM_KEYS,
     CLAIM_METRICS,
     SPEED_METRICS,
     ClaimStatus,
 )
+from hilobench.core.errors import ConfigError
+from hilobench.core.row import is_measured
 from hilobench.gate.row_ids import row_context, row_id, row_label
 from hilobench.gate.speed import bootstrap_ratio_ci, same_rounds
 from hilobench.measure import stats
-from hilobench.row import is_measured
 
 
 @dataclass(frozen=True)

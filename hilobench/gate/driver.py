@@ -2,7 +2,7 @@
 
 Numbers measured on another machine or an hour ago carry that machine's and that hour's
 noise, so the gate never uses stored timings. It checks REV out into a temporary worktree and
-starts one worker per revision (:mod:`hilobench.gate.sides`), each running its revision's own
+starts one worker per revision (:mod:`hilobench.gate.side_procs`), each running its revision's own
 code on this Python and these libraries. Per case, the workers first count the case, then
 take turns in blocks: in each block each side builds the case afresh and times it within its
 share of the case's budget (:func:`hilobench.measure.timing.time_fn`, a cap), the side that
@@ -30,23 +30,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hilobench.bench import base_row
-from hilobench.case import Case, check_budget
-from hilobench.fileio import write_text_atomic
+from hilobench.core.case import Case, check_budget
+from hilobench.core.fileio import write_text_atomic
+from hilobench.core.row import CI_MIN_SAMPLES
 from hilobench.gate.claims import Claim
-from hilobench.gate.errors import GateError
+from hilobench.gate.gate_errors import GateError
 from hilobench.gate.judge import judge_runs
 from hilobench.gate.policy import GateCase, SpeedPolicy, gate_cases, policies_of
-from hilobench.gate.runs import JudgedRun
-from hilobench.gate.side import SLOWDOWN_ENV
-from hilobench.gate.sides import Side, SideProcess, TurnError
+from hilobench.gate.side_procs import Side, SideProcess, TurnError
+from hilobench.gate.side_worker import SLOWDOWN_ENV
 from hilobench.gate.speed import Timings
+from hilobench.gate.stored_runs import JudgedRun
 from hilobench.gate.verdict import Verdict
 from hilobench.gate.worktree import checkout, repo_root
 from hilobench.measure import stats
-from hilobench.row import CI_MIN_SAMPLES
-from hilobench.store import RunDir
-from hilobench.suite import load_suite
+from hilobench.run.engine import base_row
+from hilobench.store.writer import RunDir
+from hilobench.suite.loader import load_suite
 
 #: Blocks a case gets even when its budget is smaller (the judge needs >= 9 builds a side),
 #: the number its budget is sized for, and the most it gets however large its budget.

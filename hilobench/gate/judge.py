@@ -15,20 +15,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from hilobench.gate.claim_terms import CaseVerdict
+from hilobench.core.claim_terms import CaseVerdict
+from hilobench.core.row import is_measured
 from hilobench.gate.claims import Claim, check_claims
 from hilobench.gate.policy import DETERMINISTIC, Policies, SpeedPolicy
 from hilobench.gate.row_ids import row_label
-from hilobench.gate.runs import (
+from hilobench.gate.speed import Timings, judge_speed
+from hilobench.gate.stored_runs import (
     JudgedRun,
     env_differences,
     env_info_differences,
     machine_of,
 )
-from hilobench.gate.speed import Timings, judge_speed
 from hilobench.gate.verdict import CaseResult, FieldCheck, Verdict
 from hilobench.measure.env import machine_class_label
-from hilobench.row import is_measured
 
 Remeasure = Callable[[str], Timings | None]
 """Re-measure one case by key, afresh: its new timings, or None when it cannot be done."""

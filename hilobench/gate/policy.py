@@ -10,11 +10,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from hilobench.case import Case
-from hilobench.errors import ConfigError
+from hilobench.core.case import Case
+from hilobench.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from hilobench.suite import Suite
+    from hilobench.suite.loader import Suite
 
 #: Figures that must be equal between base and candidate. ``peak_mem_bytes`` is the
 #: dispatch-level peak tensor bytes on the CPU only; on CUDA it is an allocator figure.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hilobench.case import Case
+from hilobench.core.case import Case
 
 #: Case fields that pair two rows of one setting (the suite's compare-group setting).
 CLAIM_PAIR_COLUMNS = (

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from hilobench.gate.claim_terms import CaseVerdict
+from hilobench.core.claim_terms import CaseVerdict
 from hilobench.gate.policy import SpeedPolicy
 from hilobench.gate.row_ids import row_context
 from hilobench.measure import stats

@@ -1,5 +1,5 @@
 """The judged result: per-case verdicts, the whole verdict, and the exit code it maps to
-(:mod:`hilobench.gate.errors` holds the codes: 0 pass, 1 regression or a failed claim, 2 usage
+(:mod:`hilobench.gate.gate_errors` holds the codes: 0 pass, 1 regression or a failed claim, 2 usage
 error, 3 missing or incompatible baseline, 4 unjudged — every case compared, but some had too
 few samples for a verdict). A definite regression outranks a gap, and a missing baseline
 outranks too few samples: the gate fails on evidence, and the first thing to fix comes first.
@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hilobench.gate.claim_terms import CaseVerdict, ClaimStatus
-from hilobench.gate.errors import EXIT_BASELINE, EXIT_PASS, EXIT_REGRESSION, EXIT_UNJUDGED
+from hilobench.core.claim_terms import CaseVerdict, ClaimStatus
+from hilobench.gate.gate_errors import EXIT_BASELINE, EXIT_PASS, EXIT_REGRESSION, EXIT_UNJUDGED
 from hilobench.gate.policy import SpeedPolicy
 
 if TYPE_CHECKING:

@@ -15,10 +15,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hilobench.gate.errors import GateError
+from hilobench.gate.gate_errors import GateError
 
-#: The file a revision must have for the gate to measure it (the worker entry point).
-WORKER_FILE = "hilobench/worker.py"
+#: Where a revision keeps the entry point of a gate side, newest layout first: (file, module).
+#: Revisions from before the package layout ran gate jobs in their one worker module.
+SIDE_ENTRIES = (
+    ("hilobench/gate/side_worker.py", "hilobench.gate.side_worker"),
+    ("hilobench/worker.py", "hilobench.worker"),
+)
+
+
+def side_entry(root: Path) -> str | None:
+    """The module that runs a gate side in the checkout at ``root``; None when it has none."""
+    return next((mod for path, mod in SIDE_ENTRIES if (root / path).is_file()), None)
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -71,10 +80,10 @@ def checkout(repo: Path, rev: str) -> Iterator[tuple[Path, str]]:
             _git(repo, "worktree", "add", "--detach", "--quiet", str(path), commit)
         except subprocess.CalledProcessError as e:
             raise GateError(f"cannot check out {rev!r}: {e.stderr.strip()}") from None
-        if not (path / WORKER_FILE).is_file():
+        if side_entry(path) is None:
             raise GateError(
-                f"revision {rev!r} ({commit[:12]}) has no {WORKER_FILE}: too old for the "
-                "gate, or not a hilobench checkout"
+                f"revision {rev!r} ({commit[:12]}) has no {SIDE_ENTRIES[0][0]} (nor the older "
+                f"{SIDE_ENTRIES[-1][0]}): too old for the gate, or not a hilobench checkout"
             )
         yield path, commit
     finally:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hilobench.errors import ConfigError
+from hilobench.core.errors import ConfigError
 
 #: Calls on a side stream before capture: cuDNN autotuning and lazy initialisation happen there.
 WARMUP_CALLS = 3

@@ -24,7 +24,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from hilobench.errors import ConfigError
+from hilobench.core.errors import ConfigError
 
 __all__ = [
     "TensorMemoryTracker",

@@ -2,7 +2,7 @@
 
 ``build_model("litv2_s", res=(224, 224))`` builds one; ``available_models()`` lists every row
 (unavailable ones included, with the reason); ``timm:<name>`` reaches any other timm model.
-The knobs models take (attn, alpha, window, dtm) are declared in ``hilobench.options``.
+The knobs models take (attn, alpha, window, dtm) are declared in ``hilobench.core.options``.
 """
 
 from hilobench.models.registry import (

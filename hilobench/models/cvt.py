@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hilobench.attention.base import Attention
-from hilobench.errors import ConfigError
+from hilobench.core.errors import ConfigError
 from hilobench.models.blocks import (
     BATCHNORM_MACS,
     LAYERNORM_MACS,

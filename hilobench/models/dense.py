@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hilobench.errors import ConfigError
+from hilobench.core.errors import ConfigError
 from hilobench.models.features import FeatureBackbone, build_features
 
 #: The heads, as the ``head`` knob names them ("none" in the options table is the backbone).

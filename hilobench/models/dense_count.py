@@ -25,8 +25,8 @@ from typing import Any
 
 import torch
 
-from hilobench import options
-from hilobench.case import Case
+from hilobench.core import options
+from hilobench.core.case import Case
 from hilobench.measure.flop_handles import Handle, Value
 from hilobench.measure.flops import count_macs
 from hilobench.models.blocks import BATCHNORM_MACS

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torchvision.ops import deform_conv2d
 
-from hilobench.errors import ConfigError
+from hilobench.core.errors import ConfigError
 from hilobench.models.blocks import BATCHNORM_MACS, ceil_div, pad_to_multiple, to_map, to_tokens
 from hilobench.models.dtm_sample import deform_conv2d_sampled
 

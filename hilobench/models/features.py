@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hilobench.errors import ConfigError
+from hilobench.core.errors import ConfigError
 from hilobench.models.blocks import Block, PatchEmbed, members, to_map
 from hilobench.models.litv2 import LITv2, litv2
 from hilobench.models.pvt import PVT, pvt

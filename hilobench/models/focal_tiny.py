@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from hilobench.attention.focal import FocalAttention
-from hilobench.errors import ConfigError
+from hilobench.core.errors import ConfigError
 from hilobench.models.blocks import (
     Block,
     ClassifierHead,

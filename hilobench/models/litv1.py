@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hilobench.attention import build_attention
-from hilobench.errors import ConfigError, check_choice
+from hilobench.core.errors import ConfigError, check_choice
 from hilobench.models.blocks import (
     Block,
     ClassifierHead,

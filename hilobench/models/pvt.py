@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hilobench.attention import Attention, build_attention, get_attention
-from hilobench.errors import ConfigError, check_choice
+from hilobench.core.errors import ConfigError, check_choice
 from hilobench.models.blocks import (
     LAYERNORM_MACS,
     Block,

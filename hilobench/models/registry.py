@@ -3,11 +3,11 @@
 Built-in families register themselves when ``hilobench.models`` is imported; timm-backed rows
 live in ``zoo.py``, which also resolves ``timm:<name>`` (any other timm model) through
 :func:`register_prefix`, so this module knows nothing of timm. The knobs a model takes are
-names in the options table (``hilobench.options``). Third parties add
+names in the options table (``hilobench.core.options``). Third parties add
 models through the ``hilobench.models`` entry point group: each entry point loads to a module
 that calls :func:`register_model` on import, a :class:`ModelEntry`, or a callable returning one
 or an iterable of them. A Python file (``--plugin FILE``, a suite's ``plugins:``) may call
-:func:`register_model` too; :mod:`hilobench.plugins` loads both, as it does for attentions.
+:func:`register_model` too; :mod:`hilobench.core.plugins` loads both, as it does for attentions.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any, Literal
 
 from torch import nn
 
-from hilobench import options as knobs
-from hilobench.case import DEFAULT_IMPL, IMPLS, check_impl, expand_impls
-from hilobench.errors import ConfigError, unknown
-from hilobench.names import resolve_names
-from hilobench.plugins import load_entry_points
+from hilobench.core import options as knobs
+from hilobench.core.case import DEFAULT_IMPL, IMPLS, check_impl, expand_impls
+from hilobench.core.errors import ConfigError, unknown
+from hilobench.core.names import resolve_names
+from hilobench.core.plugins import load_entry_points
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def _register_loaded(obj: Any) -> None:
 def _load() -> None:
     # the built-in and timm rows are registered already: importing this module runs the
     # package's __init__, which imports their modules; plug-ins come under the one policy of
-    # hilobench.plugins (a broken entry point is skipped with a warning, a broken file refused)
+    # hilobench.core.plugins (a broken entry point is skipped with a warning, a broken file refused)
     load_entry_points("hilobench.models", _register_loaded)
 
 

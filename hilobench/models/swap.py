@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hilobench import options
 from hilobench.attention import Attention, build_attention
-from hilobench.errors import ConfigError
+from hilobench.core import options
+from hilobench.core.errors import ConfigError
 
 #: The stage-4 attention: a model knob declared with the code that uses it.
 ATTN4 = options.declare(

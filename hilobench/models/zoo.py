@@ -19,8 +19,8 @@ from typing import Any
 
 from torch import nn
 
-from hilobench.case import DEFAULT_IMPL, IMPLS
-from hilobench.errors import ConfigError
+from hilobench.core.case import DEFAULT_IMPL, IMPLS
+from hilobench.core.errors import ConfigError
 from hilobench.models.registry import ModelEntry, register_model, register_prefix
 
 TIMM_PREFIX = "timm:"

@@ -29,7 +29,7 @@ from hilobench.profile.attribute import (
     UNATTRIBUTED,
     Attribution,
 )
-from hilobench.profile.run import Measured
+from hilobench.profile.capture import Measured
 
 #: How far the parts' sum may stray from the step timed without the profiler.
 TOLERANCE = 0.05

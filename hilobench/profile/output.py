@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hilobench import numfmt as nf
+from hilobench.cli.rowtable import grid, print_fitted
+from hilobench.core import numfmt as nf
 from hilobench.profile.breakdown import Breakdown, Part
-from hilobench.render import grid, print_fitted
 
 VIEWS = ("modules", "kinds", "ops")
 TITLES = {"modules": "by module", "kinds": "by kind", "ops": "by operator"}
@@ -60,7 +60,7 @@ def _heads(train: bool, cuda: bool) -> list[str]:
 
 
 def _cells(p: Part, train: bool, cuda: bool) -> list[str]:
-    """One part's plain-text cells, every number by :mod:`hilobench.numfmt`."""
+    """One part's plain-text cells, every number by :mod:`hilobench.core.numfmt`."""
     cells = [("  " * p.depth) + p.name, _ms(p.forward_s)]
     if train:
         cells.append(_ms(p.backward_s))
@@ -78,7 +78,7 @@ def _cells(p: Part, train: bool, cuda: bool) -> list[str]:
 
 
 def table(b: Breakdown, view: str) -> Table:
-    """One view of one case in the style of every table (:func:`hilobench.render.grid`); leaf
+    """One view of one case in the style of every table (:func:`hilobench.cli.rowtable.grid`); leaf
     rows (the ones that sum) in plain text, rows that hold others dimmed."""
     train, cuda = b.mode == "train", b.device.startswith("cuda")
     heads = _heads(train, cuda)

@@ -1,7 +1,7 @@
 """Reports on stored runs: what was measured, how it scales, how it compares with the paper and
 across machines. Data flows runs → rows → series / tables → ``report.md``.
 
-- :mod:`~hilobench.report.runs`: run directories with their rows and a label per machine
+- :mod:`~hilobench.report.run_rows`: run directories with their rows and a label per machine
 - :mod:`~hilobench.report.rows`: row accessors every view shares
 - :mod:`~hilobench.report.series`: rows → plot series (name → (x, y))
 - :mod:`~hilobench.report.tables`: the results and compare-group tables, as Markdown

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hilobench.frame import Frame
+from hilobench.core.frame import Frame
 from hilobench.report.rows import div, ok_rows
 
 #: The backbone of the ablation and its stage-3 shape (what the layer rows must match).

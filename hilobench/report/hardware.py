@@ -13,10 +13,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from hilobench.errors import ConfigError
-from hilobench.frame import Frame
+from hilobench.core.errors import ConfigError
+from hilobench.core.frame import Frame
 from hilobench.report.merge import merge_runs
-from hilobench.report.runs import ReportedRun
+from hilobench.report.run_rows import ReportedRun
 
 #: Columns of the merged table that hold a setting (beside the name) and may tell rows apart.
 _SETTINGS = ("kind", "impl", "mode", "res", "tokens", "batch", "dtype", "options", "device",

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hilobench import numfmt as nf
-from hilobench.frame import Frame
+from hilobench.core import numfmt as nf
+from hilobench.core.frame import Frame
 
 #: field name → header, in the order the report shows them; fields not named keep their name.
 HEADERS = {

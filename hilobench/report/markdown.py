@@ -7,16 +7,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from hilobench.fileio import make_dir, write_text_atomic
-from hilobench.frame import Frame
-from hilobench.group_rounds import PARTIAL
+from hilobench.core.fileio import make_dir, write_text_atomic
+from hilobench.core.frame import Frame
+from hilobench.core.row import is_measured
 from hilobench.measure.env import informational_differences, machine_class_label
 from hilobench.report.ablation import ablation_markdown, ablation_table
 from hilobench.report.merge import merge_runs
 from hilobench.report.plots import plot_bars, plot_lines, require_matplotlib
 from hilobench.report.rows import ok_rows
 from hilobench.report.run_report import RunReport
-from hilobench.report.runs import ReportedRun, load_runs, run_class
+from hilobench.report.run_rows import ReportedRun, load_runs, run_class
 from hilobench.report.runtimes import runtime_section
 from hilobench.report.series import (
     Series,
@@ -28,7 +28,7 @@ from hilobench.report.series import (
 )
 from hilobench.report.side_by_side import paper_section
 from hilobench.report.tables import compare_table, markdown_table, results_table
-from hilobench.row import is_measured
+from hilobench.run.rounds import PARTIAL
 
 
 def _same_class_notes(runs: list[ReportedRun]) -> list[str]:

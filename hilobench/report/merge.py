@@ -6,21 +6,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hilobench.frame import Frame
-from hilobench.report.runs import ReportedRun
-from hilobench.row import is_measured
+from hilobench.core.frame import Frame
+from hilobench.core.row import is_measured
+from hilobench.report.run_rows import ReportedRun
 
 #: Case fields that keep rows apart but are shown only when the merged rows differ in them.
 _SHOWN_IF_MIXED = ("device", "threads", "compile", "channels_last")
 
-#: Identity columns of a row (as hilobench.bench.base_row writes them).
+#: Identity columns of a row (as hilobench.run.engine.base_row writes them).
 _IDENTITY = ("kind", "name", "impl", "mode", "res", "tokens", "batch", "device", "dtype",
              "threads", "compile", "channels_last", "options")  # fmt: skip
 
 
 def _case_identity(row: dict[str, Any]) -> tuple[Any, ...]:
     """What keeps two rows apart: the case key (every field of the Case, see
-    :meth:`hilobench.case.Case.identity`), or for a row without one its recorded identity."""
+    :meth:`hilobench.core.case.Case.identity`), or for a row without one its recorded identity."""
     if row.get("case_key"):
         return ("key", str(row["case_key"]))
     case = row.get("case")

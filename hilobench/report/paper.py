@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hilobench.frame import Frame, read_csv
+from hilobench.core.frame import Frame, read_csv
+from hilobench.core.row import MEASURED
 from hilobench.report.rows import div, ok_rows, subject
-from hilobench.row import MEASURED
 
 #: The paper's published figures (package data: ships in the wheel).
 PAPER_DIR = Path(__file__).resolve().parent.parent / "data" / "paper"

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hilobench.errors import ConfigError
-from hilobench.fileio import atomic_path
+from hilobench.core.errors import ConfigError
+from hilobench.core.fileio import atomic_path
 from hilobench.report.series import Series
 
 

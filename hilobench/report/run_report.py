@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hilobench.frame import Frame
+from hilobench.core.frame import Frame
 from hilobench.report.series import Series
 
 

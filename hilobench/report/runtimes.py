@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hilobench.core.row import is_measured
 from hilobench.gate.speed import bootstrap_ratio_ci
-from hilobench.row import is_measured
 
 #: The paper's CPU claims of HiLo: (other layer, the ratio it claims HiLo is faster by).
 CPU_CLAIMS = (("sra", 1.4), ("wmsa", 1.6))

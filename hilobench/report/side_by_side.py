@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hilobench.frame import Frame
-from hilobench.report.dense import dense_side_by_side
+from hilobench.core.frame import Frame
+from hilobench.report.dense_rows import dense_side_by_side
 from hilobench.report.labels import for_people
 from hilobench.report.paper import (
     PAPER_DIR,

@@ -1,17 +1,17 @@
 """Rows → the report's tables: the per-row results (the terminal table's columns), the compare
-groups' ratios, and Markdown. Every number is written by :mod:`hilobench.numfmt`."""
+groups' ratios, and Markdown. Every number is written by :mod:`hilobench.core.numfmt`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from hilobench import numfmt as nf
-from hilobench.columns import DEFAULT_COLUMNS, cells, markdown
-from hilobench.frame import Frame
+from hilobench.core import numfmt as nf
+from hilobench.core.columns import DEFAULT_COLUMNS, cells, markdown
+from hilobench.core.frame import Frame
 
 
 def fmt_cell(v: Any) -> str:
-    """Any cell of a report table as text (:func:`hilobench.numfmt.plain`)."""
+    """Any cell of a report table as text (:func:`hilobench.core.numfmt.plain`)."""
     return nf.plain(v)
 
 

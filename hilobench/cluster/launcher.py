@@ -211,6 +211,8 @@ class Launcher:
         why = f"{state}: {detail}" if detail else state
         where = f"{self._where}{job.name} (job {job.job_id})"
         if missing and self._interrupted(job, state):
+            if not state.upper().startswith(INTERRUPTED_STATES):  # the job's own marker said so
+                why = f"interrupted: {detail}" if detail else "interrupted"  # before sacct does
             job.attempts[-1]["stopped"] = True  # not a failure: it does not count
             n = self.interrupts[job.name] = self.interrupts.get(job.name, 0) + 1
             if n <= MAX_INTERRUPTS:

@@ -180,7 +180,10 @@ class Child:
                 msg = self.server.lines.read(timeout)
             except EOFError:  # the server died: the child died with it (see _die_with_parent)
                 self.server.close()
-                msg = {"pid": self.pid, "rc": -9}
+                # a signal from outside (scancel, preemption, Ctrl-C) reaches the server and its
+                # children together: the child ended by that signal, not by the kill after it
+                died = self.server.proc.returncode
+                msg = {"pid": self.pid, "rc": died if died is not None and died < 0 else -9}
             if msg is None:
                 raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
             self.returncode = int(msg["rc"])

@@ -95,17 +95,22 @@ def test_no_exclusive_asks_for_exactly_the_threads(
 
 
 def _job_runs_a_worker(job: str) -> bool:
-    """Whether a process of the job (``scontrol listpids``) is a measuring worker."""
+    """Whether a process of the job (``scontrol listpids``) is measuring a case: a worker of
+    its own, or a child forked off the preloaded worker (which shares the server's command
+    line, so two such processes mean one is a case)."""
     out = subprocess.run(["scontrol", "listpids", job], capture_output=True, text=True).stdout
+    forked = 0
     for line in out.splitlines()[1:]:
         pid = line.split()[0] if line.split() else ""
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"hilobench.run.worker" in f.read():
-                    return True
+                cmdline = f.read()
         except OSError:
             continue
-    return False
+        if b"hilobench.run.worker" in cmdline:
+            return True
+        forked += b"hilobench.run.forkserver" in cmdline
+    return forked >= 2
 
 
 def _wait_running(run: Path, proc: subprocess.Popen[bytes], deadline_s: float = 240) -> str:
@@ -143,7 +148,8 @@ def test_scancel_of_a_running_job_resubmits_it_and_every_case_ends_ok(tmp_path: 
             proc.kill()
     text = stderr.decode()
     assert proc.returncode == 0, text
-    assert re.search(r"stopped from outside \(CANCELLED", text), text
+    # the scheduler's state, or the job's own word when it ended before the scheduler knew
+    assert re.search(r"stopped from outside \((CANCELLED|interrupted)", text), text
     rows = load_rows(run)
     assert len(rows) == 4 and len({r["case_key"] for r in rows}) == 4
     assert all(is_measured(r) for r in rows), [r.get("message") for r in rows]

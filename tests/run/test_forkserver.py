@@ -80,3 +80,19 @@ def test_a_dead_server_fails_its_job_and_the_next_job_gets_a_new_one(
     monkeypatch.delenv(FAULT_ENV)
     (row,) = call_worker(job("msa", 1), 120.0)
     assert row["status"] == "ok" and server_pid() != pid
+
+
+def test_a_stop_from_outside_that_ends_the_server_interrupts_the_case(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A scheduler's scancel signals every process of the job at once: the server dies of the
+    SIGTERM with its child, and the case is interrupted (stays open), not failed."""
+    call_worker(job("msa", 1), 120.0)
+    pid = server_pid()
+    monkeypatch.setenv(FAULT_ENV, "hang:wmsa")
+
+    def term_server() -> None:
+        os.kill(pid, signal.SIGTERM)
+
+    with pytest.raises(WorkerInterrupted, match="SIGTERM"):
+        call_worker(job("wmsa", 1), 60.0, on_poll=term_server)

@@ -170,6 +170,11 @@ def short(v: Any, digits: int = 4) -> str:
     return EMPTY if missing(v) else f"{float(v):.{digits}g}"
 
 
+def share(frac: Any, decimals: int = 0) -> str:
+    """A setting's fraction as a percentage at fixed decimals (a threshold: ``10%``)."""
+    return EMPTY if missing(frac) else f"{float(frac):.{decimals}%}"
+
+
 def change(frac: Any, whole: bool = False) -> str:
     """A signed relative change as a percentage (``+3.2%``; ``+3%`` when ``whole``, for a
     change whose interval is too wide for tenths of a point to mean anything)."""

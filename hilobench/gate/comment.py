@@ -26,6 +26,7 @@ WHOLE_PCT_WIDTH = 0.2
 
 
 def _pct(x: float | None, ci: tuple[float, float] | None = None) -> str:
+    """A change in time, in whole percents where its interval is too wide for tenths."""
     return nf.change(x, whole=ci is not None and ci[1] - ci[0] >= WHOLE_PCT_WIDTH)
 
 
@@ -92,10 +93,10 @@ def claim_cells(c: ClaimResult) -> list[str]:
 def _policy_line(v: Verdict) -> str:
     p = v.policy
     return (
-        f"A case regresses when its time rises by >= {p.min_effect:.0%} and a one-sided rank "
+        f"A case regresses when its time rises by >= {nf.share(p.min_effect)} and a one-sided rank "
         f"test gives p < {p.alpha} (>= {p.min_samples} builds or samples a side); borderline "
         f"cases are re-measured once and fail if a rise of "
-        f">= {p.confirm_fraction * p.min_effect:.0%} is confirmed. Counts "
+        f">= {nf.share(p.confirm_fraction * p.min_effect)} is confirmed. Counts "
         f"({', '.join(DETERMINISTIC)}) must be equal."
     )
 

@@ -34,7 +34,7 @@ def summary(b: Breakdown) -> str:
         f"{len(b.step_samples)}, {b.threads} thread(s)); parts sum to "
         f"{nf.fixed(b.parts_sum_s * 1e3)} ms per profiled step (mean of {b.steps}, interleaved); "
         f"residual {nf.change(b.residual)} "
-        f"(tolerance ±{nf.fixed(b.tolerance * 100, 0)}%: {verdict})" + _kernels(b)
+        f"(tolerance ±{nf.share(b.tolerance)}: {verdict})" + _kernels(b)
     )
 
 

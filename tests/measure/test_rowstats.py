@@ -194,6 +194,15 @@ def test_none_and_nan_are_empty_cells_in_every_view(missing: Any, tmp_path: Path
     assert "nan" not in rows_markdown([row], rowstats.derive, cols).lower()
     assert "nan" not in to_markdown(table_frame([row])).lower().replace("name", "")
     assert "nan" not in markdown_table(results_table([row])).lower().replace("name", "")
+    from hilobench.core.claim_terms import CaseVerdict
+    from hilobench.gate.comment import case_cells
+    from hilobench.gate.speed import SpeedResult
+    from hilobench.gate.verdict import CaseResult
+
+    speed = SpeedResult(CaseVerdict.PASS, change=missing, p_value=missing, n_base=9, n_cand=9,
+                        base_median_s=missing, cand_median_s=missing)  # fmt: skip
+    gate = case_cells(CaseResult("k", "hilo", CaseVerdict.PASS, speed=speed))
+    assert gate[2:5] == ["", "", ""] and gate[6] == ""  # base ms, cand ms, change, p
     assert nf.fixed(missing) == nf.fixed_range(missing, 1.0) == nf.short(missing) == ""
     assert nf.change(missing) == nf.p_value(missing) == ""
     assert math.isnan(NAN)  # the NaN case really is one
@@ -205,3 +214,4 @@ def test_the_added_formatters() -> None:
     assert nf.short(12345.6) == "1.235e+04" and nf.short(1612.34) == "1612"
     assert nf.change(0.0321) == "+3.2%" and nf.change(-0.0321, whole=True) == "-3%"
     assert nf.p_value(0.01234) == "0.012" and nf.p_value(1e-5) == "<0.001"
+    assert nf.share(0.1) == "10%" and nf.share(0.125, 1) == "12.5%" and nf.share(NAN) == ""

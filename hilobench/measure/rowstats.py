@@ -32,7 +32,7 @@ STATS = (
 )  # fmt: skip
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _summary(samples: tuple[float, ...], batch: int) -> tuple[tuple[str, Any], ...]:
     """``stats.summarize`` of one measurement, kept: a table asks for each row's numbers once
     per column."""

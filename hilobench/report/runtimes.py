@@ -52,7 +52,8 @@ def _to_eager(r: dict[str, Any], eager: dict[str, Any] | None) -> str:
     if r.get("ratio_to_ref") is not None and r.get("ref_key") == eager.get("case_key"):
         ci = nf.fixed_range(lo, hi)
         return nf.fixed(r["ratio_to_ref"]) + (f" ({ci})" if ci else "")
-    return "~" + nf.fixed(r["throughput_median"] / eager["throughput_median"])
+    ratio = nf.fixed(r["throughput_median"] / eager["throughput_median"])
+    return "~" + ratio if ratio else nf.EMPTY
 
 
 def runtime_table(rows: list[dict[str, Any]]) -> list[str]:

@@ -194,6 +194,10 @@ def test_none_and_nan_are_empty_cells_in_every_view(missing: Any, tmp_path: Path
     assert "nan" not in rows_markdown([row], rowstats.derive, cols).lower()
     assert "nan" not in to_markdown(table_frame([row])).lower().replace("name", "")
     assert "nan" not in markdown_table(results_table([row])).lower().replace("name", "")
+    twin = dict(row, backend="onnxruntime", case_key="k-ort")
+    speeds = runtime_table([row, twin])[-1].split(" | ")[4:]
+    # None: no speed, so the cells say the status; NaN: no figure, so empty (never "nan")
+    assert speeds == (["ok", "ok", " |"] if missing is None else ["", "", " |"])
     from hilobench.core.claim_terms import CaseVerdict
     from hilobench.gate.comment import case_cells
     from hilobench.gate.speed import SpeedResult

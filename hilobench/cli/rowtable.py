@@ -221,8 +221,8 @@ def rows_markdown(rows: list[dict[str, Any]], columns: list[str] | None = None) 
 def render_text(rows: list[dict[str, Any]], fmt: str, columns: list[str] | None = None) -> str:
     """json: a list of row objects; csv: the flat results table (every field, full precision);
     md: the table's columns (``columns`` as :func:`print_table` takes them)."""
-    if fmt == "json":
-        return json.dumps(rows, indent=2, default=str)
+    if fmt == "json":  # every field, the statistics as every other format shows them
+        return json.dumps([shown(r) for r in rows], indent=2, default=str)
     if fmt == "md":
         return rows_markdown(rows, columns)
     from hilobench.store.writer import table_frame

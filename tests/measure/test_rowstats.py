@@ -127,6 +127,7 @@ def _text_of_views(row: dict[str, Any], tmp_path: Path) -> dict[str, str]:
         "terminal": render_to_text(rich_table([row], "t", ["img_s", "n", "p50", "status"]), 200),
         "md": render_text([row], "md", ["img_s", "n", "ci", "p50"]),
         "csv": render_text([row], "csv"),
+        "json": render_text([row], "json"),
         "results.md": (run.path / "results.md").read_text(),
         "results.csv": (run.path / "results.csv").read_text(),
         "report": markdown_table(results_table([row])),

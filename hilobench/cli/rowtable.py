@@ -29,6 +29,7 @@ from hilobench.core.columns import (
 from hilobench.core.columns import COLUMNS as COLUMNS  # what --columns lists
 from hilobench.core.columns import rows_markdown as columns_markdown
 from hilobench.core.errors import ConfigError, unknown
+from hilobench.measure.rowstats import derive, shown
 
 FORMATS = ("table", "json", "csv", "md")
 
@@ -98,7 +99,7 @@ def rich_table(
     :data:`DROP_ORDER` until the table fits ``width`` (when given) without cutting a number."""
     if columns is not None:
         return _table(rows, title, columns)
-    chosen, notes = default_columns(rows)
+    chosen, notes = default_columns(rows, derive)
     full_title = " · ".join(p for p in [title, *notes] if p)
     table = _table(rows, full_title, chosen)
     for drop in DROP_ORDER if width is not None else ():
@@ -110,14 +111,15 @@ def rich_table(
 
 
 def _table(rows: list[dict[str, Any]], title: str, columns: list[str]) -> Table:
-    heads, body, text = cells(rows, columns)
+    heads, body, text = cells(rows, columns, derive)
     styles, least = [], {}
     if "status" in columns:
-        styles = [STATUS_STYLE.get(nf.status(r).split(" ")[0], "") for r in rows]
+        statuses = [nf.status(shown(r)) for r in rows]  # few-samples and noisy: derived
+        styles = [STATUS_STYLE.get(st.split(" ")[0], "") for st in statuses]
         i = columns.index("status")
         for row, style in zip(body, styles, strict=True):
             row[i] = f"[{style}]{escape(row[i])}[/{style}]" if style else escape(row[i])
-        least[i] = max((len(nf.status(r)) for r in rows), default=0)  # stays whole
+        least[i] = max((len(st) for st in statuses), default=0)  # stays whole
     marked = {columns.index("status")} if styles else None
     return grid(title, heads, body, text, markup=marked, min_widths=least)
 
@@ -213,14 +215,14 @@ def rows_markdown(rows: list[dict[str, Any]], columns: list[str] | None = None) 
         from hilobench.store.writer import table_frame, to_markdown
 
         return to_markdown(table_frame(rows))
-    return columns_markdown(rows, columns)
+    return columns_markdown(rows, derive, columns)
 
 
 def render_text(rows: list[dict[str, Any]], fmt: str, columns: list[str] | None = None) -> str:
     """json: a list of row objects; csv: the flat results table (every field, full precision);
     md: the table's columns (``columns`` as :func:`print_table` takes them)."""
-    if fmt == "json":
-        return json.dumps(rows, indent=2, default=str)
+    if fmt == "json":  # every field, the statistics as every other format shows them
+        return json.dumps([shown(r) for r in rows], indent=2, default=str)
     if fmt == "md":
         return rows_markdown(rows, columns)
     from hilobench.store.writer import table_frame

@@ -2,7 +2,12 @@
 Markdown views (``--format md``, ``results.md``) and the report's per-run table show, cell by
 cell, every number written by :mod:`hilobench.core.numfmt`. No rich and no pandas here: the
 terminal's style is :mod:`hilobench.cli.rowtable`'s, the raw-field tables
-:mod:`hilobench.store.writer`'s."""
+:mod:`hilobench.store.writer`'s.
+
+The statistics of a row (throughput, its interval, latencies, n, CoV, noisy) are derived from
+its samples by :func:`hilobench.measure.rowstats.derive`; core lies below measure and cannot
+import it, so every function here that reads them takes it as ``stats`` from the view that
+calls (a required argument: no view can forget it and show stale stored columns)."""
 
 from __future__ import annotations
 
@@ -12,6 +17,9 @@ from typing import Any
 
 from hilobench.core import numfmt as nf
 from hilobench.core.row import is_measured
+
+#: A row's statistics as views show them (:func:`hilobench.measure.rowstats.derive`).
+Stats = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 
 def _text(field: str) -> Callable[[Mapping[str, Any], bool], str]:
@@ -70,9 +78,7 @@ def _bound(r: Mapping[str, Any], layers: bool) -> str:
     if not r.get("bound"):
         return nf.EMPTY
     shares = [r.get(k) for k in ("bound_busy", "bound_compute", "bound_memory")]
-    return (
-        str(r["bound"]) + " " + "/".join(nf.EMPTY if nf.missing(v) else f"{v:.2f}" for v in shares)
-    )
+    return str(r["bound"]) + " " + "/".join(nf.fixed(v) for v in shares)
 
 
 #: Every column of the terminal table, in display order (``--wide`` shows them all).
@@ -128,6 +134,11 @@ DEFAULT_COLUMNS = (
 WIDE: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 
 
+def _seen(rows: Sequence[Mapping[str, Any]], stats: Stats) -> list[dict[str, Any]]:
+    """``rows`` with the statistics ``stats`` derives for them in place of those stored."""
+    return [{**r, **stats(r)} for r in rows]
+
+
 def _relevant(rows: list[dict[str, Any]], name: str) -> bool:
     """A column that says something for these rows (``tokens`` where a layer is among them:
     beside backbones too, or a ``--tokens`` map would show nowhere; the max-batch columns
@@ -161,8 +172,9 @@ def _shared(rows: list[dict[str, Any]], layers: bool) -> tuple[list[Column], lis
     return shared, notes
 
 
-def default_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+def default_columns(rows: Sequence[Mapping[str, Any]], stats: Stats) -> tuple[list[str], list[str]]:
     """The default view's columns and the title notes of the settings every row shares."""
+    rows = _seen(rows, stats)
     layers = all(r.get("kind") == "layer" for r in rows)
     shared, notes = _shared(rows, layers)
     names = [c for c in DEFAULT_COLUMNS if _relevant(rows, c)]
@@ -170,10 +182,11 @@ def default_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
 
 
 def cells(
-    rows: list[dict[str, Any]], columns: list[str]
+    rows: Sequence[Mapping[str, Any]], columns: list[str], stats: Stats
 ) -> tuple[list[str], list[list[str]], list[bool]]:
     """The headers, plain-text cells and text-ness (else numbers) of ``columns`` over
     ``rows``: the one view the terminal table and Markdown share."""
+    rows = _seen(rows, stats)
     layers = all(r.get("kind") == "layer" for r in rows)
     ci = nf.interval_header([r.get("n_samples") for r in rows if r.get("throughput_ci_low")])
     cols = [BY_NAME[c] for c in columns]
@@ -191,9 +204,11 @@ def markdown(headers: Sequence[str], body: Sequence[Sequence[str]], text: Sequen
     return "\n".join([line(headers), rule, *(line(r) for r in body)])
 
 
-def rows_markdown(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+def rows_markdown(
+    rows: Sequence[Mapping[str, Any]], stats: Stats, columns: list[str] | None = None
+) -> str:
     """``rows`` as the terminal table's columns in Markdown (every default column, as no title
     holds the shared settings here), or as ``columns``."""
     if columns is None:
-        columns = [c for c in DEFAULT_COLUMNS if _relevant(rows, c)]
-    return markdown(*cells(rows, columns))
+        columns = [c for c in DEFAULT_COLUMNS if _relevant(_seen(rows, stats), c)]
+    return markdown(*cells(rows, columns, stats))

@@ -152,6 +152,44 @@ def ratio(v: Any, low: Any = None, high: Any = None) -> str:
     return text + "x" if text else EMPTY
 
 
+def fixed(v: Any, decimals: int = 2) -> str:
+    """A share or a ratio at a fixed number of decimals (``0.92``, ``1.43``)."""
+    return EMPTY if missing(v) else f"{float(v):.{decimals}f}"
+
+
+def fixed_range(low: Any, high: Any, decimals: int = 2) -> str:
+    """``a–b`` at a fixed number of decimals (a ratio's interval); empty without both ends."""
+    if missing(low) or missing(high):
+        return EMPTY
+    return f"{fixed(low, decimals)}–{fixed(high, decimals)}"
+
+
+def short(v: Any, digits: int = 4) -> str:
+    """``v`` in Python's general format with ``digits`` significant digits (``1235``,
+    ``1.235e+04``): the compact figure of exported text and of the runtime table."""
+    return EMPTY if missing(v) else f"{float(v):.{digits}g}"
+
+
+def share(frac: Any, decimals: int = 0) -> str:
+    """A setting's fraction as a percentage at fixed decimals (a threshold: ``10%``)."""
+    return EMPTY if missing(frac) else f"{float(frac):.{decimals}%}"
+
+
+def change(frac: Any, whole: bool = False) -> str:
+    """A signed relative change as a percentage (``+3.2%``; ``+3%`` when ``whole``, for a
+    change whose interval is too wide for tenths of a point to mean anything)."""
+    if missing(frac):
+        return EMPTY
+    return f"{float(frac):+.0%}" if whole else f"{float(frac):+.1%}"
+
+
+def p_value(p: Any) -> str:
+    """A test's p-value: 2 significant digits, ``<0.001`` below that."""
+    if missing(p):
+        return EMPTY
+    return f"{float(p):.2g}" if float(p) >= 1e-3 else "<0.001"
+
+
 def plain(v: Any) -> str:
     """Any cell: a float with 4 significant digits and its integer digits whole, anything else
     (integers, booleans, text) as it is, None/NaN empty."""

@@ -5,8 +5,6 @@ Failing cases come first in the comment, so a reviewer sees what broke without s
 
 from __future__ import annotations
 
-import math
-
 from rich.markup import escape
 from rich.table import Table
 
@@ -28,10 +26,8 @@ WHOLE_PCT_WIDTH = 0.2
 
 
 def _pct(x: float | None, ci: tuple[float, float] | None = None) -> str:
-    if x is None or math.isnan(x):
-        return nf.EMPTY
-    whole = ci is not None and ci[1] - ci[0] >= WHOLE_PCT_WIDTH
-    return f"{x:+.0%}" if whole else f"{x:+.1%}"
+    """A change in time, in whole percents where its interval is too wide for tenths."""
+    return nf.change(x, whole=ci is not None and ci[1] - ci[0] >= WHOLE_PCT_WIDTH)
 
 
 def _ms(x: float | None, ci: tuple[float, float] | None = None) -> str:
@@ -40,12 +36,6 @@ def _ms(x: float | None, ci: tuple[float, float] | None = None) -> str:
         return nf.EMPTY
     lo, hi = (x * (1 + ci[0]), x * (1 + ci[1])) if ci else (None, None)
     return nf.measured(x * 1e3, lo and lo * 1e3, hi and hi * 1e3)
-
-
-def _p(x: float | None) -> str:
-    if x is None:
-        return nf.EMPTY
-    return f"{x:.2g}" if x >= 1e-3 else "<0.001"
 
 
 def case_cells(c: CaseResult) -> list[str]:
@@ -71,7 +61,7 @@ def case_cells(c: CaseResult) -> list[str]:
         _ms(s.cand_median_s, s.ci) if s else nf.EMPTY,
         _pct(s.change, s.ci) if s else nf.EMPTY,
         ci,
-        _p(s.p_value) if s else nf.EMPTY,
+        nf.p_value(s.p_value) if s else nf.EMPTY,
         _n(s) if s and s.n_base else nf.EMPTY,
         verdict,
     ]
@@ -103,10 +93,10 @@ def claim_cells(c: ClaimResult) -> list[str]:
 def _policy_line(v: Verdict) -> str:
     p = v.policy
     return (
-        f"A case regresses when its time rises by >= {p.min_effect:.0%} and a one-sided rank "
+        f"A case regresses when its time rises by >= {nf.share(p.min_effect)} and a one-sided rank "
         f"test gives p < {p.alpha} (>= {p.min_samples} builds or samples a side); borderline "
         f"cases are re-measured once and fail if a rise of "
-        f">= {p.confirm_fraction * p.min_effect:.0%} is confirmed. Counts "
+        f">= {nf.share(p.confirm_fraction * p.min_effect)} is confirmed. Counts "
         f"({', '.join(DETERMINISTIC)}) must be equal."
     )
 

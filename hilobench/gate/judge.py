@@ -29,6 +29,7 @@ from hilobench.gate.stored_runs import (
 )
 from hilobench.gate.verdict import CaseResult, FieldCheck, Verdict
 from hilobench.measure.env import machine_class_label
+from hilobench.measure.rowstats import field
 
 Remeasure = Callable[[str], Timings | None]
 """Re-measure one case by key, afresh: its new timings, or None when it cannot be done."""
@@ -77,7 +78,7 @@ def judge_case(
         res.notes.append(f"base {base.get('status')}: speed not compared")
     for side, row in (("base", base), ("candidate", cand)):  # measured, but thinly
         if row.get("status") == "few-samples":
-            res.notes.append(f"{side} few-samples: {row.get('n_samples')} sample(s)")
+            res.notes.append(f"{side} few-samples: {field(row, 'n_samples')} sample(s)")
     if res.mismatches:
         res.verdict = CaseVerdict.REGRESSION
     if not speed or not (b_ok and c_ok):

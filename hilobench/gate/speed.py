@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from hilobench.core import numfmt as nf
 from hilobench.core.claim_terms import CaseVerdict
 from hilobench.gate.policy import SpeedPolicy
 from hilobench.gate.row_ids import row_context
@@ -202,7 +203,7 @@ def judge_speed(t: Timings, policy: SpeedPolicy, *, confirming: bool = False) ->
     if confirming:
         if significant and change >= low:
             res.verdict = CaseVerdict.REGRESSION
-            res.note = f"confirmed on re-measurement (>= {low:.0%}, p < {policy.alpha})"
+            res.note = f"confirmed on re-measurement (>= {nf.share(low)}, p < {policy.alpha})"
         else:
             res.note = "cleared on re-measurement"
         return res

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import TypeAlias
 
 import numpy as np
@@ -49,6 +50,7 @@ def binom_half_cdf(n: int) -> list[float]:
     return out
 
 
+@lru_cache(maxsize=1024)  # a function of the count alone; views summarise many rows
 def _order_stat_ranks(n: int, conf: float) -> tuple[int, int] | None:
     """1-based ranks (l, u) of the order statistics bracketing the median with coverage ≥ conf.
 

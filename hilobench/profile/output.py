@@ -30,11 +30,11 @@ def summary(b: Breakdown) -> str:
     """One line: the measured step, the parts' sum and the residual against the tolerance."""
     verdict = "ok" if b.within_tolerance else "OUTSIDE the tolerance"
     return (
-        f"{b.label}: step {b.step_s * 1e3:.2f} ms without the profiler (mean of "
-        f"{len(b.step_samples)}, {b.threads} thread(s)); parts sum to {b.parts_sum_s * 1e3:.2f} "
-        f"ms per profiled step (mean of {b.steps}, interleaved); residual "
-        f"{b.residual * 100:+.1f}% "
-        f"(tolerance ±{b.tolerance * 100:.0f}%: {verdict})" + _kernels(b)
+        f"{b.label}: step {nf.fixed(b.step_s * 1e3)} ms without the profiler (mean of "
+        f"{len(b.step_samples)}, {b.threads} thread(s)); parts sum to "
+        f"{nf.fixed(b.parts_sum_s * 1e3)} ms per profiled step (mean of {b.steps}, interleaved); "
+        f"residual {nf.change(b.residual)} "
+        f"(tolerance ±{nf.share(b.tolerance)}: {verdict})" + _kernels(b)
     )
 
 
@@ -43,8 +43,8 @@ def _kernels(b: Breakdown) -> str:
     if b.kernel_s is None or b.device_busy is None:
         return ""
     return (
-        f"; kernels {b.kernel_s * 1e3:.2f} ms = {b.device_busy * 100:.0f}% of the profiled "
-        "step (the rest: launches, Python, synchronisation)"
+        f"; kernels {nf.fixed(b.kernel_s * 1e3)} ms = {nf.percent(b.device_busy)} of the "
+        "profiled step (the rest: launches, Python, synchronisation)"
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from hilobench.core.frame import Frame
 from hilobench.core.row import is_measured
+from hilobench.measure.rowstats import field
 from hilobench.report.run_rows import ReportedRun
 
 #: Case fields that keep rows apart but are shown only when the merged rows differ in them.
@@ -32,7 +33,7 @@ def _case_identity(row: dict[str, Any]) -> tuple[Any, ...]:
 def merge_runs(runs: list[ReportedRun], metric: str = "throughput_median") -> Frame:
     """One table across machines: a row per measured thing, a column per environment. Failed
     cells hold their status; a case measured twice on one machine keeps its latest successful
-    row."""
+    row. A statistic (``throughput_median``, ...) is derived from the row's samples."""
     key_cols = ["kind", "name", "impl", "mode", "res", "tokens", "batch", "dtype"]
     cells: dict[tuple[Any, ...], dict[str, Any]] = {}
     shown: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -48,7 +49,7 @@ def merge_runs(runs: list[ReportedRun], metric: str = "throughput_median") -> Fr
             shown.setdefault(key, {c: str(r.get(c, "")) for c in [*key_cols, *_SHOWN_IF_MIXED]})
             shown[key]["options"] = extra
             rec = cells.setdefault(key, {})
-            value = r.get(metric) if is_measured(r) else r.get("status")
+            value = field(r, metric) if is_measured(r) else r.get("status")
             if is_measured(r) or run.label not in rec:
                 rec[run.label] = value
     data = [dict(shown[k], **v) for k, v in cells.items()]

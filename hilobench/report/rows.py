@@ -1,5 +1,6 @@
-"""Row accessors every report view shares: which rows measured fine, what a row measures, its
-token grid and layer scale, and numbers in the unit a table shows."""
+"""Row accessors every report view shares: which rows measured fine (with the statistics
+:mod:`hilobench.measure.rowstats` derives from their samples), what a row measures, its token
+grid and layer scale, and numbers in the unit a table shows."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from hilobench.core.row import is_measured
+from hilobench.measure.rowstats import shown
 
 
 def ok_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows that measured (``ok`` or ``few-samples``) and have a throughput."""
-    return [r for r in rows if is_measured(r) and r.get("throughput_median")]
+    """Rows that measured (``ok`` or ``few-samples``) and have a throughput, as views show
+    them: their statistics derived from their samples (:mod:`hilobench.measure.rowstats`)."""
+    seen = (shown(r) for r in rows)
+    return [r for r in seen if is_measured(r) and r.get("throughput_median")]
 
 
 def hw_or_none(text: Any) -> tuple[int, int] | None:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hilobench.core import numfmt as nf
 from hilobench.core.row import is_measured
 from hilobench.gate.speed import bootstrap_ratio_ci
+from hilobench.measure.rowstats import shown
 
 #: The paper's CPU claims of HiLo: (other layer, the ratio it claims HiLo is faster by).
 CPU_CLAIMS = (("sra", 1.4), ("wmsa", 1.6))
@@ -48,13 +50,15 @@ def _to_eager(r: dict[str, Any], eager: dict[str, Any] | None) -> str:
         return ""
     lo, hi = r.get("ratio_ci_low"), r.get("ratio_ci_high")
     if r.get("ratio_to_ref") is not None and r.get("ref_key") == eager.get("case_key"):
-        ci = f" ({lo:.2f}–{hi:.2f})" if lo is not None and hi is not None else ""
-        return f"{r['ratio_to_ref']:.2f}{ci}"
-    return f"~{r['throughput_median'] / eager['throughput_median']:.2f}"
+        ci = nf.fixed_range(lo, hi)
+        return nf.fixed(r["ratio_to_ref"]) + (f" ({ci})" if ci else "")
+    ratio = nf.fixed(r["throughput_median"] / eager["throughput_median"])
+    return "~" + ratio if ratio else nf.EMPTY
 
 
 def runtime_table(rows: list[dict[str, Any]]) -> list[str]:
     """Markdown lines: img/s per backend and × eager per case; [] without non-eager rows."""
+    rows = [shown(r) for r in rows]
     backends = list(dict.fromkeys(_backend(r) for r in rows))
     if backends == ["eager"] or not backends:
         return []
@@ -71,7 +75,7 @@ def runtime_table(rows: list[dict[str, Any]]) -> list[str]:
         eager = cells.get("eager")
         for b in backends:
             r = cells.get(b) or {}
-            line.append(f"{r['throughput_median']:.4g}" if _ok(r) else r.get("status", ""))
+            line.append(nf.short(r["throughput_median"]) if _ok(r) else r.get("status", ""))
             if b != "eager":
                 line.append(_to_eager(r, eager))
         body.append(line)
@@ -81,6 +85,7 @@ def runtime_table(rows: list[dict[str, Any]]) -> list[str]:
 def claims_table(rows: list[dict[str, Any]]) -> list[str]:
     """Markdown lines: HiLo's throughput over SRA's and W-MSA's per backend and setting, with
     the interval and the verdict against the paper's CPU claim; [] without such pairs."""
+    rows = [shown(r) for r in rows]
     layers: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
     for r in rows:
         if r.get("kind") == "layer" and str(r.get("device", "")).startswith("cpu") and _ok(r):
@@ -100,9 +105,9 @@ def claims_table(rows: list[dict[str, Any]]) -> list[str]:
                 lo, hi = bootstrap_ratio_ci(os_, hs)
             verdict = "unclear (too few samples)" if lo is None or hi is None else (
                 "holds" if lo >= claimed else "fails" if hi < claimed else "unclear")  # fmt: skip
-            ci = f"{lo:.2f}–{hi:.2f}" if lo is not None and hi is not None else ""
             body.append([backend, str(res), str(tokens), str(batch), dtype or "",
-                         f"hilo / {other} ≥ {claimed}", f"{ratio:.2f}", ci, verdict])  # fmt: skip
+                         f"hilo / {other} ≥ {claimed}", nf.fixed(ratio), nf.fixed_range(lo, hi),
+                         verdict])  # fmt: skip
     if not body:
         return []
     header = ["backend", "res", "tokens", "batch", "dtype", "paper's claim", "ratio", "95% CI",

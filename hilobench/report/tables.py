@@ -8,6 +8,7 @@ from typing import Any
 from hilobench.core import numfmt as nf
 from hilobench.core.columns import DEFAULT_COLUMNS, cells, markdown
 from hilobench.core.frame import Frame
+from hilobench.measure.rowstats import derive, shown
 
 
 def fmt_cell(v: Any) -> str:
@@ -33,7 +34,7 @@ def results_table(rows: list[dict[str, Any]]) -> Frame:
     """The per-row table of a run: the terminal table's default columns and cells (the
     max-batch columns only where a search ran, ``tokens`` only for layers)."""
     columns = [c for c in DEFAULT_COLUMNS if _shown(rows, c)]
-    heads, body, _ = cells(rows, columns)
+    heads, body, _ = cells(rows, columns, derive)
     return _frame(heads, body)
 
 
@@ -80,7 +81,7 @@ def group_cells(
                 nf.EMPTY if ref else nf.interval(lo, hi, n),
                 nf.integer(n),
                 nf.percent(r.get("ratio_frac_faster")),
-                nf.status(r),
+                nf.status(shown(r)),
             ]
         )
     ci = nf.interval_header([r.get("ratio_n") for r in members if r.get("ratio_ci_low")])

@@ -7,7 +7,8 @@
   upper_value?}}}``, read by ``bencher run --adapter json``.
 
 Each case that was measured (status ``ok``) gives one entry: its median with the 95% interval
-the row already holds (throughput: images per second), named by the case's label, which stays
+derived from the row's samples (:mod:`hilobench.measure.rowstats`; throughput: images per
+second), named by the case's label, which stays
 the same from commit to commit. Failed cases are left out: a trend of medians has no place for
 "OOM".
 """
@@ -18,9 +19,11 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from hilobench.core import numfmt as nf
 from hilobench.core.case import Case
 from hilobench.core.errors import ConfigError
 from hilobench.core.row import is_measured
+from hilobench.measure.rowstats import shown
 
 FORMATS = ("github-action-benchmark", "bencher")
 METRICS = ("throughput", "latency")
@@ -51,8 +54,9 @@ def bench_names(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def measured(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows with a median throughput (measured, timed)."""
-    return [r for r in rows if is_measured(r) and _num(r.get("throughput_median")) is not None]
+    """The rows with a median throughput (measured, timed), their statistics derived."""
+    seen = (shown(r) for r in rows)
+    return [r for r in seen if is_measured(r) and _num(r.get("throughput_median")) is not None]
 
 
 def github_action_benchmark(
@@ -60,6 +64,7 @@ def github_action_benchmark(
 ) -> list[dict[str, Any]]:
     """Entries for github-action-benchmark's custom tools (bigger is better for throughput,
     smaller for latency)."""
+    rows = [shown(r) for r in rows]
     out = []
     for name, r in zip(bench_names(rows), rows, strict=True):
         n = r.get("n_samples")
@@ -69,8 +74,10 @@ def github_action_benchmark(
             lo, hi = _num(r.get("throughput_ci_low")), _num(r.get("throughput_ci_high"))
             entry: dict[str, Any] = {"name": name, "unit": "img/s", "value": round(med, 4)}
             if lo is not None and hi is not None:
-                entry["range"] = f"± {max(hi - med, med - lo):.4g}"
-                entry["extra"] = f"median of {n} samples, 95% CI {lo:.4g} to {hi:.4g}{where}"
+                entry["range"] = f"± {nf.short(max(hi - med, med - lo))}"
+                entry["extra"] = (
+                    f"median of {n} samples, 95% CI {nf.short(lo)} to {nf.short(hi)}{where}"
+                )
             else:
                 entry["extra"] = f"median of {n} samples{where}"
         else:
@@ -80,7 +87,7 @@ def github_action_benchmark(
             entry = {"name": name, "unit": "ms", "value": round(p50, 6)}
             iqr = _num(r.get("latency_ms_iqr"))
             if iqr is not None:
-                entry["range"] = f"IQR {iqr:.4g}"
+                entry["range"] = f"IQR {nf.short(iqr)}"
             entry["extra"] = f"median latency of {n} samples{where}"
         out.append(entry)
     return out
@@ -89,6 +96,7 @@ def github_action_benchmark(
 def bencher_metric_format(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Bencher Metric Format: ``throughput`` (img/s, median and 95% interval) and, where the
     row has it, ``latency`` (nanoseconds, Bencher's unit for it, median only)."""
+    rows = [shown(r) for r in rows]
     out: dict[str, dict[str, Any]] = {}
     for name, r in zip(bench_names(rows), rows, strict=True):
         tp: dict[str, float] = {"value": float(r["throughput_median"])}

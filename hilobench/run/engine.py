@@ -21,9 +21,8 @@ from hilobench.core import options
 from hilobench.core.case import LAYER_SCALE, Case, check_threads, fmt_hw, parse_hw
 from hilobench.core.dtypes import TORCH_DTYPES, apply_precision, autocast, check_precision
 from hilobench.core.errors import ConfigError
-from hilobench.core.numfmt import few_samples_message
-from hilobench.core.row import CI_MIN_SAMPLES, ROW_SCHEMA_VERSION, Row, Status, is_measured
-from hilobench.measure import energy, memory, stats, timing
+from hilobench.core.row import ROW_SCHEMA_VERSION, Row, Status, is_measured
+from hilobench.measure import energy, memory, rowstats, timing
 from hilobench.measure.bound import add_bound, reserve_s, skipped, trace_step
 from hilobench.measure.flops import count_macs
 from hilobench.measure.graphs import capture, check_graphs
@@ -383,19 +382,18 @@ def _measure(
 
 
 def timing_columns(case: Case, subject: Subject, tm: timing.Timing) -> Row:
-    """Row columns of one timing: per-layer samples and their summary; status ``few-samples``
-    (and why, in ``message``) when there are too few samples for a 95% interval."""
+    """Row columns of one timing: per-layer samples and the summary stored beside them, with
+    status ``few-samples`` (and why) when there are too few for a 95% interval."""
     samples = [s / subject.layers_per_call for s in tm.samples_s]
     cols: Row = {
         "samples_s": samples,
         "calls_per_sample": tm.calls_per_sample,
         "warmup_calls": tm.warmup_calls,
         "budget_capped": tm.capped,
-        **stats.summarize(samples, case.batch),
     }
-    if len(samples) < CI_MIN_SAMPLES:  # no 95% interval: say so, and why
-        cols["status"] = Status.FEW_SAMPLES
-        cols["message"] = few_samples_message(
-            len(samples), max(tm.samples_s) * tm.calls_per_sample, tm.calls_per_sample, case.budget
-        )
+    longest_s = max(tm.samples_s) * tm.calls_per_sample
+    summary = rowstats.measured_columns(
+        samples, case.batch, longest_s, tm.calls_per_sample, case.budget
+    )
+    cols.update(summary)  # type: ignore[typeddict-item]
     return cols

@@ -27,6 +27,7 @@ from hilobench.core import numfmt as nf
 from hilobench.core.case import Case
 from hilobench.core.plan import Unit
 from hilobench.core.row import is_measured
+from hilobench.measure.rowstats import derive
 
 
 class Reporter:
@@ -154,8 +155,9 @@ def row_line(row: Mapping[str, Any], i: int, n: int) -> str:
     label = escape(label)
     status = row.get("status")
     if is_measured(row):
-        tp, samples = row.get("throughput_median"), row.get("n_samples")
-        lo, hi = row.get("throughput_ci_low"), row.get("throughput_ci_high")
+        st = derive(row)  # the statistics every view shows: from the samples
+        tp, samples = st.get("throughput_median"), st.get("n_samples")
+        lo, hi = st.get("throughput_ci_low"), st.get("throughput_ci_high")
         speed = nf.measured(tp, lo, hi, n=samples)
         speed += " img/s" if speed else ""
         if row.get("ratio_to_ref") is not None:

@@ -21,6 +21,7 @@ from hilobench.core.errors import ConfigError
 from hilobench.core.fileio import append_text, make_dir, write_text_atomic
 from hilobench.core.frame import Frame
 from hilobench.core.row import ROW_COLUMNS
+from hilobench.measure.rowstats import derive, shown
 from hilobench.store.reader import ENV, ROWS, load_rows, read_env
 
 CSV = "results.csv"
@@ -117,14 +118,15 @@ class RunDir:
             return
         df = table_frame(rows)
         write_text_atomic(self.path / CSV, df.to_csv())
-        write_text_atomic(self.path / MD, rows_markdown(rows) + "\n")
+        write_text_atomic(self.path / MD, rows_markdown(rows, derive) + "\n")
 
 
 def table_frame(rows: list[dict[str, Any]]) -> Frame:
-    """Flat table of rows: the standard columns first, lists joined, bulky fields dropped."""
+    """Flat table of rows: the standard columns first, lists joined, bulky fields dropped (the
+    samples among them: their statistics, derived from them, stand in their place)."""
     flat = []
     for r in rows:
-        d = {k: v for k, v in r.items() if k not in _BULKY}
+        d = {k: v for k, v in shown(r).items() if k not in _BULKY}
         for k in ("uncounted_ops", "macs_ignored_ops"):
             if isinstance(d.get(k), list):
                 d[k] = ";".join(d[k])

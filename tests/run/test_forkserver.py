@@ -43,7 +43,10 @@ def test_rows_match_the_plain_worker_and_threads_apply(monkeypatch: pytest.Monke
     monkeypatch.setenv(forkserver.PRELOAD_ENV, "0")
     (plain,) = call_worker(job("hilo", 1), 120.0)
     assert forked["status"] == plain["status"] == "ok" and forked["macs"] > 0
-    assert set(forked) == set(plain)
+    # the bound diagnosis traces two more calls only when the budget allows: a loaded machine
+    # gives a note instead, in either worker
+    optional = {"bound_note", "bound_busy", "traced_bytes"}
+    assert set(forked) - optional == set(plain) - optional
     same = [k for k in plain if not any(m in k for m in MEASURED)]
     assert {k: forked[k] for k in same} == {k: plain[k] for k in same}
 

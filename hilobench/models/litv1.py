@@ -15,7 +15,7 @@ by 32 are handled as in LITv2: the patch embedding pads, token merging rounds do
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
 from typing import Any
 
 from hilobench.attention import build_attention
@@ -84,24 +84,19 @@ def litv1(size: str, **kwargs: Any) -> LITv1:
     return LITv1(**CONFIGS[size], **kwargs)
 
 
-def _builder(size: str) -> Callable[..., LITv1]:
-    def build(
-        *, res: tuple[int, int], impl: str = "reference", num_classes: int = 1000, **options: Any
-    ) -> LITv1:
-        return litv1(size, res=res, impl=impl, num_classes=num_classes, **options)
-
-    return build
-
-
-for _size in CONFIGS:
-    register_model(
-        ModelEntry(
-            name=f"litv1_{_size}",
-            display=f"LITv1-{_size.upper()}",
-            family="litv1",
-            source="hilobench",
-            builder=_builder(_size),
-            default_res=224,
-            options=("dtm",),
-        )
+def _row(name: str, display: str, size: str) -> ModelEntry:
+    """The row of LITv1 ``size`` as ``name``; the names are written out below, one a line."""
+    return ModelEntry(
+        name=name,
+        display=display,
+        family="litv1",
+        source="hilobench",
+        builder=functools.partial(litv1, size),
+        default_res=224,
+        options=("dtm",),
     )
+
+
+register_model(_row("litv1_s", "LITv1-S", "s"))
+register_model(_row("litv1_m", "LITv1-M", "m"))
+register_model(_row("litv1_b", "LITv1-B", "b"))

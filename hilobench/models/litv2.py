@@ -17,7 +17,7 @@ needs at least 29 pixels for stage 4 to be non-empty.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
 from typing import Any
 
 from hilobench.attention import Attention, build_attention, get_attention
@@ -176,35 +176,20 @@ def published_macs(model: HierarchicalNet, H: int, W: int) -> int:
     return total + head.dim * grid // 2 ** len(model.stages) + head.dim * head.num_classes
 
 
-def _builder(size: str) -> Callable[..., LITv2]:
-    def build(
-        *, res: tuple[int, int], impl: str = "reference", num_classes: int = 1000, **options: Any
-    ) -> LITv2:
-        return litv2(size, impl=impl, num_classes=num_classes, res=res, **options)
-
-    return build
-
-
-for _size in CONFIGS:
-    register_model(
-        ModelEntry(
-            name=f"litv2_{_size}",
-            display=f"LITv2-{_size.upper()}",
-            family="litv2",
-            source="hilobench",
-            builder=_builder(_size),
-            default_res=224,
-            options=LITV2_KNOBS,
-        )
-    )
-register_model(
-    ModelEntry(
-        name="litv2_b_384",
-        display="LITv2-B@384",
+def _row(name: str, display: str, size: str, default_res: int = 224) -> ModelEntry:
+    """The row of LITv2 ``size`` as ``name``; the names are written out below, one a line."""
+    return ModelEntry(
+        name=name,
+        display=display,
         family="litv2",
         source="hilobench",
-        builder=_builder("b"),
-        default_res=384,
+        builder=functools.partial(litv2, size),
+        default_res=default_res,
         options=LITV2_KNOBS,
     )
-)
+
+
+register_model(_row("litv2_s", "LITv2-S", "s"))
+register_model(_row("litv2_m", "LITv2-M", "m"))
+register_model(_row("litv2_b", "LITv2-B", "b"))
+register_model(_row("litv2_b_384", "LITv2-B@384", "b", default_res=384))

@@ -20,7 +20,7 @@ padded image), so every stage map is whole.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
 from typing import Any
 
 import torch
@@ -182,24 +182,18 @@ def pvt(size: str, **kwargs: Any) -> PVT:
     return PVT(**CONFIGS[size], **{"name": f"PVT-{size.upper()}", **kwargs})
 
 
-def _builder(size: str) -> Callable[..., PVT]:
-    def build(
-        *, res: tuple[int, int], impl: str = "reference", num_classes: int = 1000, **options: Any
-    ) -> PVT:
-        return pvt(size, res=res, impl=impl, num_classes=num_classes, **options)
-
-    return build
-
-
-for _size in CONFIGS:
-    register_model(
-        ModelEntry(
-            name=f"pvt_{_size}",
-            display=f"PVT-{_size.upper()}",
-            family="pvt",
-            source="hilobench",
-            builder=_builder(_size),
-            default_res=224,
-            options=("attn", "attn4"),
-        )
+def _row(name: str, display: str, size: str) -> ModelEntry:
+    """The row of PVT ``size`` as ``name``; the names are written out below, one a line."""
+    return ModelEntry(
+        name=name,
+        display=display,
+        family="pvt",
+        source="hilobench",
+        builder=functools.partial(pvt, size),
+        default_res=224,
+        options=("attn", "attn4"),
     )
+
+
+register_model(_row("pvt_s", "PVT-S", "s"))
+register_model(_row("pvt_m", "PVT-M", "m"))

@@ -108,7 +108,6 @@ cases:
 """
 
 
-@pytest.mark.slow
 def test_base_without_the_gate_job_exit_3(tmp_path: Path, cli, monkeypatch) -> None:
     """The base's worker does not know the job (older code), or speaks another protocol:
     exit 3, the worktree removed, the candidate's worker not left behind."""

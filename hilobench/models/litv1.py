@@ -15,7 +15,6 @@ by 32 are handled as in LITv2: the patch embedding pads, token merging rounds do
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from hilobench.attention import build_attention
@@ -30,7 +29,7 @@ from hilobench.models.blocks import (
 )
 from hilobench.models.dtm import DTM_MODES, DeformableTokenMerging
 from hilobench.models.litv2 import CONFIGS
-from hilobench.models.registry import ModelEntry, register_model
+from hilobench.models.registry import register_model, variant
 
 
 class LITv1(HierarchicalNet):
@@ -84,19 +83,6 @@ def litv1(size: str, **kwargs: Any) -> LITv1:
     return LITv1(**CONFIGS[size], **kwargs)
 
 
-def _row(name: str, display: str, size: str) -> ModelEntry:
-    """The row of LITv1 ``size`` as ``name``; the names are written out below, one a line."""
-    return ModelEntry(
-        name=name,
-        display=display,
-        family="litv1",
-        source="hilobench",
-        builder=functools.partial(litv1, size),
-        default_res=224,
-        options=("dtm",),
-    )
-
-
-register_model(_row("litv1_s", "LITv1-S", "s"))
-register_model(_row("litv1_m", "LITv1-M", "m"))
-register_model(_row("litv1_b", "LITv1-B", "b"))
+register_model(variant("litv1_s", "LITv1-S", "litv1", litv1, "s", ("dtm",)))
+register_model(variant("litv1_m", "LITv1-M", "litv1", litv1, "m", ("dtm",)))
+register_model(variant("litv1_b", "LITv1-B", "litv1", litv1, "b", ("dtm",)))

@@ -17,7 +17,6 @@ needs at least 29 pixels for stage 4 to be non-empty.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from hilobench.attention import Attention, build_attention, get_attention
@@ -32,7 +31,7 @@ from hilobench.models.blocks import (
     members,
 )
 from hilobench.models.dtm import DTM_MODES, DeformableTokenMerging
-from hilobench.models.registry import ModelEntry, register_model
+from hilobench.models.registry import register_model, variant
 from hilobench.models.swap import check_knobs, stage_layer
 
 #: The paper's stage-3 ablation (any registered attention can replace HiLo; these five are
@@ -176,20 +175,7 @@ def published_macs(model: HierarchicalNet, H: int, W: int) -> int:
     return total + head.dim * grid // 2 ** len(model.stages) + head.dim * head.num_classes
 
 
-def _row(name: str, display: str, size: str, default_res: int = 224) -> ModelEntry:
-    """The row of LITv2 ``size`` as ``name``; the names are written out below, one a line."""
-    return ModelEntry(
-        name=name,
-        display=display,
-        family="litv2",
-        source="hilobench",
-        builder=functools.partial(litv2, size),
-        default_res=default_res,
-        options=LITV2_KNOBS,
-    )
-
-
-register_model(_row("litv2_s", "LITv2-S", "s"))
-register_model(_row("litv2_m", "LITv2-M", "m"))
-register_model(_row("litv2_b", "LITv2-B", "b"))
-register_model(_row("litv2_b_384", "LITv2-B@384", "b", default_res=384))
+register_model(variant("litv2_s", "LITv2-S", "litv2", litv2, "s", LITV2_KNOBS))
+register_model(variant("litv2_m", "LITv2-M", "litv2", litv2, "m", LITV2_KNOBS))
+register_model(variant("litv2_b", "LITv2-B", "litv2", litv2, "b", LITV2_KNOBS))
+register_model(variant("litv2_b_384", "LITv2-B@384", "litv2", litv2, "b", LITV2_KNOBS, 384))

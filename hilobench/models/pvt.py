@@ -20,7 +20,6 @@ padded image), so every stage map is whole.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import torch
@@ -39,7 +38,7 @@ from hilobench.models.blocks import (
     members,
     to_map,
 )
-from hilobench.models.registry import ModelEntry, register_model
+from hilobench.models.registry import register_model, variant
 from hilobench.models.swap import TOKEN_SET, check_knobs, layer_name, stage_layer, token_set
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -182,18 +181,8 @@ def pvt(size: str, **kwargs: Any) -> PVT:
     return PVT(**CONFIGS[size], **{"name": f"PVT-{size.upper()}", **kwargs})
 
 
-def _row(name: str, display: str, size: str) -> ModelEntry:
-    """The row of PVT ``size`` as ``name``; the names are written out below, one a line."""
-    return ModelEntry(
-        name=name,
-        display=display,
-        family="pvt",
-        source="hilobench",
-        builder=functools.partial(pvt, size),
-        default_res=224,
-        options=("attn", "attn4"),
-    )
+#: Model knobs a PVT row registers.
+PVT_KNOBS = ("attn", "attn4")
 
-
-register_model(_row("pvt_s", "PVT-S", "s"))
-register_model(_row("pvt_m", "PVT-M", "m"))
+register_model(variant("pvt_s", "PVT-S", "pvt", pvt, "s", PVT_KNOBS))
+register_model(variant("pvt_m", "PVT-M", "pvt", pvt, "m", PVT_KNOBS))

@@ -13,6 +13,7 @@ The table is a :class:`~hilobench.core.registry.Registry`, the mechanism the att
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -103,6 +104,29 @@ def get_model(name: str) -> ModelEntry:
     if entry.source == "unavailable":
         raise ConfigError(f"model {name!r} ({entry.display}) is unavailable: {entry.reason}")
     return entry
+
+
+def variant(
+    name: str,
+    display: str,
+    family: str,
+    build: Callable[..., nn.Module],
+    size: str,
+    options: tuple[str, ...],
+    default_res: int = 224,
+) -> ModelEntry:
+    """The row ``name`` of a family built as ``build(size, res=..., impl=..., ...)``: each
+    variant is registered on a line of its own that names it (``litv2_s``), so a search for
+    the name finds where it is registered."""
+    return ModelEntry(
+        name=name,
+        display=display,
+        family=family,
+        source="hilobench",
+        builder=functools.partial(build, size),
+        default_res=default_res,
+        options=options,
+    )
 
 
 def impls_for(entry: ModelEntry, impl: str) -> list[str]:

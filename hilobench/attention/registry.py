@@ -2,12 +2,12 @@
 
 The knobs an attention takes are declared in that line: names of knobs in the options table
 (``hilobench.core.options``), or new :class:`~hilobench.core.options.Knob` objects, which join the
-table
-there; either way the CLI flags and suite fields follow. Third parties add theirs through the
+table there; either way the CLI flags and suite fields follow. Third parties add theirs through the
 ``hilobench.attentions`` entry point group: each entry point is a module that registers its
 attentions when loaded. A plain Python file can do the same through :func:`load_plugin_file`
-(``--plugin FILE``, a suite's ``plugins:``). Both are loaded by :mod:`hilobench.core.plugins`, under
-the policy the model registry shares.
+(``--plugin FILE``, a suite's ``plugins:``). The table is a
+:class:`~hilobench.core.registry.Registry`, the mechanism the model registry shares: name
+resolution, messages and the plug-in policy alike.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from typing import Any
 
 from hilobench.attention.base import Attention
 from hilobench.core import options
-from hilobench.core.errors import ConfigError, unknown
-from hilobench.core.names import resolve_names
+from hilobench.core.errors import ConfigError
 from hilobench.core.plugins import PLUGINS_ENV as PLUGINS_ENV  # re-exported: the plug-in API
-from hilobench.core.plugins import load_entry_points
 from hilobench.core.plugins import load_plugin_file as load_plugin_file  # re-exported, as above
+from hilobench.core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,18 @@ class AttentionEntry:
     defaults: dict[str, Any] = field(default_factory=dict)
 
 
-_REGISTRY: dict[str, AttentionEntry] = {}
+def _admit(entry: AttentionEntry) -> AttentionEntry:
+    """Record the knobs ``entry`` takes in the options table (an entry point's entry too)."""
+    given: dict[str | options.Knob, Any] = {k: v for k, v in entry.defaults.items()}
+    options.take("layer", entry.name, given)
+    return entry
+
+
+#: The attentions; the built-in layers are registered already when it is first asked, since
+#: importing this module runs the package's ``__init__``, which imports them.
+ATTENTIONS: Registry[AttentionEntry] = Registry(
+    "attention", "hilobench.attentions", AttentionEntry, lambda e: e.name, admit=_admit
+)
 
 
 def register_attention(
@@ -48,34 +58,23 @@ def register_attention(
 
     def deco(builder: Callable[..., Attention]) -> Callable[..., Attention]:
         taken = options.take("layer", name, knobs or {})
-        _REGISTRY[name] = AttentionEntry(name, builder, description, tuple(taken), taken)
+        ATTENTIONS.register(AttentionEntry(name, builder, description, tuple(taken), taken))
         return builder
 
     return deco
 
 
-def _load() -> None:
-    # the built-in layers are registered already: importing this module runs the package's
-    # __init__, which imports them; plug-ins come under the one policy of hilobench.core.plugins
-    load_entry_points("hilobench.attentions")
-
-
 def available_attentions() -> list[str]:
-    _load()
-    return sorted(_REGISTRY)
+    return ATTENTIONS.names()
 
 
 def resolve_attentions(given: Iterable[str]) -> list[str]:
     """Attention names and globs (``'*window*'``) as registered names, each once."""
-    _load()
-    return resolve_names("attention", given, _REGISTRY)
+    return ATTENTIONS.resolve(given)
 
 
 def get_attention(name: str) -> AttentionEntry:
-    _load()
-    if name not in _REGISTRY:
-        raise unknown("attention", name, sorted(_REGISTRY))
-    return _REGISTRY[name]
+    return ATTENTIONS.get(name)
 
 
 def build_attention(

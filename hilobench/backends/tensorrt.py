@@ -14,7 +14,7 @@ from torch import nn
 from hilobench.backends import Prepared, register_backend, tensors_of
 from hilobench.backends.onnx_export import _Fixed, exact_paths
 from hilobench.core.case import Case
-from hilobench.core.dtypes import TORCH_DTYPES
+from hilobench.measure.dtypes import TORCH_DTYPES
 
 
 @register_backend("tensorrt")

@@ -24,7 +24,6 @@ from hilobench.cli.rowtable import (
     FORMATS,
     WIDE_HELP,
     choose_columns,
-    console,
     print_table,
     render_text,
 )
@@ -37,6 +36,7 @@ from hilobench.core.errors import (
     ConfigError,
     check_choice,
 )
+from hilobench.core.terminal import console
 from hilobench.run.lock import RunLock
 
 app = typer.Typer(

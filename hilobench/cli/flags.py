@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from hilobench import __version__
-from hilobench.cli.rowtable import console, grid, print_fitted
 from hilobench.core import options
 from hilobench.core.case import expand_impls, parse_batches, parse_hw
 from hilobench.core.errors import ConfigError, check_choice
+from hilobench.core.terminal import console, grid, print_fitted
 
 if TYPE_CHECKING:  # the model registry imports torch
     from hilobench.models import ModelEntry

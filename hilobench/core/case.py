@@ -17,7 +17,7 @@ from hilobench.core.errors import ConfigError, unknown
 
 KINDS = ("layer", "model")
 MODES = ("infer", "train")
-#: Dtype names; hilobench.core.dtypes maps them to torch dtypes.
+#: Dtype names; hilobench.measure.dtypes maps them to torch dtypes.
 DTYPES = ("float32", "tf32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda")
 #: The two implementations of every attention: the published formulation and the fused kernel.

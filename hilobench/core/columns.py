@@ -1,7 +1,7 @@
 """The columns of the tables made from rows, as plain text: what the terminal table, the
 Markdown views (``--format md``, ``results.md``) and the report's per-run table show, cell by
 cell, every number written by :mod:`hilobench.core.numfmt`. No rich and no pandas here: the
-terminal's style is :mod:`hilobench.cli.rowtable`'s, the raw-field tables
+terminal's style is :mod:`hilobench.core.terminal`'s, the raw-field tables
 :mod:`hilobench.store.writer`'s.
 
 The statistics of a row (throughput, its interval, latencies, n, CoV, noisy) are derived from

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from numbers import Real
 from typing import Any, Literal
 
+# the runtimes' table lives apart; callers read it as options.BACKENDS
+from hilobench.core.backend_table import BACKENDS as BACKENDS
+from hilobench.core.backend_table import Backend as Backend
 from hilobench.core.case import parse_hw
 from hilobench.core.errors import ConfigError, unknown
 
@@ -220,32 +223,6 @@ BUILTIN: tuple[Knob, ...] = (
     ),
 )
 
-
-@dataclass(frozen=True)
-class Backend:
-    """A runtime a case can run under (``--backend``, a suite's ``backend:``): its module is
-    ``hilobench/backends/<name>.py``; ``needs`` are the packages the ``extra`` installs."""
-
-    name: str
-    help: str
-    devices: tuple[str, ...] = ("cpu", "cuda")
-    dtypes: tuple[str, ...] = ("float32", "bfloat16", "float16")
-    train: bool = False  # runtimes run inference only
-    extra: str = ""
-    needs: tuple[str, ...] = ()
-
-
-#: The backends, in the order lists show them; adding a runtime: one file and one line here.
-BACKENDS: dict[str, Backend] = {b.name: b for b in (
-    Backend("eager", "PyTorch eager", train=True),
-    Backend("compile", "torch.compile (compile time reported apart)", train=True),
-    Backend("onnxruntime", "ONNX export (dynamo, opset 18), ONNX Runtime session",
-            dtypes=("float32",), extra="onnx", needs=("onnx", "onnxscript", "onnxruntime")),
-    Backend("openvino", "ONNX export compiled by OpenVINO for the CPU", devices=("cpu",),
-            dtypes=("float32",), extra="openvino", needs=("onnx", "onnxscript", "openvino")),
-    Backend("tensorrt", "torch_tensorrt engine", devices=("cuda",), dtypes=("float32", "float16"),
-            extra="tensorrt", needs=("torch_tensorrt",)),
-)}  # fmt: skip
 
 _KNOBS: dict[str, Knob] = {k.name: k for k in BUILTIN}
 #: kind → taker (attention or model name) → {knob name: the taker's default, None if unknown}

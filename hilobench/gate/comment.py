@@ -8,9 +8,9 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
-from hilobench.cli.rowtable import grid
 from hilobench.core import numfmt as nf
 from hilobench.core.claim_terms import CaseVerdict, ClaimStatus
+from hilobench.core.terminal import grid
 from hilobench.gate.claims import ClaimResult
 from hilobench.gate.policy import DETERMINISTIC
 from hilobench.gate.speed import SpeedResult

@@ -18,7 +18,7 @@ float16     ``amp-fp16``          autocast to float16 (CUDA); FP32 leftovers run
 call, before any timed sample) and recorded per row. Rows written before the policy existed are
 labelled from the flags their run recorded (``env.json``), e.g. ``fp32+tf32conv`` for PyTorch's
 defaults on CUDA: what they actually ran. This module imports no torch: readers of stored rows
-use it; :mod:`hilobench.core.dtypes` applies the policy.
+use it; :mod:`hilobench.measure.dtypes` applies the policy.
 """
 
 from __future__ import annotations

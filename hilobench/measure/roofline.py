@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from platformdirs import user_cache_dir
 
-from hilobench.core.dtypes import TORCH_DTYPES as _DTYPES
-from hilobench.core.dtypes import apply_precision
+from hilobench.measure.dtypes import TORCH_DTYPES as _DTYPES
+from hilobench.measure.dtypes import apply_precision
 from hilobench.measure.env import _cpu_model
 from hilobench.measure.timing import _sync_for, _timed_calls, time_fn
 

@@ -15,7 +15,6 @@ by 32 are handled as in LITv2: the patch embedding pads, token merging rounds do
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from hilobench.attention import build_attention
@@ -30,7 +29,7 @@ from hilobench.models.blocks import (
 )
 from hilobench.models.dtm import DTM_MODES, DeformableTokenMerging
 from hilobench.models.litv2 import CONFIGS
-from hilobench.models.registry import ModelEntry, register_model
+from hilobench.models.registry import register_model, variant
 
 
 class LITv1(HierarchicalNet):
@@ -84,24 +83,6 @@ def litv1(size: str, **kwargs: Any) -> LITv1:
     return LITv1(**CONFIGS[size], **kwargs)
 
 
-def _builder(size: str) -> Callable[..., LITv1]:
-    def build(
-        *, res: tuple[int, int], impl: str = "reference", num_classes: int = 1000, **options: Any
-    ) -> LITv1:
-        return litv1(size, res=res, impl=impl, num_classes=num_classes, **options)
-
-    return build
-
-
-for _size in CONFIGS:
-    register_model(
-        ModelEntry(
-            name=f"litv1_{_size}",
-            display=f"LITv1-{_size.upper()}",
-            family="litv1",
-            source="hilobench",
-            builder=_builder(_size),
-            default_res=224,
-            options=("dtm",),
-        )
-    )
+register_model(variant("litv1_s", "LITv1-S", "litv1", litv1, "s", ("dtm",)))
+register_model(variant("litv1_m", "LITv1-M", "litv1", litv1, "m", ("dtm",)))
+register_model(variant("litv1_b", "LITv1-B", "litv1", litv1, "b", ("dtm",)))

@@ -17,7 +17,6 @@ needs at least 29 pixels for stage 4 to be non-empty.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from hilobench.attention import Attention, build_attention, get_attention
@@ -32,7 +31,7 @@ from hilobench.models.blocks import (
     members,
 )
 from hilobench.models.dtm import DTM_MODES, DeformableTokenMerging
-from hilobench.models.registry import ModelEntry, register_model
+from hilobench.models.registry import register_model, variant
 from hilobench.models.swap import check_knobs, stage_layer
 
 #: The paper's stage-3 ablation (any registered attention can replace HiLo; these five are
@@ -176,35 +175,7 @@ def published_macs(model: HierarchicalNet, H: int, W: int) -> int:
     return total + head.dim * grid // 2 ** len(model.stages) + head.dim * head.num_classes
 
 
-def _builder(size: str) -> Callable[..., LITv2]:
-    def build(
-        *, res: tuple[int, int], impl: str = "reference", num_classes: int = 1000, **options: Any
-    ) -> LITv2:
-        return litv2(size, impl=impl, num_classes=num_classes, res=res, **options)
-
-    return build
-
-
-for _size in CONFIGS:
-    register_model(
-        ModelEntry(
-            name=f"litv2_{_size}",
-            display=f"LITv2-{_size.upper()}",
-            family="litv2",
-            source="hilobench",
-            builder=_builder(_size),
-            default_res=224,
-            options=LITV2_KNOBS,
-        )
-    )
-register_model(
-    ModelEntry(
-        name="litv2_b_384",
-        display="LITv2-B@384",
-        family="litv2",
-        source="hilobench",
-        builder=_builder("b"),
-        default_res=384,
-        options=LITV2_KNOBS,
-    )
-)
+register_model(variant("litv2_s", "LITv2-S", "litv2", litv2, "s", LITV2_KNOBS))
+register_model(variant("litv2_m", "LITv2-M", "litv2", litv2, "m", LITV2_KNOBS))
+register_model(variant("litv2_b", "LITv2-B", "litv2", litv2, "b", LITV2_KNOBS))
+register_model(variant("litv2_b_384", "LITv2-B@384", "litv2", litv2, "b", LITV2_KNOBS, 384))

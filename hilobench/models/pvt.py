@@ -20,7 +20,6 @@ padded image), so every stage map is whole.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -39,7 +38,7 @@ from hilobench.models.blocks import (
     members,
     to_map,
 )
-from hilobench.models.registry import ModelEntry, register_model
+from hilobench.models.registry import register_model, variant
 from hilobench.models.swap import TOKEN_SET, check_knobs, layer_name, stage_layer, token_set
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -182,24 +181,8 @@ def pvt(size: str, **kwargs: Any) -> PVT:
     return PVT(**CONFIGS[size], **{"name": f"PVT-{size.upper()}", **kwargs})
 
 
-def _builder(size: str) -> Callable[..., PVT]:
-    def build(
-        *, res: tuple[int, int], impl: str = "reference", num_classes: int = 1000, **options: Any
-    ) -> PVT:
-        return pvt(size, res=res, impl=impl, num_classes=num_classes, **options)
+#: Model knobs a PVT row registers.
+PVT_KNOBS = ("attn", "attn4")
 
-    return build
-
-
-for _size in CONFIGS:
-    register_model(
-        ModelEntry(
-            name=f"pvt_{_size}",
-            display=f"PVT-{_size.upper()}",
-            family="pvt",
-            source="hilobench",
-            builder=_builder(_size),
-            default_res=224,
-            options=("attn", "attn4"),
-        )
-    )
+register_model(variant("pvt_s", "PVT-S", "pvt", pvt, "s", PVT_KNOBS))
+register_model(variant("pvt_m", "PVT-M", "pvt", pvt, "m", PVT_KNOBS))

@@ -8,10 +8,12 @@ models through the ``hilobench.models`` entry point group: each entry point load
 that calls :func:`register_model` on import, a :class:`ModelEntry`, or a callable returning one
 or an iterable of them. A Python file (``--plugin FILE``, a suite's ``plugins:``) may call
 :func:`register_model` too; :mod:`hilobench.core.plugins` loads both, as it does for attentions.
+The table is a :class:`~hilobench.core.registry.Registry`, the mechanism the attentions share.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -20,9 +22,8 @@ from torch import nn
 
 from hilobench.core import options as knobs
 from hilobench.core.case import DEFAULT_IMPL, IMPLS, check_impl, expand_impls
-from hilobench.core.errors import ConfigError, unknown
-from hilobench.core.names import resolve_names
-from hilobench.core.plugins import load_entry_points
+from hilobench.core.errors import ConfigError
+from hilobench.core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -51,71 +52,46 @@ class ModelEntry:
     aliases: tuple[str, ...] = ()
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
-#: name prefix → function building the row of a prefixed name on demand (``timm:``)
-_PREFIXES: dict[str, Callable[[str], ModelEntry]] = {}
+def _admit(entry: ModelEntry) -> ModelEntry:
+    """Refuse a usable row without a builder; record the knobs it takes in the options table."""
+    if entry.source != "unavailable" and entry.builder is None:
+        raise ValueError(f"model {entry.name!r} needs a builder")
+    knobs.take("model", entry.name, dict.fromkeys(entry.options))
+    return entry
+
+
+#: The models; the built-in and timm rows are registered already when it is first asked, since
+#: importing this module runs the package's ``__init__``, which imports their modules.
+MODELS: Registry[ModelEntry] = Registry(
+    "model",
+    "hilobench.models",
+    ModelEntry,
+    lambda e: e.name,
+    aliases_of=lambda e: e.aliases,
+    usable=lambda e: e.source != "unavailable",
+    admit=_admit,
+)
 
 
 def register_model(entry: ModelEntry) -> ModelEntry:
     """Add ``entry`` (replacing one of the same name) and return it."""
-    if entry.source != "unavailable" and entry.builder is None:
-        raise ValueError(f"model {entry.name!r} needs a builder")
-    knobs.take("model", entry.name, dict.fromkeys(entry.options))
-    _REGISTRY[entry.name] = entry
-    return entry
+    return MODELS.register(entry)
 
 
 def register_prefix(prefix: str, resolve: Callable[[str], ModelEntry]) -> None:
     """Make every name starting with ``prefix`` (e.g. ``timm:``) resolve through ``resolve``."""
-    _PREFIXES[prefix] = resolve
-
-
-def _register_loaded(obj: Any) -> None:
-    if isinstance(obj, ModelEntry):
-        register_model(obj)
-    elif callable(obj):
-        _register_loaded(obj())
-    elif isinstance(obj, Iterable) and not isinstance(obj, (str, bytes)):
-        for item in obj:
-            _register_loaded(item)
-    # a module registered its models on import; anything else has nothing to add
-
-
-def _load() -> None:
-    # the built-in and timm rows are registered already: importing this module runs the
-    # package's __init__, which imports their modules; plug-ins come under the one policy of
-    # hilobench.core.plugins (a broken entry point is skipped with a warning, a broken file refused)
-    load_entry_points("hilobench.models", _register_loaded)
+    MODELS.register_prefix(prefix, resolve)
 
 
 def available_models() -> list[ModelEntry]:
     """Every registered row, unavailable ones included, sorted by name."""
-    _load()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
-
-
-def _aliases() -> dict[str, str]:
-    """Other name → row name, for every row with aliases (timm's full names)."""
-    return {a: e.name for e in _REGISTRY.values() for a in e.aliases if a not in _REGISTRY}
-
-
-def _prefixed() -> str:
-    return "".join(f", or {p}<name>" for p in _PREFIXES)
+    return MODELS.values()
 
 
 def resolve_models(given: Iterable[str]) -> list[str]:
     """Model names, timm's full names and globs (``'litv2_*'``) as row names, each once; a
     glob matches the usable rows only, a prefixed name (``timm:...``) is kept as it is."""
-    _load()
-    usable = [n for n, e in _REGISTRY.items() if e.source != "unavailable"]
-    out: list[str] = []
-    for item in given:
-        if any(item.startswith(p) for p in _PREFIXES) or item in _REGISTRY:
-            found = [item]  # an unavailable row is refused, with its reason, when it is built
-        else:
-            found = resolve_names("model", [item], usable, _aliases(), _prefixed())
-        out += [n for n in found if n not in out]
-    return out
+    return MODELS.resolve(given)
 
 
 def get_model(name: str) -> ModelEntry:
@@ -124,17 +100,33 @@ def get_model(name: str) -> ModelEntry:
     Raises ConfigError for an unknown name (listing the available ones) and for an unavailable
     model (with the reason).
     """
-    _load()
-    for prefix, resolve in _PREFIXES.items():
-        if name.startswith(prefix):
-            return resolve(name)
-    entry = _REGISTRY.get(name) or _REGISTRY.get(_aliases().get(name, ""))
-    if entry is None:
-        usable = [e.name for e in available_models() if e.source != "unavailable"]
-        raise unknown("model", name, usable, _prefixed(), also=_aliases())
+    entry = MODELS.get(name)
     if entry.source == "unavailable":
         raise ConfigError(f"model {name!r} ({entry.display}) is unavailable: {entry.reason}")
     return entry
+
+
+def variant(
+    name: str,
+    display: str,
+    family: str,
+    build: Callable[..., nn.Module],
+    size: str,
+    options: tuple[str, ...],
+    default_res: int = 224,
+) -> ModelEntry:
+    """The row ``name`` of a family built as ``build(size, res=..., impl=..., ...)``: each
+    variant is registered on a line of its own that names it (``litv2_s``), so a search for
+    the name finds where it is registered."""
+    return ModelEntry(
+        name=name,
+        display=display,
+        family=family,
+        source="hilobench",
+        builder=functools.partial(build, size),
+        default_res=default_res,
+        options=options,
+    )
 
 
 def impls_for(entry: ModelEntry, impl: str) -> list[str]:
@@ -211,6 +203,6 @@ def analytic_macs(model: nn.Module, res: int | tuple[int, int]) -> int | None:
 def add_options(name: str, *extra: str) -> ModelEntry:
     """Let registered model ``name`` take the knobs ``extra`` as well (a feature that other
     code adds to existing rows, e.g. the dense-prediction head); returns the new row."""
-    entry = _REGISTRY[name]
+    entry = MODELS.entries[name]
     merged = entry.options + tuple(k for k in extra if k not in entry.options)
     return register_model(ModelEntry(**{**entry.__dict__, "options": merged}))

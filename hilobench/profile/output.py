@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hilobench.cli.rowtable import grid, print_fitted
 from hilobench.core import numfmt as nf
+from hilobench.core.terminal import grid, print_fitted
 from hilobench.profile.breakdown import Breakdown, Part
 
 VIEWS = ("modules", "kinds", "ops")
@@ -78,7 +78,7 @@ def _cells(p: Part, train: bool, cuda: bool) -> list[str]:
 
 
 def table(b: Breakdown, view: str) -> Table:
-    """One view of one case in the style of every table (:func:`hilobench.cli.rowtable.grid`); leaf
+    """One view of one case in the style of every table (:func:`hilobench.core.terminal.grid`); leaf
     rows (the ones that sum) in plain text, rows that hold others dimmed."""
     train, cuda = b.mode == "train", b.device.startswith("cuda")
     heads = _heads(train, cuda)

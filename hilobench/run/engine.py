@@ -19,11 +19,11 @@ from hilobench import backends
 from hilobench.attention import build_attention, get_attention, kernels
 from hilobench.core import options
 from hilobench.core.case import LAYER_SCALE, Case, check_threads, fmt_hw, parse_hw
-from hilobench.core.dtypes import TORCH_DTYPES, apply_precision, autocast, check_precision
 from hilobench.core.errors import ConfigError
 from hilobench.core.row import ROW_SCHEMA_VERSION, Row, Status, is_measured
 from hilobench.measure import energy, memory, rowstats, timing
 from hilobench.measure.bound import add_bound, reserve_s, skipped, trace_step
+from hilobench.measure.dtypes import TORCH_DTYPES, apply_precision, autocast, check_precision
 from hilobench.measure.flops import count_macs
 from hilobench.measure.graphs import capture, check_graphs
 from hilobench.measure.roofline import achieved_fraction

@@ -164,7 +164,6 @@ def test_dtm_export_path_switch_keeps_the_output() -> None:
 
 
 @pytest.mark.skipif(not HAS_ORT, reason="needs hilobench[onnx]")
-@pytest.mark.slow
 def test_onnxruntime_exports_deformable_merging_exactly() -> None:
     from hilobench.backends.onnx_export import exact_paths
 
@@ -185,7 +184,6 @@ def test_onnxruntime_exports_deformable_merging_exactly() -> None:
 
 
 @pytest.mark.skipif(not HAS_OV, reason="needs hilobench[onnx] and hilobench[openvino]")
-@pytest.mark.slow
 def test_runtime_rows_measured_with_parity(cli: Any, tmp_path: Path) -> None:
     args = ["layer", "--attn", "hilo", *TINY, "--backend", "eager,onnxruntime,openvino"]
     code, out, _ = cli([*args, "--threads", "1", "--out", str(tmp_path)])
@@ -206,7 +204,6 @@ def test_runtime_rows_measured_with_parity(cli: Any, tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not HAS_ORT, reason="needs hilobench[onnx]")
-@pytest.mark.slow
 def test_unsupported_op_is_a_row_and_the_next_case_runs(tmp_path: Path) -> None:
     plugin = ROOT / "tests" / "data" / "deform_attention_plugin.py"
     args = ["layer", "--plugin", str(plugin), "--attn", "deform_probe,msa", *TINY,

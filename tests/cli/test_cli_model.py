@@ -18,7 +18,7 @@ def test_list_shows_sources_and_unavailable_reasons(
     cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gone = ModelEntry("gone_net", "Gone", "gone", "unavailable", None, 224, reason="no code here")
-    monkeypatch.setitem(registry._REGISTRY, "gone_net", gone)
+    monkeypatch.setitem(registry.MODELS.entries, "gone_net", gone)
     code, stdout, _ = cli(["model", "--list"])
     assert code == 0
     for needle in ("litv2_s", "LITv2-B@384", "swin_t", "timm", "CvT-13", "Focal-Tiny"):

@@ -185,7 +185,6 @@ def rows_in(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
 
-@pytest.mark.slow
 def test_sigterm_during_layer_keeps_rows_and_tables(tmp_path: Path) -> None:
     out = tmp_path / "run"
     errf = tmp_path / "stderr.txt"
@@ -219,7 +218,6 @@ cases:
 """
 
 
-@pytest.mark.slow
 def test_sigterm_during_gate_removes_worktree_and_temp_dirs(tmp_path: Path) -> None:
     repo = copy_package(tmp_path / "repo", TINY_SUITE)
     commit_all(repo, "base")

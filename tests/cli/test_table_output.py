@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from hilobench.cli.rowtable import COLUMNS, console, print_table
+from hilobench.cli.rowtable import COLUMNS, print_table
 from hilobench.core import numfmt as nf
+from hilobench.core.terminal import console
 from hilobench.store.writer import RunDir
 
 CliRunner = Callable[[list[str]], tuple[int, str, str]]
@@ -296,7 +297,8 @@ def group_rows() -> list[dict[str, Any]]:
 def test_every_table_fits_100_columns_without_cutting_a_number() -> None:
     """The compare groups, a compare verdict and a claims table at 100 columns: no line longer,
     no number cut (each whole number cell appears as numfmt writes it)."""
-    from hilobench.cli.rowtable import compare_groups_table, render_to_text
+    from hilobench.cli.rowtable import compare_groups_table
+    from hilobench.core.terminal import render_to_text
     from hilobench.gate.claims import Claim, ClaimResult
     from hilobench.gate.comment import claims_table, verdict_tables
     from hilobench.gate.speed import SpeedResult

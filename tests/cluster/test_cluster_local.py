@@ -45,7 +45,6 @@ def _ids(rows: list[dict]) -> list[tuple[str, str, str]]:
     return sorted((r["case_key"], r["case_id"], r.get("group", "")) for r in rows)
 
 
-@pytest.mark.slow
 def test_ci_smoke_on_the_local_executor_gives_the_plain_runners_cases(
     tmp_path: Path, cli: CliRunner
 ) -> None:
@@ -61,7 +60,6 @@ def test_ci_smoke_on_the_local_executor_gives_the_plain_runners_cases(
     assert json.loads((tmp_path / "local" / "env.json").read_text())["env_id"] == local[0]["env_id"]
 
 
-@pytest.mark.slow
 def test_a_failed_job_becomes_failure_rows_and_groups_stay_in_one_job(
     tmp_path: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -103,7 +101,6 @@ def _when_submitted(run: Path, n: int, proc: subprocess.Popen[bytes]) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.slow
 def test_launcher_stopped_then_killed_then_resumed_loses_and_repeats_nothing(
     tmp_path: Path,
 ) -> None:
@@ -133,7 +130,6 @@ def test_launcher_stopped_then_killed_then_resumed_loses_and_repeats_nothing(
     assert os.path.getsize(run / "results.csv") > 0
 
 
-@pytest.mark.slow
 def test_slurm_executor_against_a_fake_slurm(
     tmp_path: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -165,7 +161,6 @@ def test_slurm_executor_against_a_fake_slurm(
     assert all("#SBATCH --exclusive\n" in s and "cpus-per-task" not in s for s in scripts)
 
 
-@pytest.mark.slow
 def test_a_job_stopped_from_outside_is_resubmitted_then_left_open_for_resume(
     tmp_path: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:

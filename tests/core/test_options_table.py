@@ -41,7 +41,7 @@ def gainy(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     available_models()
     monkeypatch.setattr(options, "_KNOBS", dict(options._KNOBS))
     monkeypatch.setattr(options, "_TAKERS", copy.deepcopy(options._TAKERS))
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry.ATTENTIONS, "entries", dict(registry.ATTENTIONS.entries))
 
     @registry.register_attention(
         "gainy", "MSA with a scaled output", knobs={GAIN: 1.0, "window": 3}

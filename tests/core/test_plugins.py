@@ -59,6 +59,30 @@ def test_a_broken_entry_point_is_skipped_with_one_warning_in_both_groups(
             assert get_model("litv2_s").name == "litv2_s"
 
 
+def test_an_attention_entry_point_may_load_to_an_entry_as_a_model_one_may(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import copy
+
+    from hilobench.attention import registry
+    from hilobench.attention.msa import MultiHeadSelfAttention
+    from hilobench.core import options
+
+    registry.available_attentions()  # the built-ins first, so the copies below hold them
+    monkeypatch.setattr(registry.ATTENTIONS, "entries", dict(registry.ATTENTIONS.entries))
+    monkeypatch.setattr(options, "_TAKERS", copy.deepcopy(options._TAKERS))
+    entry = registry.AttentionEntry(
+        "plug_attn", MultiHeadSelfAttention, "MSA, as a plug-in", ("window",), {"window": 5}
+    )
+    ep = EntryPoint("plug", "plugmod:entry", "hilobench.attentions")
+    monkeypatch.setattr(EntryPoint, "load", lambda self: lambda: [entry])
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [ep])
+    monkeypatch.setattr(plugins, "_groups_loaded", set())
+    monkeypatch.delenv(plugins.PLUGINS_ENV, raising=False)
+    assert registry.get_attention("plug_attn") is entry
+    assert options.takes("layer", "plug_attn", "window")  # its knobs are in the table
+
+
 def test_a_broken_plugin_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("raise RuntimeError('boom')\n")

@@ -118,7 +118,6 @@ def test_a_case_interleaved_across_impls(tmp_path: Path, cli: Any) -> None:
 
 
 @pytest.mark.skipif(not HAS_ORT, reason="needs hilobench[onnx]")
-@pytest.mark.slow
 def test_a_case_interleaved_across_backends(tmp_path: Path, cli: Any) -> None:
     body = (
         "cases:\n  - {layer: hilo, impl: reference, backend: [eager, onnxruntime]}\n"

@@ -124,7 +124,6 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-@pytest.mark.slow
 def test_gate_same_code_passes(repo: Path, cli) -> None:
     out = repo / "out"
     md = repo / "pr.md"
@@ -146,7 +145,6 @@ def test_gate_same_code_passes(repo: Path, cli) -> None:
     assert git(repo, "worktree", "list").count("\n") == 1  # the base checkout is gone
 
 
-@pytest.mark.slow
 def test_gate_runs_each_revision_own_code(repo: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
     """The working tree counts one parameter more and runs msa 3x slower (test knob): the
     base revision's own code does neither, so both a count and a speed regression show."""

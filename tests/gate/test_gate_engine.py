@@ -5,6 +5,7 @@ a base revision whose worker predates the gate job is refused with exit 3."""
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +13,6 @@ from typing import Any
 
 import pytest
 
-import hilobench.gate
 from hilobench.core.case import Case
 from hilobench.gate.driver import MIN_BLOCKS, measure_pair, run_pair
 from hilobench.gate.policy import GateCase, SpeedPolicy
@@ -71,13 +71,35 @@ def test_every_sample_comes_from_time_fn(monkeypatch: pytest.MonkeyPatch, tmp_pa
         assert len(row["samples_s"]) == len(row["sample_blocks"])
 
 
-def test_the_gate_package_has_no_timing_loop_of_its_own() -> None:
-    """The copies it once had (a timed loop with the collector paused, a median, a minimum
-    sample length) are gone: timing lives in measure.timing, sizing in bench."""
-    for path in Path(hilobench.gate.__file__).parent.glob("*.py"):
-        text = path.read_text()
-        for needle in ("gc.disable", "def _timed", "def _median", "MIN_SAMPLE_S ="):
-            assert needle not in text, f"{path.name} has {needle!r}"
+def test_every_number_the_gate_reports_is_time_fns(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No timing loop, median or sample length of the gate's own: with a ``time_fn`` that makes
+    its samples up (each one new), the rows hold exactly those samples and the verdict's
+    medians are theirs."""
+    made: list[float] = []
+
+    def fake(fn: Any, **kwargs: Any) -> timing.Timing:
+        fn()
+        made.append(1e-3 * (1 + len(made) / 1000))
+        return timing.Timing([made[-1]], 1, 0, 0.0, kwargs["budget_s"])
+
+    monkeypatch.setattr(timing, "time_fn", fake)
+    verdict = run_pair(
+        in_process,
+        [GateCase(tiny(budget=0.6), "msa", SpeedPolicy(min_effect=5))],
+        out_dir=tmp_path,
+        count=False,
+    )
+    rows = {
+        side: json.loads((tmp_path / side / "rows.jsonl").read_text().splitlines()[0])
+        for side in ("base", "candidate")
+    }
+    assert sorted(rows["base"]["samples_s"] + rows["candidate"]["samples_s"]) == made
+    speed = verdict.cases[0].speed
+    assert speed is not None
+    assert speed.base_median_s == pytest.approx(statistics.median(rows["base"]["samples_s"]))
+    assert speed.cand_median_s == pytest.approx(statistics.median(rows["candidate"]["samples_s"]))
 
 
 @pytest.mark.parametrize("budget", [0.6, 1.5])
@@ -108,7 +130,6 @@ cases:
 """
 
 
-@pytest.mark.slow
 def test_base_without_the_gate_job_exit_3(tmp_path: Path, cli, monkeypatch) -> None:
     """The base's worker does not know the job (older code), or speaks another protocol:
     exit 3, the worktree removed, the candidate's worker not left behind."""

@@ -168,7 +168,7 @@ def test_missing_gpu_ordinal_is_one_line(cli) -> None:  # type: ignore[no-untype
 def test_precision_policy_is_applied_on_gpu() -> None:
     """float32 rows ran IEEE FP32 matmuls and convolutions, tf32 rows TF32 for both; on an
     Ampere or newer card TF32 is visibly less exact than FP32 on one large matmul."""
-    from hilobench.core.dtypes import apply_precision
+    from hilobench.measure.dtypes import apply_precision
 
     f32 = run_case(layer_case("msa", dtype="float32"), count=False)
     tf32 = run_case(layer_case("msa", dtype="tf32"), count=False)

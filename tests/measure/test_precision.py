@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from hilobench.core.case import Case
-from hilobench.core.dtypes import TORCH_DTYPES, apply_precision, check_precision, current_flags
 from hilobench.core.errors import ConfigError
 from hilobench.measure import precision
+from hilobench.measure.dtypes import TORCH_DTYPES, apply_precision, check_precision, current_flags
 from hilobench.run import engine as bench
 from hilobench.store.reader import load_rows
 
@@ -100,7 +100,8 @@ def test_step_resets_flags_left_by_others() -> None:
 
 
 def test_row_and_title_state_the_policy() -> None:
-    from hilobench.cli.rowtable import render_to_text, rich_table
+    from hilobench.cli.rowtable import rich_table
+    from hilobench.core.terminal import render_to_text
 
     case = Case(kind="layer", name="msa", batch=1, budget=0.3, options=(("tokens", "4x4"),))
     row = bench.run_case(case, count=False)

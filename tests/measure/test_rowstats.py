@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from hilobench.cli.rowtable import render_text, render_to_text, rich_table
+from hilobench.cli.rowtable import render_text, rich_table
 from hilobench.core import numfmt as nf
 from hilobench.core.columns import cells, default_columns, rows_markdown
+from hilobench.core.terminal import render_to_text
 from hilobench.measure import rowstats, stats
 from hilobench.report.merge import merge_runs
 from hilobench.report.rows import ok_rows

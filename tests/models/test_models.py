@@ -201,7 +201,7 @@ def test_registry_errors(monkeypatch):
     with pytest.raises(ConfigError, match="litv2_s.*swin_t"):
         get_model("litv3_s")
     gone = ModelEntry("gone_net", "Gone", "gone", "unavailable", None, 224, reason="no code")
-    monkeypatch.setitem(registry._REGISTRY, "gone_net", gone)
+    monkeypatch.setitem(registry.MODELS.entries, "gone_net", gone)
     with pytest.raises(ConfigError, match="'gone_net' \\(Gone\\) is unavailable: no code"):
         build_model("gone_net")
     with pytest.raises(ConfigError, match="alpha"):
@@ -307,7 +307,7 @@ def test_plugin_entry_point(monkeypatch):
     monkeypatch.setattr(EntryPoint, "load", lambda self: entry)
     monkeypatch.setattr(plugins, "entry_points", lambda group: [ep])
     monkeypatch.setattr(plugins, "_groups_loaded", set())
-    monkeypatch.setitem(registry._REGISTRY, "plug_net", entry)  # restored after the test
-    registry._REGISTRY.pop("plug_net")
+    monkeypatch.setitem(registry.MODELS.entries, "plug_net", entry)  # restored after the test
+    registry.MODELS.entries.pop("plug_net")
     assert get_model("plug_net") is entry
     assert isinstance(build_model("plug_net"), torch.nn.Identity)

@@ -18,10 +18,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from hilobench.cli.rowtable import console, print_fitted
 from hilobench.core.case import check_budget
 from hilobench.core.errors import ConfigError, check_choice
 from hilobench.core.fileio import write_text_atomic
+from hilobench.core.terminal import console, print_fitted
 from hilobench.gate.baseline import baseline_path, compute_baseline, computed_rows, write_baseline
 from hilobench.gate.gate_errors import EXIT_BASELINE, EXIT_PASS, BaselineError, GateError
 from hilobench.gate.policy import Policies, SpeedPolicy, suite_policies

@@ -21,10 +21,11 @@ from typing import Any
 import typer
 
 from hilobench.cli import flags
-from hilobench.cli.rowtable import FORMATS, console
+from hilobench.cli.rowtable import FORMATS
 from hilobench.core import options
 from hilobench.core.case import DEFAULT_IMPL, Case, expand_impls, parse_batches, parse_hw
 from hilobench.core.errors import ConfigError, check_choice
+from hilobench.core.terminal import console
 
 #: Where profiles go when ``--out`` is not given (one timestamped directory each).
 PROFILE_ROOT = Path("results") / "profiles"

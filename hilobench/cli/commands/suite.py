@@ -16,10 +16,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from hilobench.cli.flags import parse_sets
-from hilobench.cli.rowtable import FORMATS, console, grid, print_fitted, print_rows
+from hilobench.cli.rowtable import FORMATS, print_rows
 from hilobench.core.errors import ConfigError, SuiteLimitError, check_choice
 from hilobench.core.fileio import write_text_atomic
 from hilobench.core.row import is_measured
+from hilobench.core.terminal import console, grid, print_fitted
 from hilobench.run.lock import RunLock, describe
 from hilobench.run.resume import hint_on_stop, resume_command
 

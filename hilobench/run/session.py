@@ -13,6 +13,7 @@ parse and print; no command module opens a run directory itself.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from typing import Any
 import typer
 
 from hilobench.core.errors import ConfigError
-from hilobench.core.fileio import make_dir, write_bytes_atomic
+from hilobench.core.fileio import make_dir, write_bytes_atomic, write_text_atomic
 from hilobench.core.plan import CompareGroup, SuiteCase, Unit, plan, still_to_run
 from hilobench.run.dircheck import Mode, check_run_dir, done_keys, hold, latest_run, repair_tail
 from hilobench.run.progress import Reporter
@@ -222,3 +223,9 @@ def profile_dir(out_dir: Path | None, root: Path, say: Say) -> Iterator[Path]:
         except KeyboardInterrupt:
             say(f"interrupted; the files written so far are in {target}")
             raise typer.Exit(stop.exit_code) from None
+
+
+def keep_claims(run: RunDir, claims: list[dict[str, Any]]) -> None:
+    """Keep a suite's claims beside its rows (``claims.json``), so ``compare`` checks them on
+    the stored run too."""
+    write_text_atomic(run.path / "claims.json", json.dumps(claims, indent=2) + "\n")

@@ -7,7 +7,6 @@ the command that needs it."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,6 @@ from rich.markup import escape
 from hilobench.cli.flags import parse_sets
 from hilobench.cli.rowtable import FORMATS, console, grid, print_fitted, print_rows
 from hilobench.core.errors import ConfigError, SuiteLimitError, check_choice
-from hilobench.core.fileio import write_text_atomic
 from hilobench.core.row import is_measured
 from hilobench.run.resume import resume_command
 
@@ -208,8 +206,9 @@ def _check_claims(run: RunDir, claims: list[dict[str, Any]]) -> bool:
     # numpy: only a suite with claims needs them
     from hilobench.gate.claims import check_claims
     from hilobench.gate.comment import claims_table
+    from hilobench.run.session import keep_claims
 
-    write_text_atomic(run.path / "claims.json", json.dumps(claims, indent=2) + "\n")
+    keep_claims(run, claims)
     results = check_claims(run.rows(), claims)
     print_fitted(err, claims_table(results))
     return any(c.status == "fail" for c in results)

@@ -23,12 +23,13 @@ from typing import Any
 
 import typer
 
+from hilobench.core.case import Case
 from hilobench.core.errors import ConfigError
 from hilobench.core.fileio import make_dir, write_bytes_atomic, write_text_atomic
 from hilobench.core.plan import CompareGroup, SuiteCase, Unit, plan, still_to_run
 from hilobench.run.dircheck import Mode, check_run_dir, done_keys, hold, latest_run, repair_tail
 from hilobench.run.progress import Reporter
-from hilobench.run.signals import Stop, stop_on_signals
+from hilobench.run.signals import stop_on_signals
 from hilobench.store.writer import DEFAULT_ROOT, RunDir, check_writable, new_run_dir
 
 Say = Callable[[str], None]
@@ -61,7 +62,6 @@ class RunSession:
     target: Path
     mode: Mode
     say: Say
-    stop: Stop
     suite: SuiteInfo | None = None
     #: the command line that finishes this run, told at a stop (None: there is none)
     again: str | None = None
@@ -76,7 +76,7 @@ class RunSession:
     started: float | None = None
     landed: list[dict[str, Any]] = field(default_factory=list)
 
-    def _start(self, device: str, threads: int | None, offer: str) -> None:
+    def start(self, device: str, threads: int | None, offer: str) -> None:
         """Check the directory, fingerprint the machine and create the run (under the lock)."""
         from hilobench.measure.env import env_id, fingerprint  # psutil, torch: measuring only
         from hilobench.measure.timing import set_threads
@@ -183,11 +183,11 @@ def open_session(
     (``typer.Exit``) with the directory unlocked."""
     target = choose_target(out_dir, root, mode, suite.name if suite else "")
     with stop_on_signals() as stop:
-        session = RunSession(target, mode, say, stop, suite, again(target) if again else None)
+        session = RunSession(target, mode, say, suite, again(target) if again else None)
         try:
             with hold(target, say):
                 try:
-                    session._start(device, threads, offer)
+                    session.start(device, threads, offer)
                     yield session
                 except KeyboardInterrupt:
                     say(session.stopped())
@@ -197,8 +197,8 @@ def open_session(
             raise typer.Exit(stop.exit_code) from None
 
 
-def units_of(cases: Iterable[Any], *, search_limit: int | None = None) -> list[Unit]:
-    """The units of a command line's cases (``hilobench.core.case.Case``), each alone; with
+def units_of(cases: Iterable[Case], *, search_limit: int | None = None) -> list[Unit]:
+    """The units of a command line's cases, each alone; with
     ``search_limit`` each is a largest-batch search within that many bytes instead of a
     timing (``--max-batch``), every probe in a fresh worker."""
     from hilobench.run.maxbatch import PROBE_TIMEOUT_S

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from hilobench.core.case import DTYPES
-from hilobench.core.dtypes import TORCH_DTYPES, apply_precision
+from hilobench.measure.dtypes import TORCH_DTYPES, apply_precision
 from hilobench.measure.env import fingerprint
 from hilobench.measure.timing import default_threads, set_threads
 from hilobench.run.engine import check_device, check_dtype

@@ -1,6 +1,6 @@
 """The flags of the measuring commands (``layer``, ``model``, and any command that measures
-cases the same way): their help texts, the parsing of list-valued flags (``--res``, ``--batch``,
-``--impl``, ``--mode``), and the typer options built from the options table.
+cases the same way): their help texts and the parsing of list-valued flags (``--res``,
+``--batch``, ``--impl``, ``--mode``); :mod:`hilobench.cli.caseopts` declares the options.
 
 One parser per flag, so a command that sweeps batches or resolutions takes them as ``layer``
 and ``model`` do; user errors are ConfigError (one line, exit 2).
@@ -8,9 +8,6 @@ and ``model`` do; user errors are ConfigError (one line, exit 2).
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -184,39 +181,6 @@ def parse_batch_option(batch: str | None, max_batch: bool, mem_limit: str | None
     if mem_limit is not None and not max_batch:
         raise ConfigError("--mem-limit is the limit of --max-batch; add --max-batch")
     return [1] if max_batch else parse_batches(batch if batch is not None else "64")
-
-
-def knob_parameter(kind: str, knob: options.Knob) -> inspect.Parameter:
-    """One typer option for ``knob``: ``--name``, or ``--name/--no-name`` for a bool knob."""
-    py = options.PY_TYPES[knob.type]
-    default = typer.Option(
-        knob.default,
-        help=options.help_text(kind, knob),
-        show_default=knob.default is not None,
-    )
-    annotation = py if knob.default is not None else py | None
-    return inspect.Parameter(
-        knob.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
-    )
-
-
-def with_knobs(func: Callable[..., None], kind: str, after: str) -> Callable[..., None]:
-    """``func`` with one option per ``kind`` knob of the options table, listed after ``after``;
-    the knob values reach ``func`` through its ``**knobs``."""
-    params = [
-        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
-        for p in inspect.signature(func, eval_str=True).parameters.values()
-        if p.kind is not inspect.Parameter.VAR_KEYWORD
-    ]
-    at = [p.name for p in params].index(after) + 1
-    extra = [knob_parameter(kind, k) for k in options.knobs(kind)]
-
-    @functools.wraps(func)
-    def command(**kwargs: Any) -> None:
-        func(**kwargs)
-
-    command.__signature__ = inspect.Signature(params[:at] + extra + params[at:])  # type: ignore[attr-defined]
-    return command
 
 
 def parse_sets(items: list[str]) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Each partition named (``--partition a100,v100,cpu``) is one machine class and gets a run
 directory of its own (a sub-directory named after it when there are several), so every table
 holds one hardware; ``hilobench merge`` puts them side by side. Every run directory is locked
-for the launcher (:mod:`hilobench.run.lock`), which alone writes its ``rows.jsonl``.
+for the launcher (:func:`hilobench.run.dircheck.hold`, as a run session holds its own), which
+alone writes its ``rows.jsonl``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from hilobench.cluster.packing import ClusterSettings, pack, settings_from, unit
 from hilobench.core.errors import EXIT_INCOMPLETE, ConfigError
 from hilobench.core.fileio import write_bytes_atomic
 from hilobench.core.plan import SuiteCase, plan
-from hilobench.run.lock import RunLock, describe
+from hilobench.run.dircheck import done_keys, hold, repair_tail
+from hilobench.run.signals import stop_on_signals
 from hilobench.store.reader import read_bytes
 from hilobench.store.writer import RunDir, check_writable, new_run_dir
 
@@ -139,8 +141,6 @@ def _specs(req: Request, settings: ClusterSettings) -> tuple[list[dict[str, Any]
 
 def _open(req: Request, partition: str | None, target: Path, settings: ClusterSettings,
           say: Callable[[str], None]) -> Launcher:  # fmt: skip
-    from hilobench.run.runner import done_keys, repair_tail
-
     run = RunDir(target)
     have = (target / LEDGER).is_file() or (run.rows_path.is_file() and bool(run.rows()))
     if have and not req.resume:
@@ -215,9 +215,7 @@ def run_on_cluster(
     with ExitStack() as stack:
         launchers = []
         for partition, t in pairs:
-            lock = stack.enter_context(RunLock(t))
-            if lock.took_over is not None:
-                say(f"note: {t} was left locked by a run that is gone ({describe(lock.took_over)})")
+            stack.enter_context(hold(t, say))
             launchers.append(_open(req, partition, t, settings, say))
         poll = POLL_S["local" if req.executor == "local" else "slurm"]
         try:
@@ -254,8 +252,6 @@ def finish_on_cluster(
     """Run :func:`run_on_cluster` under the stop signals and ``finish`` each run directory;
     the exit code: 130/143 when stopped, :data:`~hilobench.core.errors.EXIT_INCOMPLETE` when cases
     were left open, else the worst of ``finish``'s codes."""
-    from hilobench.run.runner import stop_on_signals
-
     with stop_on_signals() as stop:
         try:
             done = run_on_cluster(req, say, again)

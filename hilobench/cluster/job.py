@@ -77,8 +77,9 @@ def run_packed(spec: dict[str, Any]) -> dict[str, Any]:
     # torch (~1.5 s) through the runner's measuring code: this runs on the node only
     from hilobench.measure.env import env_id, fingerprint
     from hilobench.measure.timing import set_threads
+    from hilobench.run.dircheck import done_keys, repair_tail
     from hilobench.run.maxbatch import search_suite_case
-    from hilobench.run.runner import Runner, done_keys, repair_tail
+    from hilobench.run.runner import Runner
     from hilobench.store.writer import RunDir
 
     units = spec["units"]

@@ -24,9 +24,8 @@ from hilobench.core.case import Case
 from hilobench.core.errors import ConfigError
 from hilobench.core.plan import search_key
 
-if TYPE_CHECKING:  # the runner imports the store
+if TYPE_CHECKING:
     from hilobench.core.plan import SuiteCase
-    from hilobench.run.runner import Runner
 
 #: Largest batch the search tries, and most probes it makes: doubling to 2**16 takes 17
 #: probes and bisecting below it 16 more, so every search ends within these 33.
@@ -258,27 +257,10 @@ def search_limit(cases: list[Case], mem_limit: str | None) -> int:
     return check_limit(parse_mem_limit(mem_limit), device)
 
 
-def run_searches(
-    runner: Runner, cases: list[Case], limit: int, say: Callable[[str], None]
-) -> list[dict[str, Any]]:
-    """One search per case, each probe in a fresh worker; each case's row is annotated like
-    any row of ``runner`` and saved as soon as its search ends. ``say`` prints progress."""
-    from hilobench.core.plan import SuiteCase
-    from hilobench.run.engine import base_row  # torch ~1.5 s, loaded already by validate_case
-
-    for case in cases:
-        say(f"{case.name}/{case.impl} {case.mode}: the largest batch within {fmt_bytes(limit)}")
-        found = search_max_batch(worker_probe(case, runner.env_id), limit)
-        row = search_row(case, found, dict(base_row(case.with_(batch=max(1, found.best)))))
-        row["env_id"] = runner.env_id
-        runner.append(SuiteCase(case, case.name), row)
-        say(f"  {row['message']} ({len(found.probes)} probes)")
-    return list(runner.rows)
-
-
 def search_suite_case(sc: SuiteCase, env_id: str) -> dict[str, Any]:
-    """The row of a suite case with ``max_batch``: the largest batch within its limit, each
-    probe in a fresh worker, as ``--max-batch`` on the command line (a runner's searcher)."""
+    """The row of a case with ``max_batch`` (a suite's field, or ``--max-batch`` on the
+    command line): the largest batch within its limit, each probe in a fresh worker (the
+    runner's searcher)."""
     from hilobench.run.engine import base_row  # torch ~1.5 s: a search's row needs its columns
 
     assert sc.max_batch is not None

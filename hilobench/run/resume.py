@@ -1,17 +1,11 @@
-"""What a stopped ``suite run`` tells its user: the command line that finishes the run, printed
-at any stop after start-up (the lock taken, the machine fingerprinted, measuring)."""
+"""The command line that finishes a stopped ``suite run``: the run session prints it at any stop
+after start-up (the lock taken, the machine fingerprinted, measuring) and when cases are left
+open on a cluster."""
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-
-import typer
-from rich.console import Console
-
-err = Console(stderr=True)
 
 
 def resume_command(
@@ -40,18 +34,3 @@ def resume_command(
     if not isolate:
         args.append("--no-isolate")
     return shlex.join(args + ["--resume", "--out", str(target)])
-
-
-@contextmanager
-def hint_on_stop(again: str) -> Iterator[None]:
-    """Ctrl-C or SIGTERM at any moment after start-up (taking the lock, fingerprinting the
-    machine, measuring) ends with the command that finishes the run and exit 130 / 143."""
-    from hilobench.run.runner import stop_on_signals
-
-    with stop_on_signals() as stop:
-        try:
-            yield
-        except KeyboardInterrupt:
-            err.print(f"interrupted; finish with `{again}`", markup=False, highlight=False,
-                      soft_wrap=True)  # fmt: skip
-            raise typer.Exit(stop.exit_code) from None

@@ -6,8 +6,9 @@ so the second case of a run would be measured on a different machine state than 
 A worker that crashes, runs out of memory or exceeds its timeout becomes a row with its status,
 and the run moves on. Every row is appended and flushed to ``rows.jsonl`` the moment it
 exists, so a killed run keeps all finished cases and ``--resume`` runs only the rest. Ctrl-C or
-SIGTERM (inside :func:`stop_on_signals`) ends the running worker, SIGTERM first and SIGKILL
-after :data:`STOP_GRACE_S`, and never turns it into a row; a unit's rows land together.
+SIGTERM (inside :func:`hilobench.run.signals.stop_on_signals`) ends the running worker,
+SIGTERM first and SIGKILL after :data:`STOP_GRACE_S`, and never turns it into a row; a unit's
+rows land together.
 
 Compare groups are measured in two steps: each member's counts and memory in its own process,
 then all members timed together in one process, round by round (A B C, B C A, ...), so drift
@@ -17,8 +18,8 @@ and ``--resume`` continues the rounds, or times the group whole again; the group
 rows then take the place of every earlier row of its members.
 
 The units come from :func:`hilobench.core.plan.plan`; a :class:`hilobench.run.progress.Reporter`
-shows
-how the run goes.
+shows how the run goes. What surrounds a run (its directory's rules, lock, signals and tables)
+is :mod:`hilobench.run.session`'s.
 """
 
 from __future__ import annotations
@@ -43,11 +44,8 @@ from hilobench.run import rounds as group_rounds
 from hilobench.run.jobdir import job_dir, sweep_once
 from hilobench.run.jobs import Job, JobResult, job_to_json
 from hilobench.run.progress import Reporter
-from hilobench.run.signals import Stop as Stop
 from hilobench.run.signals import current_stop, deferred_signals
-from hilobench.run.signals import stop_on_signals as stop_on_signals
 from hilobench.run.worker import failure_row, run_job
-from hilobench.store.reader import repair_torn_tail
 from hilobench.store.writer import RunDir
 
 #: Seconds a worker gets to end after SIGTERM before it is killed.
@@ -244,14 +242,6 @@ class Runner:
         """What stored rounds must share with this run to be continued: code and machine."""
         return {"env_id": self.env_id, **self.provenance}
 
-    def append(self, sc: SuiteCase, row: dict[str, Any]) -> None:
-        """Annotate and save one row measured outside :meth:`run_units` (a ``--max-batch``
-        search), as a unit's rows are."""
-        with deferred_signals():
-            self._annotate(sc, row)
-            self.run.append_rows([row])
-            self.rows.append(row)
-
     def _measure_peaks(self, units: list[Unit]) -> None:
         """The device's GEMM rate per (device, dtype), measured once per run (and reused on
         resume) so every row's roofline fraction divides by the same figure."""
@@ -375,44 +365,3 @@ def provenance(isolated: bool, exclude: Iterable[str | Path] = ()) -> dict[str, 
 def suite_hash(data: bytes) -> str:
     """The ``suite_hash`` column: 16 hex digits of the suite file's sha256."""
     return hashlib.sha256(data).hexdigest()[:16]
-
-
-def provenance_differences(
-    rows: Iterable[dict[str, Any]], suite: str, digest: str | None, code: dict[str, Any]
-) -> list[str]:
-    """Why ``rows`` do not come from this suite (name, content hash) and code (``code``:
-    :func:`code_state`); empty when they do. A column a row does not record (written before it
-    existed) is not judged; the commit and dirty flag are judged only where both sides are in
-    a git checkout, the package version otherwise."""
-    now: dict[str, Any] = {"suite": suite, "suite_hash": digest, **code}
-    seen: dict[str, set[str]] = {}
-    for r in rows:
-        in_git = r.get("git_commit") is not None and code.get("git_commit") is not None
-        code_cols = ("git_commit", "git_dirty") if in_git else ("hilobench_version",)
-        for k in ("suite", "suite_hash", *code_cols):
-            if k in r and now.get(k) is not None and r[k] != now[k]:
-                seen.setdefault(k, set()).add(json.dumps(r[k]))
-    return [f"{k} {', '.join(sorted(v))} -> {json.dumps(now[k])}" for k, v in seen.items()]
-
-
-def done_keys(run: RunDir) -> set[str]:
-    """Keys of the cases a run directory already holds (any status but ``partial``: the rows
-    of an interrupted compare group, which ``--resume`` completes)."""
-    if not run.rows_path.exists():
-        return set()
-    return {
-        str(r["case_key"])
-        for r in run.rows()
-        if r.get("case_key") and r.get("status") != group_rounds.PARTIAL
-    }
-
-
-def repair_tail(run: RunDir) -> str | None:
-    """Cut a row torn by a kill off ``rows.jsonl`` before ``--resume`` appends, so every line
-    stays a whole row (:func:`hilobench.store.reader.repair_torn_tail`); a note when it did."""
-    return repair_torn_tail(run.rows_path)
-
-
-def elapsed(t0: float) -> str:
-    s = time.perf_counter() - t0
-    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"

@@ -39,11 +39,13 @@ _stop: Stop | None = None
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[Stop]:
+def stop_on_signals(restore: bool = True) -> Iterator[Stop]:
     """While running, SIGINT and SIGTERM both raise KeyboardInterrupt, so a run stopped either
     way ends its worker, keeps its rows and releases its run directory. SIGINT is set
     explicitly: a shell that starts a job in the background leaves it ignored. Inside another
-    such block it is that block's state (the first signal counts once)."""
+    such block it is that block's state (the first signal counts once). ``restore=False``
+    ignores both signals afterwards instead of restoring the handlers before: a process whose
+    work is done or given up must not turn its exit into a kill."""
     global _stop
     if _stop is not None:
         yield _stop
@@ -63,7 +65,7 @@ def stop_on_signals() -> Iterator[Stop]:
     finally:
         _stop = None
         for s, h in old.items():
-            signal.signal(s, h)
+            signal.signal(s, h if restore else signal.SIG_IGN)
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import hilobench.cli.app as cli_mod
+import hilobench.cli.measure as cli_mod
 from hilobench.attention import registry
 from hilobench.attention.msa import MultiHeadSelfAttention
 from hilobench.core import options
@@ -69,7 +69,7 @@ def gainy(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def _cases(monkeypatch: pytest.MonkeyPatch, cli: CliRunner, args: list[str]) -> list[Case]:
     """The cases ``hilobench ARGS`` would measure (nothing is measured)."""
     got: list[Case] = []
-    monkeypatch.setattr(cli_mod, "execute", lambda cases, **_: got.extend(cases))
+    monkeypatch.setattr(cli_mod, "execute", lambda cases, *_: got.extend(cases))
     code, _, stderr = cli(args)
     assert code == 0, stderr
     return got

@@ -19,7 +19,7 @@ err = Console(stderr=True)
 
 
 def export(
-    run_dir: Path = typer.Argument(..., help="A run directory (holding rows.jsonl)."),
+    run_dir: Path = typer.Argument(..., help="A run directory (one that holds measured rows)."),
     fmt: str = typer.Option(..., "--format", help="github-action-benchmark or bencher."),
     metric: str = typer.Option(
         "throughput",

@@ -201,7 +201,7 @@ def gate_cmd(
     from hilobench.gate.comment import verdict_markdown
     from hilobench.gate.judge import judge_runs
     from hilobench.gate.stored_runs import JudgedRun, load_run
-    from hilobench.run.runner import stop_on_signals
+    from hilobench.run.signals import stop_on_signals
     from hilobench.suite.loader import find_suite
 
     suite_path = find_suite(suite)

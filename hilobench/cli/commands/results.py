@@ -21,19 +21,19 @@ err = Console(stderr=True)
 
 
 def show(
-    run_dir: Path = typer.Argument(..., help="A run directory (holding rows.jsonl)."),
+    run_dir: Path = typer.Argument(..., help="A run directory (one that holds measured rows)."),
     fmt: str = typer.Option("table", "--format", help="table, json, csv or md."),
     columns: str | None = typer.Option(None, "--columns", help=COLUMNS_HELP),
     wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
     """Print a stored run as a table, JSON, CSV or Markdown."""
     from hilobench.report.run_rows import env_label
-    from hilobench.store.writer import RunDir, load_rows
+    from hilobench.store.reader import load_rows, read_env
 
     check_choice("format", fmt, FORMATS)
     shown = choose_columns(columns, wide)
     rows = load_rows(run_dir)
-    env = RunDir(run_dir).env()
+    env = read_env(run_dir)
     if env:
         err.print(
             escape(f"{run_dir}: {len(rows)} rows measured on {env_label(env)}"), highlight=False

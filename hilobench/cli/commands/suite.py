@@ -1,13 +1,12 @@
 """``hilobench suite run|list|validate``: YAML suites on the command line. Parsing and printing
-only; the work lives in suite.py (loading), runner.py (measuring) and store.py (the rows).
+only; the work lives in hilobench.suite (loading), hilobench.run.session (the run directory
+and measuring) and hilobench.cluster (other executors).
 
 The CLI imports this module at start-up, so what loads torch or yaml is imported inside
 the command that needs it."""
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,17 +17,14 @@ from rich.markup import escape
 from hilobench.cli.flags import parse_sets
 from hilobench.cli.rowtable import FORMATS, print_rows
 from hilobench.core.errors import ConfigError, SuiteLimitError, check_choice
-from hilobench.core.fileio import write_text_atomic
 from hilobench.core.row import is_measured
 from hilobench.core.terminal import console, grid, print_fitted
-from hilobench.run.lock import RunLock, describe
-from hilobench.run.resume import hint_on_stop, resume_command
+from hilobench.run.resume import resume_command
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from hilobench.cluster.executor import Request
-    from hilobench.core.plan import Unit
     from hilobench.store.writer import RunDir
 
 err = Console(stderr=True)
@@ -63,7 +59,7 @@ def suite_run(
         None, "--out", help="Run directory (default: results/runs/<suite>/<timestamp>)."
     ),
     resume: bool = typer.Option(
-        False, "--resume", help="Finish an interrupted run: skip cases already in rows.jsonl."
+        False, "--resume", help="Finish an interrupted run: skip the cases it measured already."
     ),
     force_resume: bool = typer.Option(
         False,
@@ -108,26 +104,13 @@ def suite_run(
     overrides = parse_sets(sets)
     # torch (~1.5 s, measure.timing / capability) and the
     # suite loader with yaml (~25 ms) load only when a suite runs
-    from hilobench.core.fileio import write_bytes_atomic
-    from hilobench.core.plan import plan, select, still_to_run
+    from hilobench.core.plan import plan, select
     from hilobench.measure.capability import emulation_warnings
-    from hilobench.measure.env import (
-        class_differences,
-        code_state,
-        env_id,
-        fingerprint,
-        machine_class,
-    )
-    from hilobench.measure.timing import set_threads
-    from hilobench.run.runner import done_keys, provenance_differences, repair_tail, suite_hash
-    from hilobench.store.reader import read_bytes
-    from hilobench.store.writer import (
-        DEFAULT_ROOT,
-        RunDir,
-        check_writable,
-        new_run_dir,
-        run_dir_name,
-    )
+    from hilobench.run.dircheck import mode_of
+    from hilobench.run.progress import BarReporter  # rich.progress (~7 ms)
+    from hilobench.run.runner import suite_hash
+    from hilobench.run.session import SuiteInfo, open_session
+    from hilobench.store.writer import DEFAULT_ROOT, run_dir_name
     from hilobench.suite.loader import find_suite, load_suite
 
     if device is not None:
@@ -140,11 +123,6 @@ def suite_run(
     if not chosen:
         raise ConfigError(f"--filter {filter_!r} matches no case of suite {s.name!r}")
     root = DEFAULT_ROOT / run_dir_name(s.name)  # a name from the file: never a path
-    if out_dir is None and resume and executor == "runner":
-        previous = sorted(p for p in root.glob("*") if (p / "rows.jsonl").is_file())
-        if not previous:
-            raise ConfigError(f"nothing to resume: no earlier run of {s.name!r} under {root}")
-        out_dir = previous[-1]
     digest = suite_hash(path.read_bytes()) if path.is_file() else None
     if executor != "runner":
         sched = {"partition": partition, "gpus_per_node": gpus_per_node, "time": time_limit,
@@ -157,72 +135,39 @@ def suite_run(
                       roofline, digest)  # fmt: skip
         return _run_cluster(req, fmt, lambda base: resume_command(
             suite, base, device, budget, sets, filter_, isolate, plugin, extra))  # fmt: skip
-    target = check_writable(out_dir if out_dir is not None else new_run_dir(root))
-    again = resume_command(suite, target, device, budget, sets, filter_, isolate, plugin)
-    again += " --force-resume" if force_resume else ""
-    with hint_on_stop(again), RunLock(target) as lock:  # one writer per run directory
-        if lock.took_over is not None:
-            err.print(
-                f"note: {target} was left locked by a run that is gone "
-                f"({describe(lock.took_over)}); taking it over",
-                highlight=False,
-                soft_wrap=True,
-            )
-        run = RunDir(target)
-        # a row torn by a kill goes first: a run killed while writing its first row resumes
-        # from scratch instead of being refused for holding no complete row
-        repaired = repair_tail(run) if resume else None
-        have = run.rows_path.is_file() and bool(run.rows())
-        if have and not resume:
-            raise ConfigError(
-                f"{str(target)!r} already holds results; pass --resume to finish that run "
-                "or choose another --out"
-            )
 
-        env = fingerprint(chosen[0].case.device, set_threads(chosen[0].case.threads))
-        eid = env_id(env)
-        old_env = run.env() if have else {}
-        # the same machine type may resume (a kernel update or a RAM figure that moved by a few
-        # KB does not change speeds); another CPU, GPU or torch may not
-        diffs = class_differences(machine_class(old_env), machine_class(env)) if old_env else []
-        if diffs:
-            why = "; ".join(diffs[:3])
-            raise ConfigError(f"cannot resume {str(target)!r} here: another machine class ({why})")
-        if have and not force_resume:
-            # rows of another suite file or another code version would mix unseen
-            code = code_state(exclude=[target])
-            diffs = provenance_differences(run.rows(), s.name, digest, code)
-            if diffs:
-                raise ConfigError(
-                    f"cannot resume {str(target)!r}: its rows come from another suite or code "
-                    f"version ({'; '.join(diffs[:3])}); pass --force-resume to mix them"
-                )
+    def again(target: Path) -> str:
+        line = resume_command(suite, target, device, budget, sets, filter_, isolate, plugin)
+        return line + (" --force-resume" if force_resume else "")
 
-        done = done_keys(run) if resume else set()
-        todo, regrouped = still_to_run(chosen, s.compare, done)
-        run.create({**env, "env_id": eid})
-        if path.is_file() and not (target / "suite.yaml").exists():
-            write_bytes_atomic(target / "suite.yaml", read_bytes(path, "suite"))
-        if repaired:
-            err.print(repaired, markup=False, highlight=False, soft_wrap=True)
+    mode = mode_of(resume=resume, force_resume=force_resume)
+    first = chosen[0].case
+    with open_session(
+        out_dir, mode=mode, device=first.device, threads=first.threads, say=_say, root=root,
+        offer="--resume", suite=SuiteInfo(s.name, path, digest), again=again,
+    ) as session:  # fmt: skip
+        todo, regrouped = session.to_run(chosen, s.compare)
         skipped = len(chosen) - len(todo)
-        err.print(
+        _say(
             f"suite {s.name}: {len(todo)} case(s) to run"
             + (f", {skipped} already done" if skipped else "")
-            + f" → {target}"
-            + ("" if isolate else " (in this process)"),
-            markup=False,  # the suite's name comes from its file
-            highlight=False,
-        )
-        keys = {sc.row_key for sc in chosen}
+            + f" → {session.target}"
+            + ("" if isolate else " (in this process)")
+        )  # the suite's name comes from its file: printed as written
         for line in [*regrouped, *emulation_warnings(sc.case for sc in todo)]:
-            err.print(line, markup=False, highlight=False, soft_wrap=True)
-        units = plan(todo, s.compare)
-        rows = _run(run, units, eid, isolate, s.name, keys, again, roofline, digest)
-        run.write_tables()
-        exit_code = _finish(run, rows, s.name, s.claims, fmt)
-        if exit_code:
-            raise typer.Exit(exit_code)
+            _say(line)
+        rows = session.measure(
+            plan(todo, s.compare), isolate=isolate, reporter=BarReporter(err), roofline=roofline
+        )
+        err.print(f"finished in {session.elapsed()}", highlight=False)
+        assert session.run is not None
+        exit_code = _finish(session.run, rows, s.name, s.claims, fmt)
+    if exit_code:
+        raise typer.Exit(exit_code)
+
+
+def _say(line: str) -> None:
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _finish(
@@ -262,62 +207,12 @@ def _check_claims(run: RunDir, claims: list[dict[str, Any]]) -> bool:
     # numpy: only a suite with claims needs them
     from hilobench.gate.claims import check_claims
     from hilobench.gate.comment import claims_table
+    from hilobench.run.session import keep_claims
 
-    write_text_atomic(run.path / "claims.json", json.dumps(claims, indent=2) + "\n")
+    keep_claims(run, claims)
     results = check_claims(run.rows(), claims)
     print_fitted(err, claims_table(results))
     return any(c.status == "fail" for c in results)
-
-
-def _run(
-    run: RunDir,
-    units: list[Unit],
-    eid: str,
-    isolate: bool,
-    name: str,
-    keys: set[str],
-    again: str,
-    roofline: bool = True,
-    digest: str | None = None,
-) -> list[dict[str, Any]]:
-    """Measure ``units``; on Ctrl-C or SIGTERM end the worker, keep every finished row, write
-    the tables for them and exit 130 (143 for SIGTERM) with the command that finishes the run."""
-    from hilobench.run.maxbatch import search_suite_case  # light: no torch until a search runs
-    from hilobench.run.progress import BarReporter  # rich.progress (~7 ms)
-    from hilobench.run.runner import Runner, done_keys, elapsed, stop_on_signals
-
-    runner = Runner(
-        run,
-        env_id=eid,
-        isolate=isolate,
-        reporter=BarReporter(err),
-        suite=name,
-        suite_hash=digest,
-        roofline=roofline,
-        searcher=search_suite_case,
-    )
-    t0 = time.perf_counter()
-    with stop_on_signals() as stop:
-        try:
-            runner.run_units(units)
-        except KeyboardInterrupt:
-            run.write_tables()
-            have = len(done_keys(run) & keys)
-            rows = run.rows() if run.rows_path.is_file() else []
-            part = [r for r in rows if r.get("status") == "partial" and r["case_key"] in keys]
-            kept = (
-                f", {len(part)} partial ({part[0].get('n_samples')} round(s) kept)" if part else ""
-            )
-            err.print(
-                f"interrupted after {elapsed(t0)}: {have} of {len(keys)} cases measured{kept}, "
-                f"rows in {run.path}; finish with `{again}`",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(stop.exit_code) from None
-    err.print(f"finished in {elapsed(t0)}", highlight=False)
-    return runner.rows
 
 
 def _summarise(rows: list[dict[str, Any]], target: Path) -> None:

@@ -1,0 +1,52 @@
+"""``hilobench model``: full backbones (LITv2 / LITv1 / PVT built here, the paper's others
+from timm). Parsing only: the cases come from the shared builder (:mod:`hilobench.cli.caseopts`),
+measuring and printing from :mod:`hilobench.cli.measure`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from hilobench.cli import caseopts, measure
+from hilobench.cli.caseopts import CaseFlags
+from hilobench.cli.flags import print_models
+
+#: The shared flags ``model`` takes, in the order help lists them.
+SHARED = (
+    "res", "batch", "device", "dtype", "impl", "threads", "mode", "train", "backend",
+    "compile", "channels_last", "max_batch", "mem_limit", "budget", "roofline", "out_dir",
+    "append", "fmt", "columns", "wide", "plugin",
+)  # fmt: skip
+
+
+def model(
+    names: str | None = typer.Argument(
+        None,
+        help="Model name(s), comma separated: ours, timm's full names (convnext_tiny), globs "
+        "('litv2_*') or timm:<name>; see --list.",
+    ),
+    list_: bool = typer.Option(False, "--list", help="List the models and exit."),
+    *,
+    flags: CaseFlags,
+    knobs: dict[str, Any],
+    set_knobs: list[str],
+) -> None:
+    """Benchmark full backbones: LITv2 / LITv1 / PVT built here, the paper's others from timm."""
+    if list_:
+        from hilobench.models import available_models  # torch, torchvision
+
+        print_models(available_models())
+        return
+    listed = caseopts.model_names(names)
+    # every named model gets the knobs; one that does not take them refuses when it is built
+    given = caseopts.knob_values("model", knobs, set_knobs)
+    cases = caseopts.build_cases("model", listed, flags, given)
+    measure.execute(cases, flags, "backbones")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``model``, with a flag per model knob the options table holds now."""
+    app.command("model")(
+        caseopts.command(model, SHARED, knobs=("model",), after="batch", defaults={"budget": 5.0})
+    )

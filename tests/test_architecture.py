@@ -7,8 +7,7 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "hilobench"
-#: 400 once run/runner.py, cli/app.py and run/engine.py (414-418 lines) are split.
-MAX_LINES = 420
+MAX_LINES = 400
 #: The packages, lowest first: a module may import its own package and the ones before it.
 LAYERS = (
     "core", "measure", "attention", "models", "backends", "store", "run", "cluster", "suite",

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import hilobench.cli.commands.profile as profile_cmd
-import hilobench.cli.measure as measure
+import hilobench.cli.execute as measure
 from hilobench.core.case import Case
 
 CliRunner = Callable[[list[str]], tuple[int, str, str]]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import hilobench.cli.measure as cli_mod
+import hilobench.cli.execute as cli_mod
 from hilobench.attention import registry
 from hilobench.attention.msa import MultiHeadSelfAttention
 from hilobench.core import options

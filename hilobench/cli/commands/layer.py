@@ -1,6 +1,6 @@
 """``hilobench layer``: single attention layers, measured where the paper measures them (the
 1/16-scale token map of an image). Parsing only: the cases come from the shared builder
-(:mod:`hilobench.cli.caseopts`), measuring and printing from :mod:`hilobench.cli.measure`."""
+(:mod:`hilobench.cli.caseopts`), measuring and printing from :mod:`hilobench.cli.execute`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from hilobench.cli import caseopts, measure
+from hilobench.cli import caseopts, execute
 from hilobench.cli.caseopts import CaseFlags
 
 #: The shared flags ``layer`` takes, in the order help lists them.
@@ -32,7 +32,7 @@ def layer(
     names = caseopts.layer_names(attn)
     given = caseopts.knob_values("layer", knobs, set_knobs)
     cases = caseopts.build_cases("layer", names, flags, given)
-    measure.execute(cases, flags, "attention layers")
+    execute.execute(cases, flags, "attention layers")
 
 
 def register(app: typer.Typer) -> None:

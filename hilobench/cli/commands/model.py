@@ -1,6 +1,6 @@
 """``hilobench model``: full backbones (LITv2 / LITv1 / PVT built here, the paper's others
 from timm). Parsing only: the cases come from the shared builder (:mod:`hilobench.cli.caseopts`),
-measuring and printing from :mod:`hilobench.cli.measure`."""
+measuring and printing from :mod:`hilobench.cli.execute`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from hilobench.cli import caseopts, measure
+from hilobench.cli import caseopts, execute
 from hilobench.cli.caseopts import CaseFlags
 from hilobench.cli.flags import print_models
 
@@ -42,7 +42,7 @@ def model(
     # every named model gets the knobs; one that does not take them refuses when it is built
     given = caseopts.knob_values("model", knobs, set_knobs)
     cases = caseopts.build_cases("model", listed, flags, given)
-    measure.execute(cases, flags, "backbones")
+    execute.execute(cases, flags, "backbones")
 
 
 def register(app: typer.Typer) -> None:

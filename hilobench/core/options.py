@@ -7,8 +7,9 @@ attention's file, in its ``@register_attention(knobs=...)`` line. The registries
 which attentions and models take which knobs as they register them.
 
 Read from this table: the flags of ``hilobench layer`` and the knob flags of ``hilobench model``
-(``cli.py``), the validation of suite fields (``suite.py``), the keyword arguments that
-``bench.build_subject`` passes to the builders, and the registries' knob lists.
+(``cli/caseopts.py``), the validation of suite fields (``suite/fields.py``), the keyword
+arguments that ``run.engine.build_subject`` passes to the builders, and the registries' knob
+lists.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ class GroupJob:
     ref: int | None = None
     case_ids: list[str] | None = None
     peak_macs_per_s: float | None = None
-    #: where the worker rewrites the group's record after each round (group_rounds.py)
+    #: where the worker rewrites the group's record after each round (run/rounds.py)
     partial_path: str | None = None
     #: stored rounds to continue (a stopped group's record), and the code/machine stamp
     resume: dict[str, Any] | None = None

@@ -68,7 +68,8 @@ def _ratio(
         and attn(group_ref) == REFERENCE
     ):
         lo, hi = row.get("ratio_ci_low"), row.get("ratio_ci_high")
-        ci = f"{lo:.2f}–{hi:.2f}" if lo is not None and hi is not None else ""
+        one_round = int(row.get("ratio_n") or 2) < 2  # its "interval" is the one ratio
+        ci = f"{lo:.2f}–{hi:.2f}" if lo is not None and hi is not None and not one_round else ""
         return float(row["ratio_to_ref"]), ci
     return float(row["throughput_median"]) / float(ref["throughput_median"]), ""
 

@@ -77,15 +77,18 @@ def test_training_rows_timed_interleaved_give_their_own_ratio_to_msa() -> None:
         backbone("msa", 10.0),
         backbone("sra", 12.0),
         backbone("hilo", 9.0),
+        backbone("xca", 9.0),
         train("msa", 2.0, ratio_to_ref=1.0, samples_s=[1.0, 1.0, 1.0], **ref),
         train("sra", 2.6, ratio_to_ref=1.25, ratio_ci_low=1.1, ratio_ci_high=1.4, **ref),
         train("hilo", 3.0),  # no group: the ratio of the two medians, no interval
+        train("xca", 4.0, ratio_to_ref=2.0, ratio_ci_low=2.0, ratio_ci_high=2.0, ratio_n=1, **ref),
     ]
     t = ablation_table(rows)
     assert t is not None
     by = t.by("attention")
     assert by["sra"]["train_x_msa"] == 1.25 and by["sra"]["train_ci"] == "1.10–1.40"
     assert by["hilo"]["train_x_msa"] == pytest.approx(1.5) and by["hilo"]["train_ci"] == ""
+    assert by["xca"]["train_x_msa"] == 2.0 and by["xca"]["train_ci"] == ""  # one round
     assert by["msa"]["train_samples"] == 3
     assert by["sra"]["backbone_x_msa"] == pytest.approx(1.2)
     assert "train × MSA" in "\n".join(ablation_markdown(t))

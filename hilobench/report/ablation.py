@@ -48,10 +48,15 @@ def _is_stage3_layer(row: dict[str, Any]) -> bool:
     return row.get("kind") == "layer" and shape and at_stage3 and row.get("mode") == "infer"
 
 
+def _rank(row: dict[str, Any]) -> tuple[bool, int]:
+    return bool(row.get("interleaved")), len(row.get("samples_s") or [])
+
+
 def _keep(have: dict[str, Any] | None, new: dict[str, Any]) -> bool:
     """Whether ``new`` replaces ``have`` for one setting: a row timed interleaved with MSA
-    beats one timed alone (its ratio is per round, immune to the machine's drift)."""
-    return have is None or bool(new.get("interleaved")) >= bool(have.get("interleaved"))
+    beats one timed alone (its ratio is per round, immune to the machine's drift), then the
+    one with more samples (a rerun with a larger budget), whatever order the runs come in."""
+    return have is None or _rank(new) >= _rank(have)
 
 
 def _ratio(

@@ -104,3 +104,15 @@ def test_linformer_sized_for_the_map_is_the_plain_swap_other_knobs_are_not() -> 
     assert t is not None
     assert t["attention"] == ["linformer", "msa"]
     assert t.by("attention")["linformer"]["backbone_x_msa"] == pytest.approx(0.5)
+
+
+def test_of_two_interleaved_rows_of_one_setting_the_one_with_more_rounds_wins() -> None:
+    def hilo(n: int, ratio: float) -> dict[str, Any]:
+        extra = {"interleaved": True, "ratio_to_ref": ratio, "ratio_n": n, "ref_key": "k_msa"}
+        return {**backbone("hilo", 1.0, mode="train"), "samples_s": [1.0] * n, **extra}
+
+    msa = {**backbone("msa", 1.0, mode="train"), "case_key": "k_msa", "interleaved": True}
+    for rows in ([hilo(4, 1.1), hilo(1, 1.9)], [hilo(1, 1.9), hilo(4, 1.1)]):
+        t = ablation_table([backbone("msa", 1.0), backbone("hilo", 1.0), msa, *rows])
+        assert t is not None
+        assert t.by("attention")["hilo"]["train_x_msa"] == 1.1

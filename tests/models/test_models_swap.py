@@ -6,6 +6,9 @@ passes use narrow configs and small images, so the file stays fast on two cores.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -81,6 +84,29 @@ def test_every_attention_counts_exactly_or_is_refused_in_one_line(attn, model, r
         stages = [(64, 1, 8, 3), (128, 2, 4, 4), (320, 5, 2, 6)]
         want = n_params(base) - own + swapped_params(attn, stages)
     assert n_params(net) == want
+
+
+@pytest.mark.parametrize(("model", "res", "attn"), sorted(REFUSED))
+def test_the_model_command_refuses_a_swap_in_one_line_before_measuring(
+    model: str,
+    res: int,
+    attn: str,
+    tmp_path: Path,
+    cli: Callable[[list[str]], tuple[int, str, str]],
+) -> None:
+    out = tmp_path / "run"
+    code, stdout, stderr = cli(
+        ["model", model, "--attn", attn, "--res", str(res), "--out", str(out)]
+    )
+    assert code == 2 and stdout == "" and not out.exists()
+    assert len(stderr.strip().splitlines()) == 1 and REFUSED[(model, res, attn)] in stderr
+
+
+def test_linformer_sized_for_the_384_map_fits_litv2_s_stage_3_and_counts_exactly():
+    """The refusal names the fix (--seq-len 576); with it the swap builds and both counts agree."""
+    net = meta("litv2_s", 384, attn="linformer", seq_len=576)
+    assert {b.attn.seq_len for b in net.stages[2].blocks} == {576}
+    assert traced(net, 384) == analytic_macs(net, 384)
 
 
 @pytest.mark.parametrize("attn", ["msa", "xca", "performer", "sra", "gsa"])

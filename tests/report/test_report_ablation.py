@@ -65,3 +65,54 @@ def test_interleaved_rows_give_per_round_ratios_and_win_over_rows_timed_alone() 
     row = t.by("attention")["hilo"]
     assert row["backbone_x_msa"] == 1.3 and row["backbone_ci"] == "1.20–1.40"
     assert row["img_s"] == 11.0
+
+
+def test_training_rows_timed_interleaved_give_their_own_ratio_to_msa() -> None:
+    def train(attn: str, img_s: float, **kw: Any) -> dict[str, Any]:
+        row = backbone(attn, img_s, mode="train", **kw.pop("opts", {}))
+        return {**row, "case_key": f"t_{attn}", "interleaved": True, **kw}
+
+    ref = {"ref_key": "t_msa"}
+    rows = [
+        backbone("msa", 10.0),
+        backbone("sra", 12.0),
+        backbone("hilo", 9.0),
+        backbone("xca", 9.0),
+        train("msa", 2.0, ratio_to_ref=1.0, samples_s=[1.0, 1.0, 1.0], **ref),
+        train("sra", 2.6, ratio_to_ref=1.25, ratio_ci_low=1.1, ratio_ci_high=1.4, **ref),
+        train("hilo", 3.0),  # no group: the ratio of the two medians, no interval
+        train("xca", 4.0, ratio_to_ref=2.0, ratio_ci_low=2.0, ratio_ci_high=2.0, ratio_n=1, **ref),
+    ]
+    t = ablation_table(rows)
+    assert t is not None
+    by = t.by("attention")
+    assert by["sra"]["train_x_msa"] == 1.25 and by["sra"]["train_ci"] == "1.10–1.40"
+    assert by["hilo"]["train_x_msa"] == pytest.approx(1.5) and by["hilo"]["train_ci"] == ""
+    assert by["xca"]["train_x_msa"] == 2.0 and by["xca"]["train_ci"] == ""  # one round
+    assert by["msa"]["train_samples"] == 3
+    assert by["sra"]["backbone_x_msa"] == pytest.approx(1.2)
+    assert "train × MSA" in "\n".join(ablation_markdown(t))
+
+
+def test_linformer_sized_for_the_map_is_the_plain_swap_other_knobs_are_not() -> None:
+    rows = [
+        backbone("msa", 10.0),
+        backbone("linformer", 5.0, seq_len=576),  # its projections fitted to 24x24
+        backbone("hilo", 30.0, window=4),  # the window sweep: another table
+    ]
+    t = ablation_table(rows)
+    assert t is not None
+    assert t["attention"] == ["linformer", "msa"]
+    assert t.by("attention")["linformer"]["backbone_x_msa"] == pytest.approx(0.5)
+
+
+def test_of_two_interleaved_rows_of_one_setting_the_one_with_more_rounds_wins() -> None:
+    def hilo(n: int, ratio: float) -> dict[str, Any]:
+        extra = {"interleaved": True, "ratio_to_ref": ratio, "ratio_n": n, "ref_key": "k_msa"}
+        return {**backbone("hilo", 1.0, mode="train"), "samples_s": [1.0] * n, **extra}
+
+    msa = {**backbone("msa", 1.0, mode="train"), "case_key": "k_msa", "interleaved": True}
+    for rows in ([hilo(4, 1.1), hilo(1, 1.9)], [hilo(1, 1.9), hilo(4, 1.1)]):
+        t = ablation_table([backbone("msa", 1.0), backbone("hilo", 1.0), msa, *rows])
+        assert t is not None
+        assert t.by("attention")["hilo"]["train_x_msa"] == 1.1

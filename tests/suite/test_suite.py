@@ -83,7 +83,8 @@ def test_shipped_suite_contents() -> None:
     }
     every = set(available_attentions())
     assert {a for r, a in swapped if r == 224} == every  # the paper's table, all 17
-    assert {a for r, a in swapped if r == 384} == every - {"linformer"}  # refused there
+    assert {a for r, a in swapped if r == 384} == every  # Linformer built for 24x24 there
+    assert {sc.case.opts.get("seq_len") for sc in ablation.cases if sc.id.endswith("_384")} == {576}
     layers = {(sc.case.res[0], sc.case.name) for sc in ablation.cases if sc.case.kind == "layer"}
     assert {n for _, n in layers} == every and all(
         sc.case.opts["dim"] == 384 for sc in ablation.cases if sc.case.kind == "layer"

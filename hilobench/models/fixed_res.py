@@ -61,6 +61,9 @@ class FixedResNet(HierarchicalNet, ABC):
     tied_by: ClassVar[str]
 
     def __init__(self, **options: Unpack[FixedResOptions]) -> None:
+        unknown = sorted(options.keys() - SMALL.keys())
+        if unknown:  # as a plain signature would: a misspelt size must not build the default
+            raise TypeError(f"{type(self).__name__} got unexpected keyword(s): {unknown}")
         size = SMALL | options
         self.res = (int(size["res"][0]), int(size["res"][1]))
         self.impl = size["impl"]

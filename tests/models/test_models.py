@@ -200,6 +200,8 @@ def test_fixed_res_models_take_the_small_sizes_they_are_not_given():
         assert model.stages[2].blocks[0].ffn.hidden == 4 * 32
         assert model.patch_embed.in_chans == 3 and model.res == (64, 64)
     assert [b.attn is None for s in model.stages for b in s.blocks] == [False] * 5
+    with pytest.raises(TypeError, match="embed_dm"):
+        LITv1(res=(64, 64), embed_dm=8)  # type: ignore[call-arg]
 
 
 def test_pvt_forward_odd_resolution():

@@ -121,6 +121,15 @@ def knob_parameters(kinds: Sequence[str], exclude: Sequence[str] = ()) -> list[i
     return list(out.values())
 
 
+def attach(app: typer.Typer, kind: str, func: Callable[..., None], shared: Sequence[str],
+           *, after: str, budget: float) -> None:  # fmt: skip
+    """Add ``func`` to ``app`` as the command ``kind`` (``layer``, ``model``): the ``shared``
+    flags, the knobs of that kind listed after ``after``, and its default ``--budget``."""
+    app.command(kind)(
+        command(func, shared, knobs=(kind,), after=after, defaults={"budget": budget})
+    )
+
+
 def command(
     func: Callable[..., None],
     shared: Sequence[str],
@@ -203,11 +212,14 @@ def model_names(text: str | None) -> list[str]:
     return listed
 
 
-def build_cases(kind: str, names: list[str], f: CaseFlags, given: dict[str, Any]) -> list[Case]:
+def build_cases(
+    kind: str, names: list[str], f: CaseFlags, knobs: dict[str, Any], set_knobs: Sequence[str]
+) -> list[Case]:
     """The Cases of a command line: names × resolutions × modes × implementations × batches
-    × runtimes, in a suite's expansion order. A layer takes the knobs of ``given`` it takes
-    (each knob checked to be taken by one of them); a model gets them all (one that does not
-    take them refuses when it is built)."""
+    × runtimes, in a suite's expansion order. ``knobs`` and ``set_knobs`` are checked by
+    :func:`knob_values`; a layer takes the knobs it takes (each knob checked to be taken by one
+    of them); a model gets them all (one that does not take them refuses when it is built)."""
+    given = knob_values(kind, knobs, set_knobs)
     modes = fl.parse_modes(f.train, f.mode)
     batches = fl.parse_batch_option(f.batch, f.max_batch, f.mem_limit)
     backends = fl.parse_backends(f.backend, f.compile, modes)

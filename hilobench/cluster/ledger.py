@@ -12,7 +12,7 @@ once, however often the stream is read again.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +48,7 @@ class JobRecord:
         return str(self.attempts[-1]["job_id"]) if self.attempts else None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "keys": self.keys,
-            "attempts": self.attempts,
-            "state": self.state,
-            "reason": self.reason,
-        }
+        return asdict(self)  # every field is plain JSON already
 
 
 @dataclass

@@ -1,10 +1,19 @@
-"""Errors a user can fix, and the exit codes. The CLI prints an error as one line and exits 2."""
+"""Errors a user can fix, and every exit code (a run's and the gate's, one table). The CLI
+prints an error as one line and exits 2."""
 
 import difflib
 from collections.abc import Iterable
 
+#: ``hilobench gate``: nothing regressed, every case judged.
+EXIT_PASS = 0
+#: ``hilobench gate``: a regression or a failed claim (or the candidate's code does not start).
+EXIT_REGRESSION = 1
 #: A bad setting or usage.
 EXIT_USAGE = 2
+#: ``hilobench gate``: the baseline is missing or cannot be compared with the candidate.
+EXIT_BASELINE = 3
+#: ``hilobench gate``: every case compared, but some had too few samples for a verdict.
+EXIT_UNJUDGED = 4
 #: A run finished, but some of its cases ended as ``error`` rows (``OOM`` rows are results).
 EXIT_CASES_FAILED = 4
 #: A run ended with cases left open (no row: stopped from outside too often); ``--resume``.

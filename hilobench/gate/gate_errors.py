@@ -8,12 +8,12 @@ loading runs and baselines, which raise these, never imports what judges them.
 
 from __future__ import annotations
 
-from hilobench.core.errors import EXIT_USAGE as EXIT_USAGE  # re-exported: all gate exit codes here
-
-EXIT_PASS = 0
-EXIT_REGRESSION = 1
-EXIT_BASELINE = 3
-EXIT_UNJUDGED = 4
+# re-exported: the gate's exit codes, declared with every other one in core/errors.py
+from hilobench.core.errors import EXIT_BASELINE as EXIT_BASELINE
+from hilobench.core.errors import EXIT_PASS as EXIT_PASS
+from hilobench.core.errors import EXIT_REGRESSION as EXIT_REGRESSION
+from hilobench.core.errors import EXIT_UNJUDGED as EXIT_UNJUDGED
+from hilobench.core.errors import EXIT_USAGE as EXIT_USAGE
 
 
 class BaselineError(Exception):

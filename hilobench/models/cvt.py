@@ -262,13 +262,4 @@ def _build(
     return CvT(impl=impl, num_classes=num_classes)
 
 
-register_model(
-    ModelEntry(
-        name="cvt_13",
-        display="CvT-13",
-        family="cvt",
-        source="hilobench",
-        builder=_build,
-        default_res=224,
-    )
-)
+register_model(ModelEntry("cvt_13", "CvT-13", "cvt", "hilobench", _build, 224))

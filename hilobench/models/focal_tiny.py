@@ -19,22 +19,14 @@ a side shrinks to ``ceil(h/2)``; the authors' unpadded conv would drop the last 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 from torch import nn
 
 from hilobench.attention.focal import FocalAttention
-from hilobench.core.errors import ConfigError
-from hilobench.models.blocks import (
-    Block,
-    ClassifierHead,
-    HierarchicalNet,
-    Mlp,
-    PatchEmbed,
-    Stage,
-    to_map,
-)
+from hilobench.models.blocks import PatchEmbed, to_map
+from hilobench.models.fixed_res import FixedResNet, FixedResOptions
 from hilobench.models.registry import ModelEntry, register_model
 
 #: Pooled windows per side that each window attends to, per stage (the authors' Focal-Tiny).
@@ -72,49 +64,23 @@ def stage_attention(
     )
 
 
-class FocalTransformer(HierarchicalNet):
+class FocalTransformer(FixedResNet):
     """Focal Transformer classifier built for ``res = (H, W)`` images."""
 
-    def __init__(
-        self,
-        res: tuple[int, int] = (224, 224),
-        embed_dim: int = 96,
-        depths: tuple[int, ...] = (2, 2, 6, 2),
-        num_heads: tuple[int, ...] = (3, 6, 12, 24),
-        focal_windows: tuple[int, ...] = FOCAL_WINDOWS,
-        mlp_ratio: int = 4,
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        impl: str = "reference",
-    ) -> None:
-        self.res = (int(res[0]), int(res[1]))
-        patch_embed = PatchEmbed(in_chans, embed_dim, 4)
-        dims = [embed_dim * 2**i for i in range(len(depths))]
-        h, w = patch_embed.out_size(*self.res)
-        stages = []
-        for i, (dim, depth, heads) in enumerate(zip(dims, depths, num_heads, strict=True)):
-            down = ConvDownsample(dims[i - 1], dim) if i else None
-            if down is not None:
-                h, w = down.out_size(h, w)
-            blocks = [
-                Block(
-                    dim,
-                    stage_attention(dim, heads, (h, w), focal_windows[i], impl),
-                    Mlp(dim, mlp_ratio * dim),
-                )
-                for _ in range(depth)
-            ]
-            stages.append(Stage(blocks, down))
-        super().__init__(patch_embed, stages, ClassifierHead(dims[-1], num_classes))
-        self.dims = dims
+    display = "Focal-Tiny"
+    tied_by = "each stage's window and bias tables follow its map size"
 
-    def check_size(self, H: int, W: int) -> None:
-        if (int(H), int(W)) != self.res:
-            raise ConfigError(
-                f"Focal-Tiny was built for {self.res[0]}x{self.res[1]} images (each stage's "
-                f"window and bias tables follow its map size) and cannot take {H}x{W}; build it "
-                "for that size"
-            )
+    def __init__(
+        self, focal_windows: tuple[int, ...] = FOCAL_WINDOWS, **options: Unpack[FixedResOptions]
+    ) -> None:
+        self.focal_windows = focal_windows
+        super().__init__(**options)
+
+    def attention(self, stage: int, dim: int, heads: int, hw: tuple[int, int]) -> FocalAttention:
+        return stage_attention(dim, heads, hw, self.focal_windows[stage], self.impl)
+
+    def downsample(self, in_dim: int, out_dim: int) -> ConvDownsample:
+        return ConvDownsample(in_dim, out_dim)
 
 
 def focal_tiny(**kwargs: Any) -> FocalTransformer:
@@ -128,13 +94,4 @@ def _build(
     return focal_tiny(res=res, impl=impl, num_classes=num_classes)
 
 
-register_model(
-    ModelEntry(
-        name="focal_tiny",
-        display="Focal-Tiny",
-        family="focal",
-        source="hilobench",
-        builder=_build,
-        default_res=224,
-    )
-)
+register_model(ModelEntry("focal_tiny", "Focal-Tiny", "focal", "hilobench", _build, 224))

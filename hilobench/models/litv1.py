@@ -15,66 +15,35 @@ by 32 are handled as in LITv2: the patch embedding pads, token merging rounds do
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
-from hilobench.attention import build_attention
-from hilobench.core.errors import ConfigError, check_choice
-from hilobench.models.blocks import (
-    Block,
-    ClassifierHead,
-    HierarchicalNet,
-    Mlp,
-    PatchEmbed,
-    Stage,
-)
+from hilobench.attention import Attention, build_attention
+from hilobench.core.errors import check_choice
 from hilobench.models.dtm import DTM_MODES, DeformableTokenMerging
+from hilobench.models.fixed_res import FixedResNet, FixedResOptions
 from hilobench.models.litv2 import CONFIGS
 from hilobench.models.registry import register_model, variant
 
 
-class LITv1(HierarchicalNet):
+class LITv1(FixedResNet):
     """LITv1 backbone with classifier head, built for ``res = (H, W)`` images."""
 
-    def __init__(
-        self,
-        res: tuple[int, int] = (224, 224),
-        embed_dim: int = 96,
-        depths: tuple[int, ...] = (2, 2, 6, 2),
-        num_heads: tuple[int, ...] = (3, 6, 12, 24),
-        mlp_ratio: int = 4,
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        dtm: str = "deform",
-        impl: str = "reference",
-    ) -> None:
-        check_choice("dtm", dtm, DTM_MODES)
-        self.res = (int(res[0]), int(res[1]))
-        patch_embed = PatchEmbed(in_chans, embed_dim, 4)
-        dims = [embed_dim * 2**i for i in range(len(depths))]
-        h, w = patch_embed.out_size(*self.res)
-        stages = []
-        for i, (dim, depth, heads) in enumerate(zip(dims, depths, num_heads, strict=True)):
-            down = DeformableTokenMerging(dims[i - 1], dim, dtm) if i else None
-            if down is not None:
-                h, w = down.out_size(h, w)
-            blocks = []
-            for _ in range(depth):
-                attn = None
-                if i >= 2:  # one window covering the whole map: global MSA + relative bias
-                    attn = build_attention(
-                        "wmsa", dim, heads, impl=impl, window=max(h, w), rel_pos=True
-                    )
-                blocks.append(Block(dim, attn, Mlp(dim, mlp_ratio * dim)))
-            stages.append(Stage(blocks, down))
-        super().__init__(patch_embed, stages, ClassifierHead(dims[-1], num_classes))
-        self.dims, self.dtm = dims, dtm
+    display = "LITv1"
+    tied_by = "its relative position tables span the stage maps"
 
-    def check_size(self, H: int, W: int) -> None:
-        if (int(H), int(W)) != self.res:
-            raise ConfigError(
-                f"LITv1 was built for {self.res[0]}x{self.res[1]} images (its relative position "
-                f"tables span the stage maps) and cannot take {H}x{W}; build it for that size"
-            )
+    def __init__(self, dtm: str = "deform", **options: Unpack[FixedResOptions]) -> None:
+        check_choice("dtm", dtm, DTM_MODES)
+        self.dtm = dtm
+        super().__init__(**options)
+
+    def attention(self, stage: int, dim: int, heads: int, hw: tuple[int, int]) -> Attention | None:
+        if stage < 2:  # stages 1-2: MLP-only blocks
+            return None
+        # one window covering the whole map: global MSA + relative bias
+        return build_attention("wmsa", dim, heads, impl=self.impl, window=max(hw), rel_pos=True)
+
+    def downsample(self, in_dim: int, out_dim: int) -> DeformableTokenMerging:
+        return DeformableTokenMerging(in_dim, out_dim, self.dtm)
 
 
 def litv1(size: str, **kwargs: Any) -> LITv1:

@@ -225,28 +225,22 @@ def _scaling_for(
             "from their line and listed under Failures.",
             "",
         ]
-        if sweep:
-            name = f"throughput_vs_resolution{suffix}.png"
+        for series, stem, title, ylabel in (
+            (tp, "throughput", "Throughput", "images / s"),
+            (mem, "memory", "Peak memory", "peak memory (MiB)"),
+        ):
+            if not any(len(x) > 1 for x, _ in series.values()):
+                continue  # a single resolution: no line to draw
+            name = f"{stem}_vs_resolution{suffix}.png"
             rep.figures[name] = plot_lines(
-                tp,
+                series,
                 out / name,
-                title=f"Throughput vs resolution{noun}",
+                title=f"{title} vs resolution{noun}",
                 xlabel="image side (pixels)",
-                ylabel="images / s",
+                ylabel=ylabel,
                 logy=True,
             )
-            md += [f"![throughput vs resolution]({name})", ""]
-        if any(len(x) > 1 for x, _ in mem.values()):
-            name = f"memory_vs_resolution{suffix}.png"
-            rep.figures[name] = plot_lines(
-                mem,
-                out / name,
-                title=f"Peak memory vs resolution{noun}",
-                xlabel="image side (pixels)",
-                ylabel="peak memory (MiB)",
-                logy=True,
-            )
-            md += [f"![memory vs resolution]({name})", ""]
+            md += [f"![{stem} vs resolution]({name})", ""]
     elif tp:
         ok = ok_rows(rows)
         varying = varying_fields(ok)

@@ -39,6 +39,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -275,31 +276,18 @@ class _GroupRows:
         return rows
 
 
+def _keywords(job: CaseJob | GroupJob, *positional: str) -> dict[str, Any]:
+    """A job's fields, less the ``positional`` ones, as keywords: each field of a case or group
+    job is named after the parameter of :func:`measure_case` / :func:`measure_group` it fills."""
+    return {f.name: getattr(job, f.name) for f in fields(job) if f.name not in positional}
+
+
 def _case(job: CaseJob, on_round: OnRound | None = None) -> list[dict[str, Any]]:
-    row = measure_case(
-        job.case,
-        env_id=job.env_id,
-        count=job.count,
-        timed=job.timed,
-        case_id=job.case_id,
-        peak_macs_per_s=job.peak_macs_per_s,
-    )
-    return [dict(row)]
+    return [dict(measure_case(job.case, **_keywords(job, "case")))]
 
 
 def _group(job: GroupJob, on_round: OnRound | None = None) -> list[dict[str, Any]]:
-    rows = measure_group(
-        job.cases,
-        job.rows,
-        ref=job.ref,
-        group=job.group,
-        case_ids=job.case_ids,
-        peak_macs_per_s=job.peak_macs_per_s,
-        partial_path=job.partial_path,
-        resume=job.resume,
-        stamp=job.stamp,
-        on_round=on_round,
-    )
+    rows = measure_group(job.cases, job.rows, **_keywords(job, "cases", "rows"), on_round=on_round)
     return [dict(r) for r in rows]
 
 

@@ -86,3 +86,12 @@ def test_a_shared_flag_is_checked_alike_by_every_command(
     assert code == 2 and stdout == ""
     (line,) = stderr.strip().splitlines()
     assert "sideways" in line and "infer" in line
+
+
+def test_each_measuring_command_keeps_its_own_default_budget(
+    cli: CliRunner, built: dict[str, list[Case]]
+) -> None:
+    assert cli(["layer", "--attn", "msa", "--dim", "32", "--heads", "2"])[0] == 0
+    assert cli(["model", "pvt_s"])[0] == 0
+    assert cli(["layer", "--attn", "msa", "--budget", "0.5"])[0] == 0
+    assert [c.budget for c in built["measure"]] == [3.0, 5.0, 0.5]

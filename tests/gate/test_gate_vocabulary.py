@@ -39,3 +39,10 @@ def test_exit_codes_follow_the_enum_verdicts() -> None:
     assert code(CaseVerdict.BORDERLINE) == EXIT_REGRESSION
     assert code(CaseVerdict.BORDERLINE, borderline_fails=False) == EXIT_PASS
     assert code(CaseVerdict.MISSING_BASE) == EXIT_BASELINE
+
+
+def test_the_gate_exit_codes_keep_their_documented_values() -> None:
+    from hilobench.gate import gate_errors
+
+    codes = ("PASS", "REGRESSION", "USAGE", "BASELINE", "UNJUDGED")
+    assert [getattr(gate_errors, f"EXIT_{c}") for c in codes] == [0, 1, 2, 3, 4]

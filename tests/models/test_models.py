@@ -186,6 +186,24 @@ def test_resolution_tied_models():
     assert n_params(meta_model("pvt_s", res=384)) > n_params(meta_model("pvt_s"))
 
 
+def test_fixed_res_models_take_the_small_sizes_they_are_not_given():
+    from hilobench.models.focal_tiny import FocalTransformer
+
+    heads = (1, 1, 2, 2)
+    for model in (
+        LITv1(res=(64, 64), embed_dim=8, num_heads=heads),
+        FocalTransformer(res=(64, 64), embed_dim=8, num_heads=heads, depths=(1, 1, 2, 1)),
+    ):
+        depths = [len(s.blocks) for s in model.stages]
+        assert model.dims == [8, 16, 32, 64] and model.head.num_classes == 1000
+        assert depths == ([2, 2, 6, 2] if isinstance(model, LITv1) else [1, 1, 2, 1])
+        assert model.stages[2].blocks[0].ffn.hidden == 4 * 32
+        assert model.patch_embed.in_chans == 3 and model.res == (64, 64)
+    assert [b.attn is None for s in model.stages for b in s.blocks] == [False] * 5
+    with pytest.raises(TypeError, match="embed_dm"):
+        LITv1(res=(64, 64), embed_dm=8)  # type: ignore[call-arg]
+
+
 def test_pvt_forward_odd_resolution():
     from hilobench.models.pvt import PVT
 

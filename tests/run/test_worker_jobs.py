@@ -4,12 +4,13 @@ bad job is refused by name, and the test hooks find a case's fault."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from hilobench.core.case import Case
 from hilobench.core.row import is_measured
-from hilobench.run import testhooks
+from hilobench.run import testhooks, worker
 from hilobench.run.jobs import (
     JOB_TYPES,
     CaseJob,
@@ -97,3 +98,34 @@ def test_row_status_is_an_enum_that_stored_rows_spell_as_words() -> None:
     assert check_row(stored, "r")["status"] == Status.ERROR
     with pytest.raises(ConfigError, match="status"):
         check_row({**stored, "status": "broken"}, "r")
+
+
+def test_a_case_or_group_job_hands_every_field_to_its_measuring_function(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    got: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def record(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        got.append((args, kwargs))
+        return [{"status": "ok"}]
+
+    monkeypatch.setattr(worker, "measure_case", lambda *a, **k: record(*a, **k)[0])
+    monkeypatch.setattr(worker, "measure_group", record)
+    run_job(CaseJob({"c": 1}, case_id="a", env_id="e", count=False, timed=False,
+                    peak_macs_per_s=1e9))  # fmt: skip
+
+    def hear(record: dict[str, Any]) -> None:
+        pass
+
+    run_job(GroupJob("g", [{"c": 1}], [{"status": "ok"}], ref=0, case_ids=["a"],
+                     peak_macs_per_s=2.0, partial_path="p", resume={"r": 1}, stamp={"s": 1}),
+            hear)  # fmt: skip
+    assert got[0] == (
+        ({"c": 1},),
+        {"case_id": "a", "env_id": "e", "count": False, "timed": False, "peak_macs_per_s": 1e9},
+    )
+    assert got[1] == (
+        ([{"c": 1}], [{"status": "ok"}]),
+        {"group": "g", "ref": 0, "case_ids": ["a"], "peak_macs_per_s": 2.0, "partial_path": "p",
+         "resume": {"r": 1}, "stamp": {"s": 1}, "on_round": hear},
+    )  # fmt: skip

@@ -29,14 +29,10 @@ def layer(
     set_knobs: list[str],
 ) -> None:
     """Benchmark single attention layers where the paper does: the 1/16-scale map of an image."""
-    names = caseopts.layer_names(attn)
-    given = caseopts.knob_values("layer", knobs, set_knobs)
-    cases = caseopts.build_cases("layer", names, flags, given)
+    cases = caseopts.build_cases("layer", caseopts.layer_names(attn), flags, knobs, set_knobs)
     execute.execute(cases, flags, "attention layers")
 
 
 def register(app: typer.Typer) -> None:
     """Attach ``layer``, with a flag per layer knob the options table holds now."""
-    app.command("layer")(
-        caseopts.command(layer, SHARED, knobs=("layer",), after="res", defaults={"budget": 3.0})
-    )
+    caseopts.attach(app, "layer", layer, SHARED, after="res", budget=3.0)

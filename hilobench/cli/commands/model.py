@@ -38,15 +38,11 @@ def model(
 
         print_models(available_models())
         return
-    listed = caseopts.model_names(names)
     # every named model gets the knobs; one that does not take them refuses when it is built
-    given = caseopts.knob_values("model", knobs, set_knobs)
-    cases = caseopts.build_cases("model", listed, flags, given)
+    cases = caseopts.build_cases("model", caseopts.model_names(names), flags, knobs, set_knobs)
     execute.execute(cases, flags, "backbones")
 
 
 def register(app: typer.Typer) -> None:
     """Attach ``model``, with a flag per model knob the options table holds now."""
-    app.command("model")(
-        caseopts.command(model, SHARED, knobs=("model",), after="batch", defaults={"budget": 5.0})
-    )
+    caseopts.attach(app, "model", model, SHARED, after="batch", budget=5.0)

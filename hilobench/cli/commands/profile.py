@@ -90,11 +90,11 @@ def profile(
         )
     if names:
         values = dict(knobs, attn=attn) if attn is not None else knobs
-        given = caseopts.knob_values("model", values, set_knobs)
-        cases = caseopts.build_cases("model", caseopts.model_names(names), flags, given)
+        listed = caseopts.model_names(names)
+        cases = caseopts.build_cases("model", listed, flags, values, set_knobs)
     else:
-        given = caseopts.knob_values("layer", knobs, set_knobs)
-        cases = caseopts.build_cases("layer", caseopts.layer_names(attn or ""), flags, given)
+        layers = caseopts.layer_names(attn or "")
+        cases = caseopts.build_cases("layer", layers, flags, knobs, set_knobs)
     _run(list({c.key: c for c in cases}.values()), depth, steps, flags.out_dir, flags.fmt)
 
 

@@ -78,7 +78,7 @@ def test_training_rows_timed_interleaved_give_their_own_ratio_to_msa() -> None:
         backbone("sra", 12.0),
         backbone("hilo", 9.0),
         backbone("xca", 9.0),
-        train("msa", 2.0, ratio_to_ref=1.0, samples_s=[1.0, 1.0, 1.0], **ref),
+        train("msa", 2.0, ratio_to_ref=1.0, samples_s=[0.5, 0.5, 0.5], **ref),  # 2 img/s
         train("sra", 2.6, ratio_to_ref=1.25, ratio_ci_low=1.1, ratio_ci_high=1.4, **ref),
         train("hilo", 3.0),  # no group: the ratio of the two medians, no interval
         train("xca", 4.0, ratio_to_ref=2.0, ratio_ci_low=2.0, ratio_ci_high=2.0, ratio_n=1, **ref),

@@ -93,8 +93,13 @@ def test_wall_clock_decision_is_bounded() -> None:
     assert kernels.MIN_CALLS + 1 <= len(calls) <= kernels.MAX_CALLS + 1
 
 
-@pytest.mark.parametrize(("name", "extra"), [("wmsa", {"window": 7}), ("swmsa", {"window": 7}),
-                                             ("msa", {}), ("hilo", {"window": 2})])  # fmt: skip
+#: Layers whose fused path goes through the kernel choice, with knobs that fit dim 32, 2 heads.
+CHOOSING = [("wmsa", {"window": 7}), ("swmsa", {"window": 7}), ("msa", {}), ("hilo", {"window": 2}),
+            ("dat", {"offset_groups": 2}), ("focal", {}), ("quadtree", {}),
+            ("xca", {})]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "extra"), CHOOSING)
 @pytest.mark.parametrize("plain_faster", [True, False])
 def test_fused_layer_equals_reference_whichever_kernel(
     name: str, extra: dict[str, Any], plain_faster: bool

@@ -184,6 +184,27 @@ def test_onnxruntime_exports_deformable_merging_exactly() -> None:
     assert dtm.export_path == "deform_conv2d"  # restored after the export
 
 
+@pytest.mark.skipif(not HAS_ORT, reason="needs hilobench[onnx]")
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_deformable_attention_exports_exactly(backend: str) -> None:
+    """DAT's fused path (its mask computed from a parameter) exports and matches eager; the
+    export runs with grad mode on, as the engine calls it."""
+    if backend == "openvino" and not HAS_OV:
+        pytest.skip("needs hilobench[openvino]")
+    from hilobench.attention import build_attention
+
+    torch.manual_seed(0)
+    dat = build_attention("dat", dim=24, num_heads=6, impl="fused", offset_groups=3).eval()
+    x = torch.randn(2, 49, 24)
+    row: dict[str, Any] = {"status": "ok"}
+    case = Case("layer", "dat", backend=backend, threads=1)
+    assert torch.is_grad_enabled()
+    prepare_case(case, dat, (x, 7, 7), lambda: dat(x, 7, 7), row)
+    # parity: the runtime's output against eager's on this input
+    assert is_measured(row) and row["backend_max_rel_err"] <= 1e-5, row.get("message")
+
+
 @pytest.mark.skipif(not HAS_OV, reason="needs hilobench[onnx] and hilobench[openvino]")
 @pytest.mark.slow
 def test_runtime_rows_measured_with_parity(cli: Any, tmp_path: Path) -> None:

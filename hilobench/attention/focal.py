@@ -103,8 +103,8 @@ class FocalAttention(Attention):
         self.window, self.expand_size, self.focal_window = w, expand_size, focal_window
         n = w * w
 
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = kernels.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = kernels.Linear(dim, dim)
 
         def table(*shape: int) -> nn.Parameter:
             return nn.Parameter(nn.init.trunc_normal_(torch.zeros(*shape), std=0.02))
@@ -120,7 +120,7 @@ class FocalAttention(Attention):
         )
         self.surrounding_bias = table(num_heads, n, self.n_surrounding)
         # 3. pooled windows: the pooling map and a table indexed by query position - offset
-        self.pool = nn.Linear(n, 1)
+        self.pool = kernels.Linear(n, 1)
         nn.init.constant_(self.pool.weight, 1.0 / n)
         nn.init.zeros_(self.pool.bias)
         side = w + focal_window - 1

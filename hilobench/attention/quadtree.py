@@ -74,9 +74,9 @@ class QuadTreeAttention(Attention):
         super().__init__(dim, num_heads, qkv_bias, impl)
         self.levels = int(options.check("levels", levels))
         self.topk = int(options.check("topk", topk))
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.k = nn.Linear(dim, dim, bias=qkv_bias)
-        self.v = nn.Linear(dim, dim, bias=qkv_bias)
+        self.q = kernels.Linear(dim, dim, bias=qkv_bias)
+        self.k = kernels.Linear(dim, dim, bias=qkv_bias)
+        self.v = kernels.Linear(dim, dim, bias=qkv_bias)
         self.reduce_pre = nn.ModuleList(
             nn.Sequential(nn.GroupNorm(1, dim), nn.GELU()) for _ in range(self.levels - 1)
         )
@@ -94,7 +94,7 @@ class QuadTreeAttention(Attention):
             nn.Conv2d(dim, dim, 3, padding=1, groups=dim) for _ in range(self.levels)
         )
         self.level_weight = nn.Parameter(torch.randn(self.levels))
-        self.proj = nn.Linear(dim, dim)
+        self.proj = kernels.Linear(dim, dim)
 
     def extra_repr(self) -> str:
         return (

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hilobench.attention import kernels
 from hilobench.attention.base import Attention
 from hilobench.attention.msa import attend
 from hilobench.attention.registry import register_attention
@@ -48,9 +49,9 @@ class SpatialReductionAttention(Attention):
         if not isinstance(pad_odd, bool):
             raise ConfigError(f"pad_odd must be true or false, got {pad_odd!r}")
         self.pad_odd = pad_odd
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.q = kernels.Linear(dim, dim, bias=qkv_bias)
+        self.kv = kernels.Linear(dim, 2 * dim, bias=qkv_bias)
+        self.proj = kernels.Linear(dim, dim)
         if self.sr_ratio > 1:
             self.sr = nn.Conv2d(dim, dim, kernel_size=self.sr_ratio, stride=self.sr_ratio)
             self.norm = nn.LayerNorm(dim)

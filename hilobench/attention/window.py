@@ -101,8 +101,8 @@ class WindowAttention(Attention):
         self.window = window
         self.shift = shift
         self.rel_pos = rel_pos
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = kernels.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = kernels.Linear(dim, dim)
         if rel_pos:
             table = torch.zeros((2 * window - 1) ** 2, num_heads)
             # non-zero from the start, so tests and benchmarks exercise a real bias

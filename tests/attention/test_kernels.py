@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from hilobench.attention import build_attention, kernels
+from hilobench.attention.base import set_impl
 from hilobench.core.case import Case
+from hilobench.measure.flops import count_macs
 from hilobench.run.engine import run_case
 
 
@@ -109,18 +111,21 @@ def test_fused_layer_equals_reference_whichever_kernel(
     ref = build_attention(name, dim=32, num_heads=2, impl="reference", **extra).eval()
     ref.load_state_dict(fused.state_dict())
     x = torch.randn(2, 14 * 14, 32)
-    times = {"sdpa": 2e-3, "matmul": 1e-3} if plain_faster else {"sdpa": 1e-3, "matmul": 2e-3}
+    fast, slow = 1e-3, 2e-3  # the plain kernels (matmul, oneDNN's linear) faster, or slower
+    if not plain_faster:
+        fast, slow = slow, fast
+    times = {"sdpa": slow, "matmul": fast, "blas": slow, "onednn": fast}
     with torch.inference_mode(), kernels.using_timer(fake(times)):
         chosen = kernels.decide(lambda: fused(x, 14, 14))
         got, want = fused(x, 14, 14), ref(x, 14, 14)
-    assert chosen == ("matmul" if plain_faster else "sdpa")
+    assert chosen == ("matmul+onednn" if plain_faster else "sdpa")
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_row_records_the_kernel_that_ran() -> None:
     opts = (("dim", 32), ("heads", 2), ("tokens", "14x14"), ("window", 7))
     case = Case("layer", "wmsa", batch=1, budget=0.2, threads=1, impl="fused", options=opts)
-    with kernels.using_timer(fake({"sdpa": 2e-3, "matmul": 1e-3})):
+    with kernels.using_timer(fake({"sdpa": 2e-3, "matmul": 1e-3, "blas": 1e-3, "onednn": 2e-3})):
         row = run_case(case)
     assert row["status"] in ("ok", "few-samples") and row["fused_kernel"] == "matmul"
     ref = run_case(Case("layer", "wmsa", batch=1, budget=0.2, threads=1, impl="reference",
@@ -164,3 +169,54 @@ def test_compiled_attention_reads_the_decision_without_a_graph_break() -> None:
     assert explained.graph_break_count == 0
     ops = [str(n.target) for g in explained.graphs for n in g.graph.nodes]
     assert not any("scaled_dot_product" in o for o in ops)  # the decided plain matmuls
+
+
+#: Fake times where oneDNN's linear and SDPA win.
+ONEDNN_FASTER = {"blas": 2e-3, "onednn": 1e-3, "sdpa": 1e-3, "matmul": 2e-3}
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 32), (2, 3, 4, 32), (7, 32)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_both_linear_kernels_compute_the_same_product(shape: tuple[int, ...], bias: bool) -> None:
+    g = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(*shape, generator=g), torch.randn(48, 32, generator=g), torch.randn(48)
+    xt = torch.randn(shape[0], 32, shape[1], generator=g).transpose(1, 2)  # a strided input
+    with torch.inference_mode():
+        for t in (x, xt):
+            want = torch.nn.functional.linear(t, w, b if bias else None)
+            got = kernels.onednn_linear(t, w, b if bias else None)
+            assert got.shape == want.shape
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_choice_follows_the_timer_and_only_on_the_fused_path() -> None:
+    torch.manual_seed(0)
+    layer = build_attention("msa", dim=32, num_heads=2, impl="fused").eval()
+    x = torch.randn(2, 49, 32)
+    seen: list[str] = []
+    with torch.inference_mode(), kernels.using_timer(fake(ONEDNN_FASTER, seen)):
+        assert kernels.decide(lambda: layer(x, 7, 7)) == "onednn+sdpa"
+        assert seen.count("onednn") == 2  # qkv and proj: two shapes, each timed once
+        assert kernels.choose_linear(x, layer.qkv.weight, layer.qkv.bias) == "onednn"
+        fused = layer(x, 7, 7)
+        layer.impl = "reference"  # the setter tells the projections
+        assert not layer.qkv.fused and not layer.proj.fused
+        assert kernels.decide(lambda: layer(x, 7, 7)) is None  # no choice on that path
+        torch.testing.assert_close(fused, layer(x, 7, 7), rtol=1e-5, atol=1e-5)
+    set_impl(layer, "fused")
+    assert layer.qkv.fused and layer.proj.fused
+
+
+def test_linear_choice_keeps_blas_with_autograd_and_in_traces() -> None:
+    layer = build_attention("msa", dim=32, num_heads=2, impl="fused").eval()
+    x = torch.randn(2, 49, 32)
+    w, b = layer.qkv.weight, layer.qkv.bias
+    with torch.inference_mode(), kernels.using_timer(fake(ONEDNN_FASTER)):
+        kernels.decide(lambda: layer(x, 7, 7))
+        assert kernels.choose_linear(x, w, b) == "onednn"
+    assert torch.is_grad_enabled() and kernels.choose_linear(x, w, b) == "blas"  # it trains
+    layer(x, 7, 7).sum().backward()
+    assert layer.qkv.weight.grad is not None
+    # the MAC counter's trace (CPU, no autograd) sees aten::linear, never oneDNN's op
+    count = count_macs(layer, (x, 7, 7), device="cpu")
+    assert count.total == 2 * layer.macs(7, 7) and count.uncounted == []

@@ -12,11 +12,15 @@ pick the same kernel without timing again. Outside :func:`decide` nothing is tim
 decided before uses its kernel, any other SDPA, as before. The row's ``fused_kernel`` says
 which kernel(s) ran. Both kernels compute the same attention (equal within float rounding).
 
-A decision is bounded: one warm-up and at least two timed calls per kernel, more only while
-:data:`DECIDE_S` lasts (a few milliseconds for a layer's shape at batch 8 on a CPU), and it is
-made once per machine and shape. Shapes where one SDPA call alone takes longer than
-:data:`LARGE_S` keep SDPA without timing the plain path: that is where the plain path
-materialises a large score matrix, and timing it would cost seconds.
+A decision is bounded: :data:`ROUNDS` rounds that time the kernels in turn, each one warm-up
+and at least two timed calls per kernel, more only while :data:`DECIDE_S` lasts (a few
+milliseconds for a layer's shape at batch 8 on a CPU), the fastest call of each kernel
+deciding; it is made once per machine and shape. The rounds alternate the kernels so that a
+burst of load from other processes on a shared machine (which slowed one kernel's calls
+sixtyfold in a single decision, 2 ms to 140 ms) cannot take all of one kernel's calls.
+Shapes where one SDPA call alone takes longer than :data:`LARGE_S` keep SDPA without timing
+the plain path: that is where the plain path materialises a large score matrix, and timing it
+would cost seconds.
 
 The layers' linear projections (:class:`Linear`) choose the same way on the CPU in float32
 without autograd, between the BLAS GEMM of ``F.linear`` and oneDNN's linear (the op
@@ -43,8 +47,10 @@ from torch import nn
 
 #: Seconds of timed calls each kernel gets per decision (after one warm-up call).
 DECIDE_S = 0.004
-#: Fewest and most timed calls per kernel and decision.
+#: Fewest and most timed calls per kernel and round.
 MIN_CALLS, MAX_CALLS = 2, 8
+#: Rounds of a decision, each timing every kernel once (in turn).
+ROUNDS = 3
 #: An SDPA call this long keeps SDPA untimed against the plain path (see the module docstring).
 LARGE_S = 0.1
 CACHE_FILE = "kernels.json"
@@ -199,11 +205,24 @@ def _measure(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, ma
         return call
 
     with torch.no_grad():
-        fused = timer("sdpa", run(sdpa))
-        if fused > LARGE_S:
+        first = timer("sdpa", run(sdpa))
+        if first > LARGE_S:
             return "sdpa"
-        plain = timer("matmul", run(matmul))
-    return "matmul" if plain < fused else "sdpa"
+        return _fastest({"sdpa": run(sdpa), "matmul": run(matmul)}, timer, {"sdpa": first})
+
+
+def _fastest(
+    calls: dict[str, Callable[[], Any]], timer: Timer, best: dict[str, float] | None = None
+) -> str:
+    """The kernel with the fastest call over :data:`ROUNDS` rounds of timing each in turn
+    (``best``: times already taken in the first round); the first kernel wins ties."""
+    best = dict(best or {})
+    for r in range(ROUNDS):
+        for name, call in calls.items():
+            if r == 0 and name in best:
+                continue
+            best[name] = min(best.get(name, float("inf")), timer(name, call))
+    return min(calls, key=best.__getitem__)
 
 
 def _known(key: Key, measure: Callable[[], str]) -> str | None:
@@ -237,10 +256,7 @@ def choose(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask
 
 def _measure_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> str:
     timer = _timer[-1] if _timer else _wall_timer
-    times = {
-        name: timer(name, functools.partial(fn, x, w, b)) for name, fn in LINEAR_KERNELS.items()
-    }
-    return min(times, key=times.__getitem__)
+    return _fastest({n: functools.partial(fn, x, w, b) for n, fn in LINEAR_KERNELS.items()}, timer)
 
 
 def choose_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> str:

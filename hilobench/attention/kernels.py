@@ -92,7 +92,13 @@ def matmul(
     attn = (q @ k.transpose(-2, -1)) * scale
     if mask is not None:
         attn = attn + mask.to(attn.dtype)
-    return attn.softmax(dim=-1) @ v
+    out = attn.softmax(dim=-1) @ v
+    if q.dim() == 4 and not q.is_contiguous() and q.transpose(1, 2).is_contiguous():
+        # heads split off a (B, L, heads·d) projection: return SDPA's layout, (B, L, heads, d)
+        # in memory, so that the caller's merge of the heads is a view here as after SDPA,
+        # and a decision times this copy where it happens rather than after the kernel
+        out = torch.empty_like(q).copy_(out)
+    return out
 
 
 KERNELS: dict[str, Kernel] = {"sdpa": sdpa, "matmul": matmul}

@@ -54,6 +54,9 @@ class SpatialReductionAttention(Attention):
         self.proj = kernels.Linear(dim, dim)
         if self.sr_ratio > 1:
             self.sr = nn.Conv2d(dim, dim, kernel_size=self.sr_ratio, stride=self.sr_ratio)
+            # the token map it reduces is a channels-last view of the tokens: a weight in that
+            # layout spares the convolution a copy of it per call (same values, same output)
+            self.sr.weight.data = self.sr.weight.data.contiguous(memory_format=torch.channels_last)
             self.norm = nn.LayerNorm(dim)
 
     def kv_size(self, H: int, W: int) -> tuple[int, int]:

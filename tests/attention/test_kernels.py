@@ -52,6 +52,19 @@ def test_both_kernels_compute_the_same_attention(lead: tuple[int, ...], masked: 
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
+def test_plain_kernel_returns_sdpa_layout_for_heads_split_off_tokens() -> None:
+    """Heads split off a (B, L, heads·d) projection: both kernels return (B, L, heads, d) in
+    memory, so merging the heads back is a view after either."""
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(2, 49, 3, 16, generator=g).transpose(1, 2)
+    k, v = (torch.randn(2, 3, 20, 16, generator=g) for _ in range(2))
+    a, b = kernels.sdpa(q, k, v, 0.25, None), kernels.matmul(q, k, v, 0.25, None)
+    assert b.stride() == a.stride() and b.transpose(1, 2).is_contiguous()
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    windows = torch.randn(2, 3, 49, 16, generator=g)  # contiguous queries keep the plain layout
+    assert kernels.matmul(windows, k, v, 0.25, None).is_contiguous()
+
+
 def test_the_faster_kernel_is_chosen_and_cached_per_machine(tmp_path: Any) -> None:
     q, k, v = qkv(2, 3)
     seen: list[str] = []

@@ -14,10 +14,13 @@ which kernel(s) ran. Both kernels compute the same attention (equal within float
 
 A decision is bounded: :data:`ROUNDS` rounds that time the kernels in turn, each one warm-up
 and at least two timed calls per kernel, more only while :data:`DECIDE_S` lasts (a few
-milliseconds for a layer's shape at batch 8 on a CPU), the fastest call of each kernel
-deciding; it is made once per machine and shape. The rounds alternate the kernels so that a
-burst of load from other processes on a shared machine (which slowed one kernel's calls
-sixtyfold in a single decision, 2 ms to 140 ms) cannot take all of one kernel's calls.
+milliseconds for a layer's shape at batch 8 on a CPU); the kernel with the lower median
+(over rounds, of each round's median call) wins, the statistic the benchmark reports, and it
+is made once per machine and shape. The rounds alternate the kernels so that a burst of load
+from other processes on a shared machine cannot take all of one kernel's calls; the median,
+not the fastest call, because on such a machine a kernel that allocates large temporaries
+(the plain path's score matrix) ran its calls in 3 to 120 ms, SDPA steadily in 11 to 16 ms,
+and a single lucky call made the plain path look faster than it runs.
 Shapes where one SDPA call alone takes longer than :data:`LARGE_S` keep SDPA without timing
 the plain path: that is where the plain path materialises a large score matrix, and timing it
 would cost seconds.
@@ -36,6 +39,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -57,7 +61,7 @@ CACHE_FILE = "kernels.json"
 
 Mask = torch.Tensor | None
 Kernel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, Mask], torch.Tensor]
-#: Seconds one call of kernel ``name`` (run by ``fn``) takes, the fastest of a few; tests
+#: Seconds one call of kernel ``name`` (run by ``fn``) takes, the median of a few; tests
 #: inject a fake one.
 Timer = Callable[[str, Callable[[], Any]], float]
 
@@ -123,13 +127,15 @@ _timer: list[Timer] = []  # an injected timer (tests), else the wall clock
 
 def _wall_timer(name: str, fn: Callable[[], Any]) -> float:
     fn()  # warm-up: allocations, one-off kernel selection
-    best, spent, n = float("inf"), 0.0, 0
+    times: list[float] = []
+    spent, n = 0.0, 0
     while n < MAX_CALLS and (n < MIN_CALLS or spent < DECIDE_S):
         t = time.perf_counter()
         fn()
         dt = time.perf_counter() - t
-        best, spent, n = min(best, dt), spent + dt, n + 1
-    return best
+        times.append(dt)
+        spent, n = spent + dt, n + 1
+    return statistics.median(times)
 
 
 @contextmanager
@@ -218,17 +224,18 @@ def _measure(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, ma
 
 
 def _fastest(
-    calls: dict[str, Callable[[], Any]], timer: Timer, best: dict[str, float] | None = None
+    calls: dict[str, Callable[[], Any]], timer: Timer, first: dict[str, float] | None = None
 ) -> str:
-    """The kernel with the fastest call over :data:`ROUNDS` rounds of timing each in turn
-    (``best``: times already taken in the first round); the first kernel wins ties."""
-    best = dict(best or {})
+    """The kernel with the lowest median time over :data:`ROUNDS` rounds of timing each in
+    turn (``first``: times already taken in the first round); the first kernel wins ties."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for name, t in (first or {}).items():
+        times[name].append(t)
     for r in range(ROUNDS):
         for name, call in calls.items():
-            if r == 0 and name in best:
-                continue
-            best[name] = min(best.get(name, float("inf")), timer(name, call))
-    return min(calls, key=best.__getitem__)
+            if len(times[name]) <= r:
+                times[name].append(timer(name, call))
+    return min(calls, key=lambda name: statistics.median(times[name]))
 
 
 def _known(key: Key, measure: Callable[[], str]) -> str | None:

@@ -88,8 +88,8 @@ def test_the_faster_kernel_is_chosen_and_cached_per_machine(tmp_path: Any) -> No
     ("matmul", "want"),
     [
         ([0.12, 1e-3, 1e-3], "matmul"),  # faster, but a burst of load slowed one round sixtyfold
-        ([5e-4, 5e-3, 5e-3], "sdpa"),
-    ],  # slower, but one round was lucky  # fmt: skip
+        ([5e-4, 5e-3, 5e-3], "sdpa"),  # slower, but one round was lucky
+    ],
 )
 def test_one_round_does_not_decide(matmul: list[float], want: str) -> None:
     times = {"sdpa": iter([2e-3] * kernels.ROUNDS), "matmul": iter(matmul)}

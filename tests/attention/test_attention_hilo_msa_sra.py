@@ -102,12 +102,14 @@ CASES = [
     (MultiHeadSelfAttention, {}, (8, 8)),
     (SpatialReductionAttention, {"sr_ratio": 2}, (15, 13)),
     (SpatialReductionAttention, {"sr_ratio": 1}, (7, 7)),
+    (SpatialReductionAttention, {"sr_ratio": 2, "pad_odd": True}, (15, 13)),
+    (SpatialReductionAttention, {"sr_ratio": 3}, (14, 14)),
     (HiLo, {"window": 2, "alpha": 0.0}, (15, 13)),
     (HiLo, {"window": 2, "alpha": 0.5}, (15, 13)),
     (HiLo, {"window": 2, "alpha": 1.0}, (15, 13)),
     (HiLo, {"window": 1, "alpha": 0.9}, (7, 7)),
 ]
-CASE_IDS = ["msa", "sra2", "sra1", "hilo-a0", "hilo-a0.5", "hilo-a1", "hilo-s1"]
+CASE_IDS = ["msa", "sra2", "sra1", "sra2-pad", "sra3", "hilo-a0", "hilo-a0.5", "hilo-a1", "hilo-s1"]
 
 
 @pytest.mark.parametrize("cls, kw, hw", CASES, ids=CASE_IDS)

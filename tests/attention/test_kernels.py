@@ -253,3 +253,14 @@ def test_linear_choice_keeps_blas_with_autograd_and_in_traces() -> None:
     # the MAC counter's trace (CPU, no autograd) sees aten::linear, never oneDNN's op
     count = count_macs(layer, (x, 7, 7), device="cpu")
     assert count.total == 2 * layer.macs(7, 7) and count.uncounted == []
+
+
+def test_compiled_layer_traces_plain_linears_without_a_graph_break() -> None:
+    layer = build_attention("msa", dim=32, num_heads=2, impl="fused").eval()
+    x = torch.randn(2, 49, 32)
+    with torch.inference_mode(), kernels.using_timer(fake(ONEDNN_FASTER)):
+        assert "onednn" in str(kernels.decide(lambda: layer(x, 7, 7)))
+        explained = torch._dynamo.explain(lambda t: layer(t, 7, 7))(x)
+    assert explained.graph_break_count == 0
+    ops = [str(n.target) for g in explained.graphs for n in g.graph.nodes]
+    assert sum("linear" in o for o in ops) == 2 and not any("mkldnn" in o for o in ops)

@@ -26,8 +26,8 @@ the plain path: that is where the plain path materialises a large score matrix, 
 would cost seconds.
 
 The layers' linear projections (:class:`Linear`) choose the same way on the CPU in float32
-without autograd, between the BLAS GEMM of ``F.linear`` and oneDNN's linear (the op
-``torch.compile`` itself runs CPU linears through): on an AMD EPYC the BLAS GEMM measured at
+without autograd, between the BLAS GEMM of ``F.linear`` and oneDNN's linear (the op that
+inductor's frozen CPU graphs run linears through): on an AMD EPYC the BLAS GEMM measured at
 half the speed of oneDNN and of the runtimes (a 1568x768 by 768x2304 product: 167 ms BLAS,
 87 ms oneDNN, 75 ms ONNX Runtime, 2 threads). Both compute the same products (equal within
 float rounding); ``fused_kernel`` names ``onednn`` where it was chosen. Traces (compile, export,

@@ -66,7 +66,7 @@ Kernel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, Mask], torch
 Timer = Callable[[str, Callable[[], Any]], float]
 
 
-def _tracing() -> bool:
+def tracing() -> bool:
     """Under torch.compile or an exporter (torch 2.6 has no ``is_exporting``: its exporters
     trace through dynamo, which ``is_compiling`` sees)."""
     exporting = getattr(torch.compiler, "is_exporting", None)
@@ -81,7 +81,7 @@ def sdpa(
         # a full-rank view: the CPU kernel takes a broadcast mask only on its slow generic
         # path (measured 2x slower), an expanded one on its fast path
         mask = mask.to(q.dtype).expand(*q.shape[:-1], k.shape[-2])
-    if q.dim() > 4 and _tracing():  # exporters take 4-D attention only
+    if q.dim() > 4 and tracing():  # exporters take 4-D attention only
         lead = q.shape[:-2]
         fq, fk, fv = (t.reshape(-1, *t.shape[-3:]) for t in (q, k, v))
         m = None if mask is None else mask.reshape(-1, *mask.shape[-3:])
@@ -242,7 +242,7 @@ def _known(key: Key, measure: Callable[[], str]) -> str | None:
     """The decision for ``key``: remembered, else from the cache file, else measured now
     inside :func:`decide` (and written to the file); None where none was made."""
     name = _memo.get(key)
-    if name is None and not _tracing():  # shapes are static in a trace: look up, never time
+    if name is None and not tracing():  # shapes are static in a trace: look up, never time
         if key not in _looked:
             _looked.add(key)
             name = _read().get(_file_key(key))
@@ -259,7 +259,7 @@ def choose(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask
     :func:`decide`, else SDPA. Once a shape is known, a call costs one dictionary lookup."""
     # a trace (compile, export) follows the eager call that decided just before it; it reads
     # that decision, not the thread count (reading it would break a torch.compile graph)
-    key = _key(q, k, v, mask, _threads[-1] if _tracing() else torch.get_num_threads())
+    key = _key(q, k, v, mask, _threads[-1] if tracing() else torch.get_num_threads())
     _threads[-1] = key[2]
     name = _known(key, lambda: _measure(q, k, v, scale, mask)) or "sdpa"
     if _deciding:
@@ -279,7 +279,7 @@ def choose_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> s
         x.device.type != "cpu"
         or x.dtype != torch.float32
         or torch.is_grad_enabled()
-        or _tracing()
+        or tracing()
         or not torch.backends.mkldnn.is_available()
     ):
         return "blas"

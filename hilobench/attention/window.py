@@ -114,6 +114,7 @@ class WindowAttention(Attention):
             self.relative_position_bias_table = None
             self.relative_position_index = None
         self._mask_cache: dict[tuple, torch.Tensor] = {}
+        self._gathers: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def extra_repr(self) -> str:
         return (
@@ -191,6 +192,31 @@ class WindowAttention(Attention):
             self._mask_cache[key] = mask
         return mask
 
+    def _shift_gathers(
+        self, wh: int, ww: int, hp: int, wp: int, shift: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices of the fused path's two gathers: ``into`` takes the padded tokens to their
+        places on the shifted map (``torch.roll`` by ``-shift``), ``back`` takes each output
+        token's head rows, ``(windows·heads·n)`` rows of ``hd``, from the attention output to
+        the unshifted map. Per call they replace five copies of the map (two per roll and the
+        window merge) by two; cached per shape."""
+        # keyed on inference mode: an inference tensor must not be saved for backward
+        key = ("gathers", wh, ww, hp, wp, shift, str(device), torch.is_inference_mode_enabled())
+        kept = self._gathers.get(key)
+        if kept is None:
+            if len(self._gathers) >= 8:
+                self._gathers.clear()
+            grid = torch.arange(hp * wp, device=device).view(hp, wp)
+            into = grid.roll((-shift, -shift), dims=(0, 1)).reshape(-1)
+            src = grid.roll((shift, shift), dims=(0, 1))  # output token -> shifted position
+            py, px = src // wp, src % wp
+            window = (py // wh) * (wp // ww) + px // ww
+            pos = (py % wh) * ww + px % ww
+            heads = torch.arange(self.num_heads, device=device)
+            back = (window[..., None] * self.num_heads + heads) * (wh * ww) + pos[..., None]
+            kept = self._gathers[key] = (into, back.reshape(-1))
+        return kept
+
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         B, N, C = x.shape
         wh, ww, hp, wp, shift = self._layout(H, W)
@@ -200,7 +226,11 @@ class WindowAttention(Attention):
         x = x.reshape(B, H, W, C)
         if hp != H or wp != W:
             x = F.pad(x, (0, 0, 0, wp - W, 0, hp - H))
-        if shift:
+        gather = self.impl == "fused" and shift
+        if gather:  # one gather of the tokens rather than one copy per rolled dimension
+            into, back = self._shift_gathers(wh, ww, hp, wp, shift, x.device)
+            x = x.reshape(B, hp * wp, C).index_select(1, into).view(B, hp, wp, C)
+        elif shift:
             x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
 
         # (B, hp, wp, 3C) -> (3, B, windows*heads, n, hd): windows fold into the head axis, so a
@@ -209,7 +239,7 @@ class WindowAttention(Attention):
         qkv = qkv.permute(5, 0, 1, 3, 6, 2, 4, 7).reshape(3, B, nh * nw * heads, n, hd)
         q, k, v = qkv.unbind(0)
 
-        if self.impl == "fused" and not torch.is_grad_enabled():
+        if self.impl == "fused" and not torch.is_grad_enabled() and not kernels.tracing():
             mask = self._kept_mask(wh, ww, hp, wp, shift, x.device)
         else:
             mask = self._mask(wh, ww, hp, wp, shift, x.device)
@@ -223,9 +253,13 @@ class WindowAttention(Attention):
             out = attn.softmax(dim=-1) @ v
 
         # (B, windows*heads, n, hd) -> (B, hp, wp, C)
-        out = out.view(B, nh, nw, heads, wh, ww, hd).permute(0, 1, 4, 2, 5, 3, 6)
-        out = self.proj(out.reshape(B, hp, wp, C))
-        if shift:
+        if gather:  # merge the windows and undo the shift in one gather (proj is per token)
+            out = out.reshape(B, -1, hd).index_select(1, back).view(B, hp, wp, C)
+            out = self.proj(out)
+        else:
+            out = out.view(B, nh, nw, heads, wh, ww, hd).permute(0, 1, 4, 2, 5, 3, 6)
+            out = self.proj(out.reshape(B, hp, wp, C))
+        if shift and not gather:
             out = torch.roll(out, shifts=(shift, shift), dims=(1, 2))
         if hp != H or wp != W:
             out = out[:, :H, :W, :]

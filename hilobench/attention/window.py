@@ -199,7 +199,8 @@ class WindowAttention(Attention):
         places on the shifted map (``torch.roll`` by ``-shift``), ``back`` takes each output
         token's head rows, ``(windows·heads·n)`` rows of ``hd``, from the attention output to
         the unshifted map. Per call they replace five copies of the map (two per roll and the
-        window merge) by two; cached per shape."""
+        window merge) by two, three where the kernel's output needs a copy to be read as rows;
+        cached per shape."""
         # keyed on inference mode: an inference tensor must not be saved for backward
         key = ("gathers", wh, ww, hp, wp, shift, str(device), torch.is_inference_mode_enabled())
         kept = self._gathers.get(key)

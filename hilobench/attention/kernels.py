@@ -238,14 +238,15 @@ def _fastest(
     return min(calls, key=lambda name: statistics.median(times[name]))
 
 
-def _known(key: Key, measure: Callable[[], str]) -> str | None:
-    """The decision for ``key``: remembered, else from the cache file, else measured now
-    inside :func:`decide` (and written to the file); None where none was made."""
+def _known(key: Key, measure: Callable[[], str], names: Any) -> str | None:
+    """The decision for ``key`` among ``names``: remembered, else from the cache file, else
+    measured now inside :func:`decide` (and written to the file); None where none was made."""
     name = _memo.get(key)
     if name is None and not tracing():  # shapes are static in a trace: look up, never time
         if key not in _looked:
             _looked.add(key)
             name = _read().get(_file_key(key))
+            name = name if name in names else None
         if name is None and _deciding:
             name = measure()
             _write(_file_key(key), name)
@@ -261,7 +262,7 @@ def choose(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask
     # that decision, not the thread count (reading it would break a torch.compile graph)
     key = _key(q, k, v, mask, _threads[-1] if tracing() else torch.get_num_threads())
     _threads[-1] = key[2]
-    name = _known(key, lambda: _measure(q, k, v, scale, mask)) or "sdpa"
+    name = _known(key, lambda: _measure(q, k, v, scale, mask), KERNELS) or "sdpa"
     if _deciding:
         _deciding[-1].add(name)
     return name
@@ -274,10 +275,12 @@ def _measure_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) ->
 
 def choose_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> str:
     """The GEMM of a linear on ``x``: ``blas`` (``F.linear``) unless oneDNN can run it (CPU,
-    float32, no autograd, not traced) and was measured faster for this shape."""
+    float32 outside autocast, no autograd, not traced) and was measured faster for this
+    shape. Under autocast ``F.linear`` computes in the autocast dtype; oneDNN's op would not."""
     if (
         x.device.type != "cpu"
         or x.dtype != torch.float32
+        or torch.is_autocast_enabled("cpu")
         or torch.is_grad_enabled()
         or tracing()
         or not torch.backends.mkldnn.is_available()
@@ -285,7 +288,7 @@ def choose_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> s
         return "blas"
     threads = torch.get_num_threads()
     key = ("cpu", x.dtype, threads, "linear", tuple(x.shape), tuple(w.shape), b is None, False)
-    name = _known(key, lambda: _measure_linear(x, w, b)) or "blas"
+    name = _known(key, lambda: _measure_linear(x, w, b), LINEAR_KERNELS) or "blas"
     if _deciding and name != "blas":  # the default GEMM goes unnamed in fused_kernel
         _deciding[-1].add(name)
     return name

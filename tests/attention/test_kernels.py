@@ -264,3 +264,25 @@ def test_compiled_layer_traces_plain_linears_without_a_graph_break() -> None:
     assert explained.graph_break_count == 0
     ops = [str(n.target) for g in explained.graphs for n in g.graph.nodes]
     assert sum("linear" in o for o in ops) == 2 and not any("mkldnn" in o for o in ops)
+
+
+def test_linear_choice_keeps_blas_under_autocast() -> None:
+    """Under autocast F.linear computes in bfloat16; oneDNN's op would compute in float32."""
+    layer = build_attention("msa", dim=32, num_heads=2, impl="fused").eval()
+    x = torch.randn(2, 49, 32)
+    with torch.inference_mode(), kernels.using_timer(fake(ONEDNN_FASTER)):
+        kernels.decide(lambda: layer(x, 7, 7))
+        assert kernels.choose_linear(x, layer.qkv.weight, layer.qkv.bias) == "onednn"
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert kernels.choose_linear(x, layer.qkv.weight, layer.qkv.bias) == "blas"
+            assert layer.proj(x).dtype == torch.bfloat16
+
+
+def test_a_cached_name_of_the_other_kind_is_ignored(tmp_path: Any) -> None:
+    q, k, v = qkv(2, 3)
+    with kernels.using_timer(fake({"sdpa": 2e-3, "matmul": 1e-3})):
+        kernels.decide(lambda: kernels.attention(q, k, v, 0.25))
+    path = tmp_path / kernels.CACHE_FILE
+    path.write_text(json.dumps(dict.fromkeys(json.loads(path.read_text()), "onednn")))
+    kernels.forget()
+    assert kernels.choose(q, k, v, 0.25, None) == "sdpa"  # not a crash on KERNELS["onednn"]

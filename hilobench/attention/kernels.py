@@ -14,13 +14,14 @@ which kernel(s) ran. Both kernels compute the same attention (equal within float
 
 A decision is bounded: :data:`ROUNDS` rounds that time the kernels in turn, each one warm-up
 and at least two timed calls per kernel, more only while :data:`DECIDE_S` lasts (a few
-milliseconds for a layer's shape at batch 8 on a CPU); the kernel with the lower median
-(over rounds, of each round's median call) wins, the statistic the benchmark reports, and it
-is made once per machine and shape. The rounds alternate the kernels so that a burst of load
-from other processes on a shared machine cannot take all of one kernel's calls; the median,
-not the fastest call, because on such a machine a kernel that allocates large temporaries
-(the plain path's score matrix) ran its calls in 3 to 120 ms, SDPA steadily in 11 to 16 ms,
-and a single lucky call made the plain path look faster than it runs.
+milliseconds for a layer's shape at batch 8 on a CPU); each round's median call decides that
+round, and the kernel that won most rounds is kept; it is made once per machine and shape.
+The rounds alternate the kernels so that a burst of load from other processes on a shared
+machine takes one round, not all of one kernel's calls; rounds won, not the fastest call nor
+the median over rounds, because on such a machine a kernel that allocates large temporaries
+(the plain path's score matrix) ran whole rounds at 3 ms and others at 60 ms, where SDPA ran
+steadily at 2 to 10 ms, and one or two lucky rounds made the plain path look faster than it
+runs in the layer.
 Shapes where one SDPA call alone takes longer than :data:`LARGE_S` keep SDPA without timing
 the plain path: that is where the plain path materialises a large score matrix, and timing it
 would cost seconds.
@@ -226,8 +227,9 @@ def _measure(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, ma
 def _fastest(
     calls: dict[str, Callable[[], Any]], timer: Timer, first: dict[str, float] | None = None
 ) -> str:
-    """The kernel with the lowest median time over :data:`ROUNDS` rounds of timing each in
-    turn (``first``: times already taken in the first round); the first kernel wins ties."""
+    """The kernel that was fastest in most of :data:`ROUNDS` rounds of timing each in turn
+    (``first``: times already taken in the first round); ties go to the lower median time,
+    then to the first kernel."""
     times: dict[str, list[float]] = {name: [] for name in calls}
     for name, t in (first or {}).items():
         times[name].append(t)
@@ -235,7 +237,10 @@ def _fastest(
         for name, call in calls.items():
             if len(times[name]) <= r:
                 times[name].append(timer(name, call))
-    return min(calls, key=lambda name: statistics.median(times[name]))
+    wins = dict.fromkeys(calls, 0)
+    for r in range(ROUNDS):
+        wins[min(calls, key=lambda name: times[name][r])] += 1
+    return min(calls, key=lambda name: (-wins[name], statistics.median(times[name])))
 
 
 def _known(key: Key, measure: Callable[[], str], names: Any) -> str | None:

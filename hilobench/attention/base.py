@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
+from hilobench.attention import kernels
 from hilobench.core import options
 from hilobench.core.case import IMPLS, check_impl
 
@@ -16,7 +19,9 @@ class Attention(nn.Module):
 
     ``x`` is ``(B, H*W, C)``; the output has the same shape. ``impl`` selects the published
     formulation (explicit matmul + softmax) or the fused ``scaled_dot_product_attention`` path;
-    both use the same parameters, so state dicts load into either.
+    both use the same parameters, so state dicts load into either. ``impl`` also tells the
+    layer's :class:`~hilobench.attention.kernels.Linear` projections whether to take the
+    measured GEMM choice (fused) or ``F.linear`` (reference), also those assigned later.
     """
 
     #: How many attention layers one forward call runs (Twins' T-MSA pair runs two), so that
@@ -32,12 +37,25 @@ class Attention(nn.Module):
         options.check("dim", dim)
         options.check("heads", num_heads)
         options.check_together("layer", {"dim": dim, "heads": num_heads})
-        check_impl(impl)
         self.dim = dim
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim**-0.5
         self.impl = impl
+
+    @property
+    def impl(self) -> str:
+        return self._impl
+
+    @impl.setter
+    def impl(self, value: str) -> None:
+        self._impl = check_impl(value)
+        kernels.mark_fused(self, value == "fused")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if isinstance(value, nn.Module) and "_impl" in self.__dict__:  # a child built later
+            kernels.mark_fused(value, self._impl == "fused")
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError

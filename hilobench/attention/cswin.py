@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hilobench.attention import kernels
 from hilobench.attention.base import Attention
 from hilobench.attention.msa import attend
 from hilobench.attention.registry import register_attention
@@ -76,12 +77,12 @@ class CrossWindowAttention(Attention):
             )
         self.branch_heads = num_heads // 2
         self.branch_dim = dim // 2
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.qkv = kernels.Linear(dim, 3 * dim, bias=qkv_bias)
         # one depthwise conv per branch, kept as one module: channels [vertical | horizontal]
         self.lepe = nn.Conv2d(
             dim, dim, LEPE_KERNEL, padding=LEPE_KERNEL // 2, groups=dim, bias=True
         )
-        self.proj = nn.Linear(dim, dim)
+        self.proj = kernels.Linear(dim, dim)
 
     def extra_repr(self) -> str:
         return (

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hilobench.attention import kernels
 from hilobench.attention.base import Attention
 from hilobench.attention.registry import register_attention
 from hilobench.core import options
@@ -83,10 +84,10 @@ class DeformableAttention(Attention):
             raise ConfigError(f"rpe_size must be positive, got {rpe_size!r}")
         self.groups, self.kernel, self.offset_range = g, kernel, float(offset_range)
         cg = dim // g
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.k = nn.Linear(dim, dim, bias=qkv_bias)
-        self.v = nn.Linear(dim, dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.q = kernels.Linear(dim, dim, bias=qkv_bias)
+        self.k = kernels.Linear(dim, dim, bias=qkv_bias)
+        self.v = kernels.Linear(dim, dim, bias=qkv_bias)
+        self.proj = kernels.Linear(dim, dim)
         self.offset_dw = nn.Conv2d(cg, cg, kernel, padding=kernel // 2, groups=cg)
         self.offset_norm = nn.LayerNorm(cg)
         self.offset_pw = nn.Conv2d(cg, 2, 1, bias=False)
@@ -136,8 +137,8 @@ class DeformableAttention(Attention):
         bias = F.grid_sample(table, disp.flip(-1), mode="bilinear", align_corners=True)
         bias = bias.reshape(B, heads, N, N)
 
-        if self.impl == "fused":
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+        if self.impl == "fused":  # the faster exact kernel for this shape (kernels.py)
+            out = kernels.attention(q, k, v, self.scale, bias)
         else:
             attn = (q @ k.transpose(-2, -1)) * self.scale + bias
             out = attn.softmax(dim=-1) @ v

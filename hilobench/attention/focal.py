@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hilobench.attention import kernels
 from hilobench.attention.base import Attention, check_window
 from hilobench.attention.registry import register_attention
 from hilobench.attention.window import MASK_VALUE, relative_position_index
@@ -102,8 +103,8 @@ class FocalAttention(Attention):
         self.window, self.expand_size, self.focal_window = w, expand_size, focal_window
         n = w * w
 
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = kernels.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = kernels.Linear(dim, dim)
 
         def table(*shape: int) -> nn.Parameter:
             return nn.Parameter(nn.init.trunc_normal_(torch.zeros(*shape), std=0.02))
@@ -119,7 +120,7 @@ class FocalAttention(Attention):
         )
         self.surrounding_bias = table(num_heads, n, self.n_surrounding)
         # 3. pooled windows: the pooling map and a table indexed by query position - offset
-        self.pool = nn.Linear(n, 1)
+        self.pool = kernels.Linear(n, 1)
         nn.init.constant_(self.pool.weight, 1.0 / n)
         nn.init.zeros_(self.pool.bias)
         side = w + focal_window - 1
@@ -235,10 +236,8 @@ class FocalAttention(Attention):
         k = torch.cat(keys, dim=2)
         v = torch.cat(values, dim=2)
         bias = self._bias(nh, nw, x.device, e).to(q.dtype)
-        if self.impl == "fused":
-            # a full (B, ...) view: the CPU kernel's fast path takes an expanded mask
-            mask = bias.expand(B, *bias.shape)
-            out = F.scaled_dot_product_attention(queries, k, v, attn_mask=mask, scale=self.scale)
+        if self.impl == "fused":  # the faster exact kernel for this shape (kernels.py)
+            out = kernels.attention(queries, k, v, self.scale, bias)
         else:
             attn = (queries * self.scale) @ k.transpose(-2, -1) + bias
             out = attn.softmax(dim=-1) @ v

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hilobench.attention import kernels
 from hilobench.attention.base import Attention, check_window
 from hilobench.attention.msa import attend
 from hilobench.attention.registry import register_attention
@@ -80,16 +81,16 @@ class HiLo(Attention):
         self.l_dim = self.l_heads * self.head_dim
         self.h_dim = self.h_heads * self.head_dim
         if self.h_heads:
-            self.h_qkv = nn.Linear(dim, 3 * self.h_dim, bias=qkv_bias)
+            self.h_qkv = kernels.Linear(dim, 3 * self.h_dim, bias=qkv_bias)
             self.h_attn = WindowAttend()
-            self.h_proj = nn.Linear(self.h_dim, self.h_dim)
+            self.h_proj = kernels.Linear(self.h_dim, self.h_dim)
         if self.l_heads:
-            self.l_q = nn.Linear(dim, self.l_dim, bias=qkv_bias)
+            self.l_q = kernels.Linear(dim, self.l_dim, bias=qkv_bias)
             if self.window > 1:
                 self.l_pool = PoolTokens()
-            self.l_kv = nn.Linear(dim, 2 * self.l_dim, bias=qkv_bias)
+            self.l_kv = kernels.Linear(dim, 2 * self.l_dim, bias=qkv_bias)
             self.l_attn = PooledAttend()
-            self.l_proj = nn.Linear(self.l_dim, self.l_dim)
+            self.l_proj = kernels.Linear(self.l_dim, self.l_dim)
 
     def _hifi(self, x: torch.Tensor) -> torch.Tensor:
         """Attention inside each ``s×s`` window; ``x`` is ``(B, Hp, Wp, C)``, sides divisible."""

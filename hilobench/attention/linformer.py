@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hilobench.attention import kernels
 from hilobench.attention.base import Attention
 from hilobench.attention.msa import attend
 from hilobench.attention.registry import register_attention
@@ -62,8 +63,8 @@ class LinformerAttention(Attention):
         super().__init__(dim, num_heads, qkv_bias, impl)
         self.proj_len = int(options.check("proj_len", proj_len))
         self.seq_len = int(options.check("seq_len", seq_len))
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = kernels.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = kernels.Linear(dim, dim)
         bound = self.proj_len**-0.5  # Linformer's init: uniform in +-1/sqrt(k)
         self.proj_k = nn.Parameter(torch.empty(self.seq_len, self.proj_len))
         self.proj_v = nn.Parameter(torch.empty(self.seq_len, self.proj_len))

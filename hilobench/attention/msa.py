@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from hilobench.attention import kernels
 from hilobench.attention.base import Attention
@@ -39,8 +38,8 @@ class MultiHeadSelfAttention(Attention):
         self, dim: int, num_heads: int, qkv_bias: bool = True, impl: str = "reference"
     ) -> None:
         super().__init__(dim, num_heads, qkv_bias, impl)
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = kernels.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = kernels.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         B, N, C = x.shape

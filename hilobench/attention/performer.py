@@ -20,8 +20,8 @@ There is no softmax attention matrix to hand to ``scaled_dot_product_attention``
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from hilobench.attention import kernels
 from hilobench.attention.base import Attention
 from hilobench.attention.registry import register_attention
 from hilobench.core import options
@@ -77,8 +77,8 @@ class PerformerAttention(Attention):
     ) -> None:
         super().__init__(dim, num_heads, qkv_bias, impl)
         self.features = int(options.check("features", features))
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = kernels.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = kernels.Linear(dim, dim)
         # allocated where the module is being built (meta included), filled from the CPU draw
         buf = torch.empty(self.features, self.head_dim)
         if buf.device.type != "meta":

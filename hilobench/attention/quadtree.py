@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hilobench.attention import kernels
 from hilobench.attention.base import Attention
-from hilobench.attention.kernels import sdpa
 from hilobench.attention.registry import register_attention
 from hilobench.core import options
 from hilobench.core.errors import ConfigError
@@ -74,9 +74,9 @@ class QuadTreeAttention(Attention):
         super().__init__(dim, num_heads, qkv_bias, impl)
         self.levels = int(options.check("levels", levels))
         self.topk = int(options.check("topk", topk))
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.k = nn.Linear(dim, dim, bias=qkv_bias)
-        self.v = nn.Linear(dim, dim, bias=qkv_bias)
+        self.q = kernels.Linear(dim, dim, bias=qkv_bias)
+        self.k = kernels.Linear(dim, dim, bias=qkv_bias)
+        self.v = kernels.Linear(dim, dim, bias=qkv_bias)
         self.reduce_pre = nn.ModuleList(
             nn.Sequential(nn.GroupNorm(1, dim), nn.GELU()) for _ in range(self.levels - 1)
         )
@@ -94,7 +94,7 @@ class QuadTreeAttention(Attention):
             nn.Conv2d(dim, dim, 3, padding=1, groups=dim) for _ in range(self.levels)
         )
         self.level_weight = nn.Parameter(torch.randn(self.levels))
-        self.proj = nn.Linear(dim, dim)
+        self.proj = kernels.Linear(dim, dim)
 
     def extra_repr(self) -> str:
         return (
@@ -161,7 +161,7 @@ class QuadTreeAttention(Attention):
         if self.impl == "fused":
             if select:
                 keep = (q @ k.transpose(-2, -1)).topk(self.topk, dim=-1).indices
-            out = sdpa(q, k, v, self.scale, None)
+            out = kernels.attention(q, k, v, self.scale)
         else:
             logits = q @ k.transpose(-2, -1)
             if select:
@@ -211,7 +211,7 @@ class QuadTreeAttention(Attention):
             if select:
                 logits = qg @ kg.transpose(-2, -1)
                 keep = (logits if bias is None else logits + bias).topk(kk, dim=-1).indices
-            out = sdpa(qg, kg, vg, self.scale, bias)
+            out = kernels.attention(qg, kg, vg, self.scale, bias)
         else:
             logits = qg @ kg.transpose(-2, -1)
             if bias is not None:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hilobench.attention import kernels
 from hilobench.attention.base import Attention
 from hilobench.attention.registry import register_attention
 
@@ -23,12 +24,13 @@ class CrossCovarianceAttention(Attention):
     tokens): ``softmax(τ_h · Q̂ K̂ᵀ) V``. Any token map works; ``H`` and ``W`` only fix ``N``.
 
     ``reference`` spells the two matmuls and the softmax out; ``fused`` hands the same
-    computation to ``scaled_dot_product_attention``, with the ``d_h`` channels as the sequence
-    (query and key length ``d_h``, feature size ``N``), the temperature folded into ``Q̂`` and a
-    unit scale. The normalisation runs identically on both paths.
+    computation to the faster exact kernel for the shape (:mod:`hilobench.attention.kernels`),
+    with the ``d_h`` channels as the sequence (query and key length ``d_h``, feature size
+    ``N``), the temperature folded into ``Q̂`` and a unit scale. The normalisation runs
+    identically on both paths.
     """
 
-    #: The fused path is a separate kernel (scaled_dot_product_attention), not the reference.
+    #: The fused path is a separate kernel choice (kernels.attention), not the reference.
     fused_is_reference: bool = False
 
     def __init__(
@@ -36,8 +38,8 @@ class CrossCovarianceAttention(Attention):
     ) -> None:
         super().__init__(dim, num_heads, qkv_bias, impl)
         self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = kernels.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = kernels.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         B, N, C = x.shape
@@ -47,7 +49,7 @@ class CrossCovarianceAttention(Attention):
         q = F.normalize(q, dim=-1)
         k = F.normalize(k, dim=-1)
         if self.impl == "fused":
-            out = F.scaled_dot_product_attention(q * self.temperature, k, v, scale=1.0)
+            out = kernels.attention(q * self.temperature, k, v, 1.0)
         else:
             attn = (q @ k.transpose(-2, -1)) * self.temperature
             out = attn.softmax(dim=-1) @ v

@@ -2,7 +2,10 @@
 
 The module is exported as the case runs it: on its device, in eval mode, at the case's input
 shapes (static: the case has one shape). Non-tensor arguments (a layer's token map H, W) are
-fixed into the graph. Modules that have an exact decomposition for export select it here
+fixed into the graph. The export traces without autograd (``torch.no_grad``): the graph is for
+inference, and a traced graph that records gradients takes other decompositions (DAT's
+attention, whose mask is computed from a parameter, exported a view of mismatched strides).
+Modules that have an exact decomposition for export select it here
 (LITv2's deformable token merging: bilinear ``grid_sample``), and the row says which path was
 exported. A failure names the operation that could not be exported or run.
 """
@@ -89,7 +92,8 @@ def export(module: nn.Module, inputs: tuple[Any, ...], backend: str, path: Path)
     with exact_paths(module) as cols, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            with contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines
+            # the exporter's progress lines go nowhere; no_grad: an inference graph
+            with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
                 program = torch.onnx.export(
                     _Fixed(module, inputs), tensors, dynamo=True, opset_version=OPSET
                 )

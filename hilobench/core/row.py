@@ -95,7 +95,7 @@ class Row(TypedDict, total=False):
     uncounted_ops: list[str]
     layers_per_call: int
     fused_is_reference: bool
-    fused_kernel: str | None  # the kernel(s) the fused path chose: sdpa, matmul (kernels.py)
+    fused_kernel: str | None  # the kernel(s) the fused path chose: sdpa, matmul, onednn
     # dense-prediction heads (model rows with a head): the head, whether its post-processing
     # is timed, the detection post-processing settings, MACs per part and ops not counted
     head: str

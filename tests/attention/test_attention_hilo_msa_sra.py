@@ -102,12 +102,14 @@ CASES = [
     (MultiHeadSelfAttention, {}, (8, 8)),
     (SpatialReductionAttention, {"sr_ratio": 2}, (15, 13)),
     (SpatialReductionAttention, {"sr_ratio": 1}, (7, 7)),
+    (SpatialReductionAttention, {"sr_ratio": 2, "pad_odd": True}, (15, 13)),
+    (SpatialReductionAttention, {"sr_ratio": 3}, (14, 14)),
     (HiLo, {"window": 2, "alpha": 0.0}, (15, 13)),
     (HiLo, {"window": 2, "alpha": 0.5}, (15, 13)),
     (HiLo, {"window": 2, "alpha": 1.0}, (15, 13)),
     (HiLo, {"window": 1, "alpha": 0.9}, (7, 7)),
 ]
-CASE_IDS = ["msa", "sra2", "sra1", "hilo-a0", "hilo-a0.5", "hilo-a1", "hilo-s1"]
+CASE_IDS = ["msa", "sra2", "sra1", "sra2-pad", "sra3", "hilo-a0", "hilo-a0.5", "hilo-a1", "hilo-s1"]
 
 
 @pytest.mark.parametrize("cls, kw, hw", CASES, ids=CASE_IDS)
@@ -178,3 +180,18 @@ def test_registry_defaults_and_overrides():
     assert build_attention("sra", 64, 4).sr_ratio == 2
     assert build_attention("sra", 64, 4, sr_ratio=4, window=3).sr_ratio == 4
     assert isinstance(build_attention("msa", 64, 4, window=7, alpha=0.5), MultiHeadSelfAttention)
+
+
+def test_sra_reduction_weight_matches_its_channels_last_input():
+    """The reduction conv keeps its weight channels-last, the layout of the token map it sees,
+    also after loading a state dict written in the default layout; the output is unchanged."""
+    torch.manual_seed(0)
+    layer = SpatialReductionAttention(32, 2, sr_ratio=2).eval()
+    plain = SpatialReductionAttention(32, 2, sr_ratio=2).eval()
+    plain.sr.weight.data = plain.sr.weight.data.contiguous()  # the default layout
+    assert not plain.sr.weight.is_contiguous(memory_format=torch.channels_last)
+    layer.load_state_dict(plain.state_dict())
+    assert layer.sr.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 64, 32)
+    with torch.inference_mode():
+        torch.testing.assert_close(layer(x, 8, 8), plain(x, 8, 8), rtol=1e-6, atol=1e-6)

@@ -294,3 +294,26 @@ def test_bad_knobs(name, knobs, match):
 def test_bad_shift(shift):
     with pytest.raises(ConfigError, match=rf"got {shift}\b"):
         WindowAttention(DIM, HEADS, window=7, shift=shift)
+
+
+@pytest.mark.parametrize("name", ["swmsa", "wmsa"])
+def test_fused_inference_keeps_its_mask_until_the_bias_table_changes(name):
+    torch.manual_seed(0)
+    fused = build_attention(name, dim=32, num_heads=2, impl="fused", window=4).eval()
+    ref = build_attention(name, dim=32, num_heads=2, impl="reference", window=4).eval()
+    ref.load_state_dict(fused.state_dict())
+    x = torch.randn(2, 8 * 8, 32)
+    kept = lambda: fused._kept_mask(4, 4, 8, 8, fused.shift, x.device)  # noqa: E731
+    with torch.inference_mode():
+        torch.testing.assert_close(fused(x, 8, 8), ref(x, 8, 8), rtol=1e-5, atol=1e-5)
+        first = kept()
+        assert first is not None and kept() is first  # built once, then reused
+    with torch.no_grad():  # an in-place update, as an optimizer step or a state-dict load
+        fused.relative_position_bias_table.add_(0.5)
+        ref.relative_position_bias_table.add_(0.5)
+    with torch.inference_mode():
+        assert kept() is not first
+        torch.testing.assert_close(fused(x, 8, 8), ref(x, 8, 8), rtol=1e-5, atol=1e-5)
+    out = fused(x, 8, 8)  # with autograd: built per call, as the reference
+    out.sum().backward()
+    assert fused.relative_position_bias_table.grad is not None

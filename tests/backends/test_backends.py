@@ -183,6 +183,36 @@ def test_onnxruntime_exports_deformable_merging_exactly() -> None:
     assert dtm.export_path == "deform_conv2d"  # restored after the export
 
 
+@pytest.mark.skipif(not HAS_ORT, reason="needs hilobench[onnx]")
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+@pytest.mark.parametrize(
+    ("name", "kwargs", "hw"),
+    [("dat", {"offset_groups": 3}, (7, 7)),  # its mask is computed from a parameter
+     ("swmsa", {"window": 4}, (8, 8))],  # kept mask and shift gathers of fused inference
+)  # fmt: skip
+def test_fused_layers_export_exactly(
+    backend: str, name: str, kwargs: dict[str, Any], hw: tuple[int, int]
+) -> None:
+    """The fused path exports and matches eager; the export runs with grad mode on, as the
+    engine calls it, after an inference call (which may keep tensors between calls)."""
+    if backend == "openvino" and not HAS_OV:
+        pytest.skip("needs hilobench[openvino]")
+    from hilobench.attention import build_attention
+
+    torch.manual_seed(0)
+    layer = build_attention(name, dim=24, num_heads=6, impl="fused", **kwargs).eval()
+    x = torch.randn(2, hw[0] * hw[1], 24)
+    with torch.inference_mode():
+        layer(x, *hw)
+    row: dict[str, Any] = {"status": "ok"}
+    case = Case("layer", name, backend=backend, threads=1)
+    assert torch.is_grad_enabled()
+    prepare_case(case, layer, (x, *hw), lambda: layer(x, *hw), row)
+    # parity: the runtime's output against eager's on this input
+    assert is_measured(row) and row["backend_max_rel_err"] <= 1e-5, row.get("message")
+
+
 @pytest.mark.skipif(not HAS_OV, reason="needs hilobench[onnx] and hilobench[openvino]")
 def test_runtime_rows_measured_with_parity(cli: Any, tmp_path: Path) -> None:
     args = ["layer", "--attn", "hilo", *TINY, "--backend", "eager,onnxruntime,openvino"]

@@ -17,6 +17,7 @@ TESTS = Path(__file__).resolve().parent
 #: The tests that take more than a few seconds (``-m "not slow"`` leaves them out), as
 #: ``file::function`` under tests/: the one place that marks a test slow.
 SLOW = frozenset({
+    "backends/test_backends.py::test_fused_layers_export_exactly",
     "backends/test_backends.py::test_onnxruntime_exports_deformable_merging_exactly",
     "backends/test_backends.py::test_runtime_rows_measured_with_parity",
     "backends/test_backends.py::test_unsupported_op_is_a_row_and_the_next_case_runs",

@@ -184,7 +184,6 @@ def test_onnxruntime_exports_deformable_merging_exactly() -> None:
 
 
 @pytest.mark.skipif(not HAS_ORT, reason="needs hilobench[onnx]")
-@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 @pytest.mark.parametrize(
     ("name", "kwargs", "hw"),

@@ -1,6 +1,7 @@
 """ONNX Runtime: the module exported to ONNX, run by an InferenceSession.
 
-The session uses ``intra_op_num_threads`` = the case's threads (one inter-op thread), the CPU
+The session uses ``intra_op_num_threads`` = the case's threads (one inter-op thread, no
+spinning of idle pool threads: they would take the cores from the next thing timed), the CPU
 execution provider on ``cpu`` and CUDA's on ``cuda``. Inputs and outputs are bound once with
 an IO binding to the case's own torch tensors on the device, so the timed step is
 ``run_with_iobinding`` alone: no host copies, no per-call allocation of outputs.
@@ -35,6 +36,9 @@ def _session(path: Path, case: Case) -> ort.InferenceSession:
     so = ort.SessionOptions()
     so.intra_op_num_threads = torch.get_num_threads()  # the case's threads, set before the build
     so.inter_op_num_threads = 1
+    # its pool's threads spin for a while after each run: whatever runs next on these cores
+    # (the next case, or eager in an interleaved group) would pay for them
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.log_severity_level = 3  # errors only: no per-node placement chatter
     provider = "CUDAExecutionProvider" if case.device.startswith("cuda") else "CPUExecutionProvider"
     if provider not in ort.get_available_providers():

@@ -332,3 +332,26 @@ def test_table_shows_backend_only_where_a_runtime_ran() -> None:
     assert "backend" not in headers([_row("hilo", "eager", 3.0), _row("sra", "eager", 2.0)])
     only = rich_table([_row("hilo", "openvino", 6.0), _row("sra", "openvino", 5.0)], "layers")
     assert "openvino" in str(only.title)  # one backend for all: named in the title
+
+
+@pytest.mark.skipif(not HAS_ORT, reason="needs hilobench[onnx]")
+def test_onnxruntime_pool_threads_do_not_spin_between_runs(tmp_path: Path) -> None:
+    """Spinning pool threads take the cores from whatever is timed next (eager, in a group
+    interleaved across backends, ran 1.8-2.1x slower right after an ONNX Runtime call)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from hilobench.backends.onnxruntime import _session
+    from hilobench.core.case import Case
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    path = tmp_path / "relu.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    sess = _session(path, Case("layer", "msa", (56, 56), 1))
+    entry = sess.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+    assert entry == "0"

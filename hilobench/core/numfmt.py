@@ -190,6 +190,11 @@ def p_value(p: Any) -> str:
     return f"{float(p):.2g}" if float(p) >= 1e-3 else "<0.001"
 
 
+def duration(seconds: float) -> str:
+    """A wall time for people: whole seconds up to two minutes, then minutes to one decimal."""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
 def plain(v: Any) -> str:
     """Any cell: a float with 4 significant digits and its integer digits whole, anything else
     (integers, booleans, text) as it is, None/NaN empty."""

@@ -145,8 +145,7 @@ LOG_ROUND_S = 10.0
 def round_text(unit: Unit, done: int, expected: int, eta_s: float) -> str:
     """``compare NAME: round 7/22, ETA 14 s``: a compare group's progress, round by round."""
     name = unit.group.name if unit.group is not None else unit.items[0].case.label()
-    eta = f"{eta_s:.0f} s" if eta_s < 120 else f"{eta_s / 60:.1f} min"
-    return f"compare {name}: round {done}/{max(expected, done)}, ETA {eta}"
+    return f"compare {name}: round {done}/{max(expected, done)}, ETA {nf.duration(eta_s)}"
 
 
 def row_line(row: Mapping[str, Any], i: int, n: int) -> str:

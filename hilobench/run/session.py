@@ -23,6 +23,7 @@ from typing import Any
 
 import typer
 
+from hilobench.core import numfmt as nf
 from hilobench.core.case import Case
 from hilobench.core.errors import ConfigError
 from hilobench.core.fileio import make_dir, write_bytes_atomic, write_text_atomic
@@ -142,8 +143,7 @@ class RunSession:
 
     def elapsed(self) -> str:
         """How long measuring took so far, for people."""
-        s = time.perf_counter() - (self.started or time.perf_counter())
-        return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+        return nf.duration(time.perf_counter() - (self.started or time.perf_counter()))
 
     def stopped(self) -> str:
         """What a stop leaves: the rows kept, where, and how to finish the run."""

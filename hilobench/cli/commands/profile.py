@@ -20,6 +20,7 @@ import typer
 
 from hilobench.cli import caseopts
 from hilobench.cli.caseopts import CaseFlags
+from hilobench.cli.execute import say
 from hilobench.cli.rowtable import FORMATS
 from hilobench.core import options
 from hilobench.core.case import Case
@@ -104,12 +105,8 @@ def _run(cases: list[Case], depth: int, steps: int, out_dir: Path | None, fmt: s
 
     for c in cases:
         validate_case(c, fits=True)
-    with profile_dir(out_dir, PROFILE_ROOT, _say) as target:
+    with profile_dir(out_dir, PROFILE_ROOT, say) as target:
         _write(cases, depth, steps, target, fmt)
-
-
-def _say(line: str) -> None:
-    err.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _write(cases: list[Case], depth: int, steps: int, target: Path, fmt: str) -> None:

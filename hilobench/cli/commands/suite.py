@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from hilobench.cli.execute import say
 from hilobench.cli.flags import parse_sets
 from hilobench.cli.rowtable import FORMATS, print_rows
 from hilobench.core.errors import ConfigError, SuiteLimitError, check_choice
@@ -143,19 +144,19 @@ def suite_run(
     mode = mode_of(resume=resume, force_resume=force_resume)
     first = chosen[0].case
     with open_session(
-        out_dir, mode=mode, device=first.device, threads=first.threads, say=_say, root=root,
+        out_dir, mode=mode, device=first.device, threads=first.threads, say=say, root=root,
         offer="--resume", suite=SuiteInfo(s.name, path, digest), again=again,
     ) as session:  # fmt: skip
         todo, regrouped = session.to_run(chosen, s.compare)
         skipped = len(chosen) - len(todo)
-        _say(
+        say(
             f"suite {s.name}: {len(todo)} case(s) to run"
             + (f", {skipped} already done" if skipped else "")
             + f" → {session.target}"
             + ("" if isolate else " (in this process)")
         )  # the suite's name comes from its file: printed as written
         for line in [*regrouped, *emulation_warnings(sc.case for sc in todo)]:
-            _say(line)
+            say(line)
         rows = session.measure(
             plan(todo, s.compare), isolate=isolate, reporter=BarReporter(err), roofline=roofline
         )
@@ -164,10 +165,6 @@ def suite_run(
         exit_code = _finish(session.run, rows, s.name, s.claims, fmt)
     if exit_code:
         raise typer.Exit(exit_code)
-
-
-def _say(line: str) -> None:
-    err.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _finish(
@@ -193,7 +190,7 @@ def _run_cluster(req: Request, fmt: str, again: Callable[[Path], str]) -> None:
 
     code = finish_on_cluster(
         req,
-        lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True),
+        say,
         again,
         lambda run, rows: _finish(run, rows, req.suite.name, req.suite.claims, fmt),
     )
